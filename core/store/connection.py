@@ -1,0 +1,65 @@
+"""Opening the workspace: one DuckDB file, migrated on open, with errors a user can act on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from core.errors import WorkspaceError
+from core.store.migrations import migrate
+
+ENV_VAR = "VIGIL_DB"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "vigil.duckdb"
+
+
+def default_workspace_path() -> Path:
+    """The workspace file: $VIGIL_DB if set, else data/vigil.duckdb beside the project."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else DEFAULT_PATH
+
+
+def open_workspace(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open (creating if needed) and migrate the workspace; this process becomes its writer.
+
+    DuckDB lets one process hold a file read-write; a second one gets a lock error, which is
+    turned into a `WorkspaceError` that says which file is busy.
+    """
+    target = Path(path) if path is not None else default_workspace_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkspaceError(f"Cannot create the workspace folder {target.parent}: {exc}") from exc
+    try:
+        con = duckdb.connect(str(target))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WorkspaceError(
+                f"The workspace {target} is open in another Vigil process (the app or a CLI "
+                "command). Close it, or point this one at another file with --db or VIGIL_DB."
+            ) from exc
+        raise WorkspaceError(f"Cannot open the workspace {target}: {exc}") from exc
+    except duckdb.Error as exc:
+        raise WorkspaceError(f"{target} is not a Vigil workspace (DuckDB file): {exc}") from exc
+    migrate(con)
+    return con
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB so any user column name is harmless (quotes doubled)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All or nothing: a failure inside rolls everything back, so no half-written data remains."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

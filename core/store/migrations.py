@@ -1,0 +1,87 @@
+"""Numbered schema migrations, recorded in a table and never edited once applied.
+
+Append a new `mNNN_*` function and its entry in `MIGRATIONS`; never change an applied one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+
+def m001_datasets(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SEQUENCE IF NOT EXISTS dataset_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE datasets (
+            id INTEGER PRIMARY KEY DEFAULT nextval('dataset_id_seq'),
+            name VARCHAR NOT NULL UNIQUE,
+            table_name VARCHAR NOT NULL UNIQUE,
+            source_file VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            layout VARCHAR NOT NULL,
+            n_rows BIGINT NOT NULL,
+            sensors VARCHAR[] NOT NULL,
+            assets VARCHAR[] NOT NULL,
+            time_start TIMESTAMP,
+            time_end TIMESTAMP,
+            interval_seconds DOUBLE,
+            loaded_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            quality JSON NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE ground_truth (
+            dataset_id INTEGER NOT NULL,
+            asset VARCHAR NOT NULL,
+            start_ts TIMESTAMP NOT NULL,
+            end_ts TIMESTAMP NOT NULL,
+            kind VARCHAR NOT NULL,
+            sensors VARCHAR[] NOT NULL,
+            magnitude DOUBLE,
+            description VARCHAR
+        )
+        """
+    )
+
+
+# --- slots for later migrations (keep the order; append only) ---
+
+MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
+    (1, "datasets", m001_datasets),
+]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply every migration not yet recorded, each in its own transaction; return those applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp())"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for version, name, step in MIGRATIONS:
+        if version in done:
+            continue
+        con.begin()
+        try:
+            step(con)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name]
+            )
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+        applied.append(version)
+    return applied
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Highest applied migration number (0 for a blank database)."""
+    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    return int(row[0])

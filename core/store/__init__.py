@@ -8,6 +8,7 @@ from core.store.connection import (
     default_workspace_path,
     open_workspace,
     quote_ident,
+    table_names,
     transaction,
 )
 from core.store.datasets import (
@@ -25,24 +26,47 @@ from core.store.datasets import (
     unique_dataset_name,
 )
 from core.store.migrations import migrate, schema_version
+from core.store.runs import (
+    count_run_scores,
+    delete_run,
+    delete_runs_of_dataset,
+    get_run,
+    get_runs,
+    list_runs,
+    next_run_id,
+    read_events,
+    read_run_scores,
+    save_run,
+)
 
 __all__ = [
     "add_dataset_from_frame",
     "asset_row_counts",
+    "count_run_scores",
     "default_workspace_path",
     "delete_dataset",
+    "delete_run",
+    "delete_runs_of_dataset",
     "get_dataset",
+    "get_run",
+    "get_runs",
     "insert_dataset",
     "list_datasets",
+    "list_runs",
     "migrate",
     "next_dataset_id",
+    "next_run_id",
     "open_workspace",
     "quote_ident",
+    "read_events",
     "read_ground_truth",
     "read_readings",
+    "read_run_scores",
     "readings_table_name",
+    "save_run",
     "schema_version",
     "sensor_correlation",
+    "table_names",
     "transaction",
     "unique_dataset_name",
 ]

@@ -208,7 +208,7 @@ def read_readings(
 def read_ground_truth(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pd.DataFrame:
     """Injected faults of a dataset: asset, start, end, kind, sensors, magnitude, description."""
     return con.execute(
-        "SELECT asset, start_ts AS start, end_ts AS \"end\", kind, sensors, magnitude, description "
+        'SELECT asset, start_ts AS start, end_ts AS "end", kind, sensors, magnitude, description '
         "FROM ground_truth WHERE dataset_id = ? ORDER BY asset, start_ts",
         [dataset_id],
     ).df()

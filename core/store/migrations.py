@@ -48,10 +48,69 @@ def m001_datasets(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m002_runs(con: duckdb.DuckDBPyConnection) -> None:
+    """Detection runs, their per-timestamp scores and their events."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS run_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY DEFAULT nextval('run_id_seq'),
+            dataset_id INTEGER NOT NULL,
+            assets VARCHAR[] NOT NULL,
+            detector VARCHAR NOT NULL,
+            detector_used VARCHAR,
+            params JSON NOT NULL,
+            training JSON NOT NULL,
+            threshold_quantile DOUBLE,
+            thresholds JSON,
+            status VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            duration_s DOUBLE,
+            n_scores BIGINT,
+            n_events INTEGER,
+            versions JSON,
+            evaluation JSON
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE run_scores (
+            run_id INTEGER NOT NULL,
+            asset VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,
+            score DOUBLE,
+            is_anomaly BOOLEAN NOT NULL,
+            is_off BOOLEAN NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE events (
+            run_id INTEGER NOT NULL,
+            event_id INTEGER NOT NULL,
+            asset VARCHAR NOT NULL,
+            start_ts TIMESTAMP NOT NULL,
+            end_ts TIMESTAMP NOT NULL,
+            peak_ts TIMESTAMP,
+            peak_score DOUBLE,
+            duration_s DOUBLE,
+            n_points INTEGER,
+            severity DOUBLE,
+            top_sensors VARCHAR[],
+            sensor_scores JSON,
+            PRIMARY KEY (run_id, event_id)
+        )
+        """
+    )
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "datasets", m001_datasets),
+    (2, "runs", m002_runs),
 ]
 
 

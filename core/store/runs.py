@@ -1,0 +1,299 @@
+"""SQL for detection runs: the run record, its per-timestamp scores and its events.
+
+A run is written with `save_run` inside one transaction, so a failure never leaves a run without
+its scores or events. Scores and events are inserted from registered frames (one statement each),
+not row by row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from core.store.connection import quote_ident, transaction
+
+RUN_COLUMNS = (
+    "id",
+    "dataset_id",
+    "assets",
+    "detector",
+    "detector_used",
+    "params",
+    "training",
+    "threshold_quantile",
+    "thresholds",
+    "status",
+    "created_at",
+    "duration_s",
+    "n_scores",
+    "n_events",
+    "versions",
+    "evaluation",
+)
+_JSON_COLUMNS = ("params", "training", "thresholds", "versions", "evaluation")
+
+SCORE_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off")
+EVENT_COLUMNS = (
+    "event_id",
+    "asset",
+    "start_ts",
+    "end_ts",
+    "peak_ts",
+    "peak_score",
+    "duration_s",
+    "n_points",
+    "severity",
+    "top_sensors",
+    "sensor_scores",
+)
+
+_SCORES_SCHEMA = pa.schema(
+    [
+        ("asset", pa.string()),
+        ("ts", pa.timestamp("us")),
+        ("score", pa.float64()),
+        ("is_anomaly", pa.bool_()),
+        ("is_off", pa.bool_()),
+    ]
+)
+_EVENTS_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.int64()),
+        ("asset", pa.string()),
+        ("start_ts", pa.timestamp("us")),
+        ("end_ts", pa.timestamp("us")),
+        ("peak_ts", pa.timestamp("us")),
+        ("peak_score", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("n_points", pa.int64()),
+        ("severity", pa.float64()),
+        ("top_sensors", pa.list_(pa.string())),
+        ("sensor_scores", pa.string()),
+    ]
+)
+
+
+def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
+    """Reserve the id of a new run."""
+    return int(con.execute("SELECT nextval('run_id_seq')").fetchone()[0])
+
+
+def _scores_table(scores: pd.DataFrame) -> pa.Table:
+    """The scores in the column types of `run_scores` (NaN scores become NULL)."""
+    return pa.table(
+        {
+            "asset": scores["asset"].astype(str).to_numpy(dtype=object),
+            "ts": pd.to_datetime(scores["ts"]).to_numpy(dtype="datetime64[us]"),
+            "score": scores["score"].to_numpy(dtype="float64"),
+            "is_anomaly": scores["is_anomaly"].fillna(False).to_numpy(dtype=bool),
+            "is_off": scores["is_off"].fillna(False).to_numpy(dtype=bool),
+        },
+        schema=_SCORES_SCHEMA,
+    )
+
+
+def _jsonable(mapping: Any) -> str:
+    """`sensor_scores` as JSON text (numpy floats turned into plain floats)."""
+    return json.dumps({str(k): float(v) for k, v in dict(mapping or {}).items()})
+
+
+def _events_table(events: pd.DataFrame) -> pa.Table:
+    """Events in the column types of `events`; `events` has the `extract_events` columns."""
+
+    def times(col: str) -> Any:
+        return pd.to_datetime(events[col]).to_numpy(dtype="datetime64[us]")
+
+    return pa.table(
+        {
+            "event_id": events["event_id"].to_numpy(dtype="int64"),
+            "asset": events["asset"].astype(str).to_numpy(dtype=object),
+            "start_ts": times("start"),
+            "end_ts": times("end"),
+            "peak_ts": times("peak_ts"),
+            "peak_score": events["peak_score"].to_numpy(dtype="float64"),
+            "duration_s": events["duration_s"].to_numpy(dtype="float64"),
+            "n_points": events["n_points"].to_numpy(dtype="int64"),
+            "severity": events["severity"].to_numpy(dtype="float64"),
+            "top_sensors": [[str(s) for s in v] for v in events["top_sensors"]],
+            "sensor_scores": [_jsonable(v) for v in events["sensor_scores"]],
+        },
+        schema=_EVENTS_SCHEMA,
+    )
+
+
+def _insert_registered(
+    con: duckdb.DuckDBPyConnection, view: str, table: pa.Table, sql: str, params: list
+) -> None:
+    """Run one INSERT ... SELECT over an Arrow table registered as `view`."""
+    con.register(view, table)
+    try:
+        con.execute(sql, params)
+    finally:
+        con.unregister(view)
+
+
+def insert_run_scores(con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.DataFrame) -> None:
+    """Bulk-insert per-timestamp scores (ts, asset, score, is_anomaly, is_off) of a run."""
+    view = f"_run_scores_{int(run_id)}"
+    _insert_registered(
+        con,
+        view,
+        _scores_table(scores),
+        "INSERT INTO run_scores (run_id, asset, ts, score, is_anomaly, is_off) "
+        f"SELECT ?, asset, ts, score, is_anomaly, is_off FROM {quote_ident(view)}",
+        [run_id],
+    )
+
+
+def insert_events(con: duckdb.DuckDBPyConnection, run_id: int, events: pd.DataFrame) -> None:
+    """Bulk-insert the events of a run (the frame `core.events.extract_events` returns)."""
+    if events.empty:
+        return
+    view = f"_run_events_{int(run_id)}"
+    cols = ", ".join(EVENT_COLUMNS)
+    select = ", ".join(
+        "CAST(sensor_scores AS JSON)" if c == "sensor_scores" else c for c in EVENT_COLUMNS
+    )
+    _insert_registered(
+        con,
+        view,
+        _events_table(events),
+        f"INSERT INTO events (run_id, {cols}) SELECT ?, {select} FROM {quote_ident(view)}",
+        [run_id],
+    )
+
+
+def insert_run(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
+    """Insert the run record; JSON columns are given as Python objects."""
+    values = [
+        json.dumps(record[c]) if c in _JSON_COLUMNS and record.get(c) is not None else record.get(c)
+        for c in RUN_COLUMNS
+    ]
+    placeholders = ", ".join("?" for _ in RUN_COLUMNS)
+    con.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({placeholders})", values)
+
+
+def save_run(
+    con: duckdb.DuckDBPyConnection,
+    record: dict[str, Any],
+    scores: pd.DataFrame,
+    events: pd.DataFrame,
+) -> None:
+    """Store a whole run (record, scores, events) all or nothing."""
+    with transaction(con):
+        insert_run(con, record)
+        insert_run_scores(con, record["id"], scores)
+        insert_events(con, record["id"], events)
+
+
+def _row_to_record(row: tuple) -> dict[str, Any]:
+    record = dict(zip(RUN_COLUMNS, row, strict=True))
+    for c in _JSON_COLUMNS:
+        if isinstance(record[c], str):
+            record[c] = json.loads(record[c])
+    record["assets"] = list(record["assets"] or [])
+    return record
+
+
+def list_runs(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[dict[str, Any]]:
+    """Run records of a dataset, newest first."""
+    rows = con.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE dataset_id = ? "
+        "ORDER BY created_at DESC, id DESC",
+        [dataset_id],
+    ).fetchall()
+    return [_row_to_record(r) for r in rows]
+
+
+def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any] | None:
+    """One run record, or None."""
+    row = con.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", [run_id]
+    ).fetchone()
+    return None if row is None else _row_to_record(row)
+
+
+def get_runs(con: duckdb.DuckDBPyConnection, run_ids: list[int]) -> list[dict[str, Any]]:
+    """Several run records, in the order of `run_ids` (unknown ids are skipped)."""
+    if not run_ids:
+        return []
+    rows = con.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE list_contains(?, id)",
+        [[int(i) for i in run_ids]],
+    ).fetchall()
+    by_id = {r[0]: _row_to_record(r) for r in rows}
+    return [by_id[i] for i in run_ids if i in by_id]
+
+
+def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Remove a run with its scores and events, all or nothing."""
+    with transaction(con):
+        con.execute("DELETE FROM events WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM run_scores WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+
+def delete_runs_of_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int) -> None:
+    """Remove every run of a dataset (for deleting the dataset itself; call inside its
+    transaction)."""
+    ids = "SELECT id FROM runs WHERE dataset_id = ?"
+    con.execute(f"DELETE FROM events WHERE run_id IN ({ids})", [dataset_id])
+    con.execute(f"DELETE FROM run_scores WHERE run_id IN ({ids})", [dataset_id])
+    con.execute("DELETE FROM runs WHERE dataset_id = ?", [dataset_id])
+
+
+def read_run_scores(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    asset: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Scores of a run (ts, asset, score, is_anomaly, is_off) ordered by asset and time."""
+    where, params = ["run_id = ?"], [run_id]
+    if asset is not None:
+        where.append("asset = ?")
+        params.append(asset)
+    if start is not None:
+        where.append("ts >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("ts <= ?")
+        params.append(end)
+    return con.execute(
+        f"SELECT {', '.join(SCORE_COLUMNS)} FROM run_scores WHERE {' AND '.join(where)} "
+        "ORDER BY asset, ts",
+        params,
+    ).df()
+
+
+def count_run_scores(con: duckdb.DuckDBPyConnection, run_id: int) -> int:
+    return int(
+        con.execute("SELECT count(*) FROM run_scores WHERE run_id = ?", [run_id]).fetchone()[0]
+    )
+
+
+def read_events(
+    con: duckdb.DuckDBPyConnection, run_id: int, asset: str | None = None
+) -> pd.DataFrame:
+    """Events of a run, most severe first (columns as `extract_events`, plus `run_id`)."""
+    where, params = ["run_id = ?"], [run_id]
+    if asset is not None:
+        where.append("asset = ?")
+        params.append(asset)
+    frame = con.execute(
+        'SELECT run_id, event_id, asset, start_ts AS start, end_ts AS "end", peak_ts, '
+        "peak_score, duration_s, n_points, severity, top_sensors, "
+        "CAST(sensor_scores AS VARCHAR) AS sensor_scores "
+        f"FROM events WHERE {' AND '.join(where)} "
+        "ORDER BY severity DESC, peak_score DESC, event_id",
+        params,
+    ).df()
+    frame["top_sensors"] = [list(v) for v in frame["top_sensors"]]
+    frame["sensor_scores"] = [json.loads(v) if v else {} for v in frame["sensor_scores"]]
+    return frame

@@ -1,0 +1,96 @@
+"""The only Streamlit glue: the cached workspace connection, session keys and shared widgets.
+
+Pages import from here; core never imports Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import streamlit as st
+
+from core import store
+from core.errors import CoreError
+from core.types import DatasetInfo
+
+ACTIVE_DATASET = "active_dataset_id"
+ANALYST = "analyst"
+
+
+@st.cache_resource(show_spinner=False)
+def _connection(path: str) -> duckdb.DuckDBPyConnection:
+    """One connection per process: this process is the workspace file's only writer."""
+    return store.open_workspace(path)
+
+
+def workspace() -> duckdb.DuckDBPyConnection:
+    """A cursor of the shared connection for this script run (DuckDB 2.0 connections are not
+    shareable across the threads Streamlit runs sessions on; cursors are)."""
+    return _connection(str(store.default_workspace_path())).cursor()
+
+
+def datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetInfo]:
+    return store.list_datasets(con)
+
+
+def active_dataset(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
+    """The dataset chosen in the sidebar, or the newest one, or None in an empty workspace."""
+    all_sets = store.list_datasets(con)
+    if not all_sets:
+        return None
+    wanted = st.session_state.get(ACTIVE_DATASET)
+    for info in all_sets:
+        if info.id == wanted:
+            return info
+    st.session_state[ACTIVE_DATASET] = all_sets[0].id
+    return all_sets[0]
+
+
+def set_active_dataset(dataset_id: int) -> None:
+    st.session_state[ACTIVE_DATASET] = dataset_id
+
+
+def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
+    """Dataset picker and analyst name, shown on every page."""
+    all_sets = store.list_datasets(con)
+    with st.sidebar:
+        if not all_sets:
+            st.caption("No dataset yet: load one on the Data page.")
+            chosen = None
+        else:
+            ids = [d.id for d in all_sets]
+            names = {d.id: d.name for d in all_sets}
+            current = active_dataset(con)
+            chosen_id = st.selectbox(
+                "Active dataset",
+                ids,
+                index=ids.index(current.id) if current else 0,
+                format_func=lambda i: names[i],
+                key="sidebar_dataset",
+            )
+            set_active_dataset(chosen_id)
+            chosen = next(d for d in all_sets if d.id == chosen_id)
+            st.caption(
+                f"{chosen.n_rows:,} rows · {len(chosen.sensors)} sensors · "
+                f"{len(chosen.assets)} asset(s)"
+            )
+        st.text_input("Analyst", key=ANALYST, placeholder="your name")
+    return chosen
+
+
+def analyst_name() -> str:
+    """Who is acting: the logged-in user when auth is configured, else the sidebar field."""
+    user = getattr(st, "user", None)
+    if user is not None and getattr(user, "is_logged_in", False):
+        return str(user.get("email") or user.get("name") or "user")
+    return (st.session_state.get(ANALYST) or "").strip() or "anonymous"
+
+
+def guarded(action: Callable[[], object]) -> object | None:
+    """Run a core call; show a user error as st.error instead of a traceback."""
+    try:
+        return action()
+    except CoreError as exc:
+        st.error(str(exc))
+        return None

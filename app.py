@@ -24,6 +24,10 @@ PAGES = {
         st.Page("pages/data.py", title="Load data", icon=":material/upload_file:", default=True),
         st.Page("pages/explore.py", title="Explore", icon=":material/insights:"),
     ],
+    "Analyse": [
+        st.Page("pages/detect.py", title="Detect", icon=":material/radar:"),
+        st.Page("pages/triage.py", title="Triage", icon=":material/fact_check:"),
+    ],
 }
 
 st.navigation(PAGES).run()

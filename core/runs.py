@@ -8,6 +8,7 @@ together with every score and event, all stored in one transaction.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,8 +26,14 @@ from core.types import ASSET, TS, DatasetInfo
 Progress = Callable[[float, str], None]
 
 TRAINING_KINDS = ("first_fraction", "first_rows", "until", "dataset")
-MIN_TRAINING_ROWS = 20
-"""Fewer rows than this cannot describe normal behaviour."""
+TRAINING_LABELS = {
+    "first_fraction": "First share of each asset",
+    "first_rows": "First rows of each asset",
+    "until": "Everything until a time",
+    "dataset": "Another (reference) dataset",
+}
+MIN_TRAINING_ROWS = 50
+"""Fewer rows per asset than this cannot describe normal behaviour (the model needs 50)."""
 VERSIONED_PACKAGES = ("vigil", "scikit-learn", "numpy", "pandas", "duckdb")
 
 
@@ -99,7 +106,9 @@ class RunSummary:
     def label(self) -> str:
         """A one-line name for pickers: '#3 · iforest · 12 events · 2024-05-01 10:22'."""
         detector = self.detector_used or self.detector
-        return f"#{self.id} · {detector} · {self.n_events} events · {self.created_at:%Y-%m-%d %H:%M}"
+        return (
+            f"#{self.id} · {detector} · {self.n_events} events · {self.created_at:%Y-%m-%d %H:%M}"
+        )
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunSummary:
@@ -116,6 +125,45 @@ class RunSummary:
         return record
 
 
+def default_until(info: DatasetInfo, fraction: float = 0.3) -> datetime | None:
+    """A cut-off for an `until` training window: `fraction` of the dataset's time span."""
+    if info.time_start is None or info.time_end is None:
+        return None
+    return info.time_start + (info.time_end - info.time_start) * fraction
+
+
+HEADLINE_METRICS = (
+    ("F1", "f1", "{:.2f}"),
+    ("Precision", "precision", "{:.2f}"),
+    ("Recall", "recall", "{:.2f}"),
+    ("Faults found", "event_recall", "{:.0%}"),
+    ("Event precision", "event_precision", "{:.0%}"),
+    ("Median delay", "median_delay_s", "{:.0f} s"),
+)
+
+
+def headline_metrics(run: RunSummary) -> list[tuple[str, str]]:
+    """(label, formatted value) of the metrics an analyst reads first; empty without truth."""
+    if not run.evaluation:
+        return []
+    items = []
+    for label, key, fmt in HEADLINE_METRICS:
+        value = run.evaluation.get(key)
+        items.append((label, "n/a" if value is None else fmt.format(value)))
+    return items
+
+
+def describe_run(run: RunSummary) -> str:
+    """One line of how a run was made, for a caption under its picker."""
+    params = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "default parameters"
+    quantile = run.threshold_quantile or "calibrated"
+    return (
+        f"{run.detector_used or run.detector} · {params} · trained on {run.training.describe()} · "
+        f"threshold {quantile} · {run.n_scores:,} points scored in {run.duration_s:.1f} s · "
+        f"scikit-learn {run.versions.get('scikit-learn', '?')}, vigil {run.versions.get('vigil', '?')}"
+    )
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a run's numbers depend on, for reproducing it later."""
     versions = {}
@@ -125,6 +173,57 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "unknown"
     return versions
+
+
+# --- what the run form offers -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamOption:
+    """One detector parameter as a widget needs it, derived from the registry's declared limits."""
+
+    name: str
+    kind: str  # "int", "float" or "choice"
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    choices: tuple[Any, ...] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class DetectorOption:
+    name: str
+    label: str
+    description: str
+    params: list[ParamOption]
+
+
+def _param_option(param: Any, default: Any) -> ParamOption:
+    """Widget range from a `Param`: open bounds move one step inwards."""
+    if param.choices is not None:
+        return ParamOption(param.name, "choice", default, choices=param.choices, help=param.help)
+    if param.kind is int:
+        step: float = 1
+    else:
+        step = 10 ** math.floor(math.log10(abs(default))) / 10 if default else 0.01
+    low = None if param.low is None else param.low + (step if param.low_open else 0)
+    high = None if param.high is None else param.high - (step if param.high_open else 0)
+    kind = "int" if param.kind is int else "float"
+    return ParamOption(param.name, kind, default, low, high, step, help=param.help)
+
+
+def detector_options() -> list[DetectorOption]:
+    """Every registered detector with its parameters' defaults and widget ranges."""
+    from core.detectors import DETECTORS, make_detector
+
+    options = []
+    for name, spec in DETECTORS.items():
+        defaults = make_detector(name).get_params()
+        params = [_param_option(p, defaults.get(key)) for key, p in spec.params.items()]
+        options.append(DetectorOption(name, spec.label, spec.description, params))
+    return options
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -144,19 +243,13 @@ def _check_assets(info: DatasetInfo, assets: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(assets))
 
 
-def _check_detector(name: str) -> None:
-    from core.detectors import DETECTORS
+def _check_detector(name: str, params: dict[str, Any], quantile: float | None) -> None:
+    """Detector name, its parameters and the threshold against the limits the engine declares."""
+    from core.detectors import make_detector
+    from core.model import check_threshold_quantile
 
-    if name != "auto" and name not in DETECTORS:
-        known = ", ".join(["auto", *DETECTORS])
-        raise ConfigError(f"Unknown detector {name!r}. Choose one of: {known}.")
-
-
-def _check_quantile(quantile: float | None) -> None:
-    if quantile is not None and not 0.0 < float(quantile) < 1.0:
-        raise ConfigError(
-            f"The threshold quantile must be in (0, 1), e.g. 0.99. Got {quantile} instead."
-        )
+    make_detector(name, **params)
+    check_threshold_quantile(quantile)
 
 
 def _check_window_value(window: TrainingWindow) -> None:
@@ -164,6 +257,9 @@ def _check_window_value(window: TrainingWindow) -> None:
         raise ConfigError(
             f"Unknown training window {window.kind!r}. Choose one of: {', '.join(TRAINING_KINDS)}."
         )
+    if window.value is None:
+        what = "a reference dataset" if window.kind == "dataset" else "a value"
+        raise ConfigError(f"The training window ({window.kind}) needs {what}.")
     if window.kind == "first_fraction" and not 0.0 < float(window.value) < 1.0:
         raise ConfigError(
             f"The training fraction must be in (0, 1), e.g. 0.3. Got {window.value} instead."
@@ -187,8 +283,10 @@ def training_mask(frame: pd.DataFrame, window: TrainingWindow) -> np.ndarray:
     return position < np.floor(size * float(window.value))
 
 
-def _check_split(frame: pd.DataFrame, mask: np.ndarray, window: TrainingWindow) -> None:
-    """Each asset needs enough training rows and some rows left to detect on."""
+def _check_split(
+    frame: pd.DataFrame, mask: np.ndarray, window: TrainingWindow, need_rest: bool = True
+) -> None:
+    """Each asset needs enough training rows and (`need_rest`) some rows left to detect on."""
     counts = pd.DataFrame({ASSET: frame[ASSET].to_numpy(), "train": mask})
     per_asset = counts.groupby(ASSET, sort=True)["train"].agg(["sum", "size"])
     for asset, row in per_asset.iterrows():
@@ -197,7 +295,7 @@ def _check_split(frame: pd.DataFrame, mask: np.ndarray, window: TrainingWindow) 
                 f"The training window ({window.describe()}) holds {int(row['sum'])} rows of "
                 f"asset {asset!r}; it needs at least {MIN_TRAINING_ROWS}. Widen it."
             )
-        if row["sum"] >= row["size"]:
+        if need_rest and row["sum"] >= row["size"]:
             raise ConfigError(
                 f"The training window ({window.describe()}) covers all {int(row['size']):,} rows "
                 f"of asset {asset!r}, leaving nothing to detect on. Narrow it."
@@ -226,7 +324,7 @@ def _reference_training(
         raise ConfigError(f"The reference dataset {ref.name!r} has no asset {absent[0]!r}.")
     frame = store.read_readings(con, ref, sensors=info.sensors)
     frame = frame[frame[ASSET].isin(assets)].reset_index(drop=True)
-    _check_split(frame, np.zeros(len(frame), dtype=bool) | True, TrainingWindow("dataset", 0))
+    _check_split(frame, np.ones(len(frame), dtype=bool), window, need_rest=False)
     return frame
 
 
@@ -245,8 +343,7 @@ def prepare(
     """
     info = store.get_dataset(con, config.dataset_id)
     assets = _check_assets(info, config.assets)
-    _check_detector(config.detector)
-    _check_quantile(config.threshold_quantile)
+    _check_detector(config.detector, dict(config.params), config.threshold_quantile)
     _check_window_value(config.training)
     data = _select_assets(store.read_readings(con, info), assets, info)
     if data.empty:
@@ -259,3 +356,216 @@ def prepare(
         _check_split(data, mask, config.training)
         train = data[mask].reset_index(drop=True)
     return info, assets, train, data
+
+
+# --- execution --------------------------------------------------------------------------------
+
+
+def _stage(progress: Progress | None, start: float, end: float) -> Progress:
+    """A progress callback mapping a stage's own 0..1 onto [start, end] of the whole run."""
+
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(start + (end - start) * min(max(float(fraction), 0.0), 1.0), message)
+
+    return report
+
+
+def _evaluation(
+    con: duckdb.DuckDBPyConnection, info: DatasetInfo, assets: list[str], scored: pd.DataFrame
+) -> dict[str, Any] | None:
+    """Metrics against the dataset's ground truth, or None when it has none."""
+    if not info.has_ground_truth:
+        return None
+    from core.evaluation import evaluate
+
+    truth = store.read_ground_truth(con, info.id)
+    truth = truth[truth["asset"].isin(assets)].reset_index(drop=True)
+    return evaluate(scored, truth).to_dict()
+
+
+def _detector_used(name: str) -> str:
+    """What a run's detector is made of (`auto` names its members)."""
+    from core.detectors import AUTO_MEMBERS
+
+    return f"auto ({' + '.join(AUTO_MEMBERS)})" if name == "auto" else name
+
+
+def execute_run(
+    con: duckdb.DuckDBPyConnection, config: RunConfig, progress: Progress | None = None
+) -> RunSummary:
+    """Fit, score, find events, evaluate and store one run; nothing is stored if any step fails.
+
+    `progress(fraction, message)` is called as the run advances (fraction in [0, 1]).
+    """
+    from core.events import extract_events
+    from core.model import AnomalyModel
+
+    started = time.perf_counter()
+    report = _stage(progress, 0.0, 1.0)
+    report(0.0, "Reading the data")
+    info, assets, train, data = prepare(con, config)
+    report(0.05, f"Fitting on {len(train):,} rows ({config.training.describe()})")
+    model = AnomalyModel(
+        detector=config.detector,
+        params=dict(config.params) or None,
+        threshold_quantile=config.threshold_quantile,
+    )
+    model.fit(train, progress=_stage(progress, 0.05, 0.3))
+    result = model.score(data, progress=_stage(progress, 0.3, 0.85))
+    report(0.86, "Grouping flagged points into events")
+    events = extract_events(result, result.interval_seconds)
+    if info.has_ground_truth:
+        report(0.9, "Evaluating against the ground truth")
+    evaluation = _evaluation(con, info, assets, result.frame)
+    report(0.94, "Storing the run")
+    duration = round(time.perf_counter() - started, 3)
+    summary = RunSummary(
+        id=store.next_run_id(con),
+        dataset_id=info.id,
+        assets=assets,
+        detector=config.detector,
+        detector_used=_detector_used(config.detector),
+        params=dict(config.params),
+        training=config.training,
+        threshold_quantile=config.threshold_quantile,
+        thresholds={str(k): float(v) for k, v in result.thresholds.items()},
+        status="completed",
+        created_at=datetime.now(),
+        duration_s=duration,
+        n_scores=len(result.frame),
+        n_events=len(events),
+        versions=library_versions(),
+        evaluation=evaluation,
+    )
+    store.save_run(con, summary.to_record(), result.frame, events)
+    report(1.0, f"Done: {len(events)} events in {duration:.1f} s")
+    return summary
+
+
+# --- reading runs back ------------------------------------------------------------------------
+
+
+def list_runs(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[RunSummary]:
+    """Runs of a dataset, newest first."""
+    return [RunSummary.from_record(r) for r in store.list_runs(con, dataset_id)]
+
+
+def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
+    """One run; `DataError` if it does not exist (any more)."""
+    record = store.get_run(con, run_id)
+    if record is None:
+        raise DataError(f"There is no run #{run_id} in this workspace.")
+    return RunSummary.from_record(record)
+
+
+def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
+    """Remove a run with its scores and events, all or nothing; returns what was removed."""
+    run = get_run(con, run_id)
+    store.delete_run(con, run_id)
+    return run
+
+
+def run_scores(
+    con: duckdb.DuckDBPyConnection, run_id: int, asset: str | None = None
+) -> pd.DataFrame:
+    """Per-timestamp scores of a run (ts, asset, score, is_anomaly, is_off)."""
+    return store.read_run_scores(con, run_id, asset=asset)
+
+
+def run_events(
+    con: duckdb.DuckDBPyConnection, run_id: int, asset: str | None = None
+) -> pd.DataFrame:
+    """Events of a run ranked most severe first."""
+    return store.read_events(con, run_id, asset=asset)
+
+
+def _metrics(evaluation: dict[str, Any] | None, prefix: str = "") -> dict[str, float]:
+    """The scalar numbers of an evaluation, nested keys joined with '.'."""
+    out: dict[str, float] = {}
+    for key, value in (evaluation or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_metrics(value, prefix=f"{name}."))
+        elif value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            out[name] = float("nan") if value is None else float(value)
+    return out
+
+
+def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> pd.DataFrame:
+    """Runs side by side, one row each: settings, counts, duration and evaluation metrics."""
+    rows = []
+    for record in store.get_runs(con, list(run_ids)):
+        run = RunSummary.from_record(record)
+        rows.append(
+            {
+                "run": f"#{run.id}",
+                "detector": run.detector_used or run.detector,
+                "params": ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults",
+                "training": run.training.describe(),
+                "threshold_quantile": run.threshold_quantile,
+                "n_events": run.n_events,
+                "duration_s": run.duration_s,
+                **_metrics(run.evaluation),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- what the detection chart shows ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One asset of a run, ready to draw: a few sensors, the score, events, off stretches, truth."""
+
+    run: RunSummary
+    asset: str
+    sensors: list[str]
+    readings: pd.DataFrame
+    scores: pd.DataFrame
+    threshold: float | None
+    events: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def suggested_sensors(info: DatasetInfo, events: pd.DataFrame, max_sensors: int = 3) -> list[str]:
+    """The sensors events blame most often (then the dataset's first ones) - what to look at."""
+    counts: dict[str, int] = {}
+    for names in events.get("top_sensors", []):
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    ranked = sorted((s for s in counts if s in info.sensors), key=lambda s: -counts[s])
+    rest = [s for s in info.sensors if s not in ranked]
+    return (ranked + rest)[:max_sensors]
+
+
+def run_view(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    asset: str | None = None,
+    sensors: Sequence[str] | None = None,
+    max_sensors: int = 3,
+) -> RunView:
+    """Everything the detection chart of one asset needs, in one call."""
+    run = get_run(con, run_id)
+    info = store.get_dataset(con, run.dataset_id)
+    asset = asset if asset is not None else run.assets[0]
+    if asset not in run.assets:
+        raise ConfigError(f"Run #{run.id} did not score asset {asset!r}.")
+    events = run_events(con, run_id, asset=asset)
+    chosen = list(sensors) if sensors else suggested_sensors(info, events, max_sensors)
+    readings = store.read_readings(con, info, asset=asset, sensors=chosen)
+    truth = store.read_ground_truth(con, info.id) if info.has_ground_truth else pd.DataFrame()
+    if not truth.empty:
+        truth = truth[truth["asset"] == asset].reset_index(drop=True)
+    return RunView(
+        run=run,
+        asset=asset,
+        sensors=chosen,
+        readings=readings,
+        scores=run_scores(con, run_id, asset=asset),
+        threshold=run.thresholds.get(asset),
+        events=events,
+        truth=truth,
+    )

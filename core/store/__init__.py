@@ -25,6 +25,19 @@ from core.store.datasets import (
     sensor_correlation,
     unique_dataset_name,
 )
+from core.store.explanations import (
+    delete_explanations,
+    list_explanations,
+    load_explanation,
+    save_explanation,
+)
+from core.store.labels import (
+    read_fault_kinds,
+    read_label_history,
+    read_labels,
+    read_modes,
+    write_with_retry,
+)
 from core.store.migrations import migrate, schema_version
 from core.store.runs import (
     count_run_scores,
@@ -45,6 +58,7 @@ __all__ = [
     "count_run_scores",
     "default_workspace_path",
     "delete_dataset",
+    "delete_explanations",
     "delete_run",
     "delete_runs_of_dataset",
     "get_dataset",
@@ -52,21 +66,29 @@ __all__ = [
     "get_runs",
     "insert_dataset",
     "list_datasets",
+    "list_explanations",
     "list_runs",
+    "load_explanation",
     "migrate",
     "next_dataset_id",
     "next_run_id",
     "open_workspace",
     "quote_ident",
     "read_events",
+    "read_fault_kinds",
     "read_ground_truth",
+    "read_label_history",
+    "read_labels",
+    "read_modes",
     "read_readings",
     "read_run_scores",
     "readings_table_name",
+    "save_explanation",
     "save_run",
     "schema_version",
     "sensor_correlation",
     "table_names",
     "transaction",
     "unique_dataset_name",
+    "write_with_retry",
 ]

@@ -106,11 +106,96 @@ def m002_runs(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m003_labels(con: duckdb.DuckDBPyConnection) -> None:
+    """Labels as an append-only history, the fault-kind taxonomy and operating-mode marks."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS label_id_seq START 1")
+    con.execute("CREATE SEQUENCE IF NOT EXISTS label_change_seq START 1")
+    con.execute("CREATE SEQUENCE IF NOT EXISTS label_history_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE label_history (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('label_history_seq'),
+            change_id BIGINT NOT NULL,
+            label_id BIGINT NOT NULL,
+            dataset_id INTEGER NOT NULL,
+            action VARCHAR NOT NULL,
+            asset VARCHAR NOT NULL,
+            start_ts TIMESTAMP NOT NULL,
+            end_ts TIMESTAMP NOT NULL,
+            verdict VARCHAR NOT NULL,
+            kind VARCHAR,
+            sensors VARCHAR[] NOT NULL,
+            comment VARCHAR NOT NULL DEFAULT '',
+            source VARCHAR NOT NULL,
+            run_id INTEGER,
+            event_id INTEGER,
+            deleted BOOLEAN NOT NULL DEFAULT false,
+            analyst VARCHAR NOT NULL,
+            changed_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            undoes BIGINT
+        )
+        """
+    )
+    con.execute("CREATE TABLE fault_kinds (name VARCHAR PRIMARY KEY, position INTEGER NOT NULL)")
+    defaults = [
+        "spike",
+        "drift",
+        "level shift",
+        "stuck sensor",
+        "noise",
+        "coupling break",
+        "process upset",
+        "other",
+    ]
+    con.executemany(
+        "INSERT INTO fault_kinds VALUES (?, ?)", [[k, i] for i, k in enumerate(defaults)]
+    )
+    con.execute("CREATE SEQUENCE IF NOT EXISTS mode_id_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE operating_modes (
+            id BIGINT PRIMARY KEY DEFAULT nextval('mode_id_seq'),
+            dataset_id INTEGER NOT NULL,
+            asset VARCHAR NOT NULL,
+            start_ts TIMESTAMP NOT NULL,
+            end_ts TIMESTAMP NOT NULL,
+            mode VARCHAR NOT NULL,
+            comment VARCHAR NOT NULL DEFAULT '',
+            analyst VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            deleted_at TIMESTAMP,
+            deleted_by VARCHAR
+        )
+        """
+    )
+
+
+def m004_explanations(con: duckdb.DuckDBPyConnection) -> None:
+    """Cached explanations: one row per run, scope (an event or the whole run) and method."""
+    con.execute(
+        """
+        CREATE TABLE explanations (
+            run_id INTEGER NOT NULL,
+            scope VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,
+            version INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            elapsed_s DOUBLE,
+            meta JSON NOT NULL,
+            payload BLOB NOT NULL,
+            PRIMARY KEY (run_id, scope, method)
+        )
+        """
+    )
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "datasets", m001_datasets),
     (2, "runs", m002_runs),
+    (3, "labels", m003_labels),
+    (4, "explanations", m004_explanations),
 ]
 
 

@@ -1,0 +1,112 @@
+"""Ingest speed: Vigil's ingest_file against a bare DuckDB CREATE TABLE AS read_csv.
+
+Generates a 1,000,000-row x 20-sensor CSV in a temp dir, then times, each in a fresh subprocess
+(so peak memory is separate) and a fresh database file:
+  (a) bare:  CREATE TABLE t AS SELECT * FROM read_csv(path)
+  (b) vigil: core.ingest.ingest_file(workspace, path)
+Each timing covers the load and closing the database (so both include writing to disk), not the
+Python imports. Runs alternate a/b `--repeat` times; medians and their ratio are printed
+(target: vigil <= 1.5 x bare).
+
+    python bench/bench_ingest.py [--rows 1000000] [--sensors 20] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATIO = 1.5
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+mode, csv_path, db_path = sys.argv[1:4]
+import duckdb
+if mode == "vigil":
+    from core import store
+    from core.ingest import ingest_file
+    con = store.open_workspace(db_path)
+    start = time.perf_counter()
+    result = ingest_file(con, Path(csv_path))
+    rows = result.dataset.n_rows
+else:
+    con = duckdb.connect(db_path)
+    start = time.perf_counter()
+    con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?)", [csv_path])
+    rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
+con.close()
+seconds = time.perf_counter() - start
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "rows": rows}))
+"""
+
+
+def write_csv(path: Path, rows: int, sensors: int) -> None:
+    """Timestamp (1 s steps) + `sensors` random floats, written by DuckDB itself (fast)."""
+    import duckdb
+
+    cols = ", ".join(f"round(random() * 100, 4) AS s{i:02d}" for i in range(sensors))
+    con = duckdb.connect()
+    con.execute("SELECT setseed(0.42)")
+    con.execute(
+        f"COPY (SELECT TIMESTAMP '2024-01-01' + to_seconds(i) AS timestamp, {cols} "
+        f"FROM range({int(rows)}) r(i)) TO '{path}' (HEADER, DELIMITER ',')"
+    )
+    con.close()
+
+
+def run_child(mode: str, csv_path: Path, folder: Path, run: int) -> dict:
+    db = folder / f"{mode}_{run}.duckdb"
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(csv_path), str(db)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    db.unlink(missing_ok=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--sensors", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        folder = Path(tmp)
+        csv_path = folder / "readings.csv"
+        start = time.perf_counter()
+        write_csv(csv_path, args.rows, args.sensors)
+        size_mb = csv_path.stat().st_size / 1e6
+        print(f"CSV: {args.rows:,} rows x {args.sensors} sensors, {size_mb:.0f} MB "
+              f"(written in {time.perf_counter() - start:.1f} s)")  # fmt: skip
+        results: dict[str, list[dict]] = {"bare": [], "vigil": []}
+        for run in range(args.repeat):
+            for mode in results:
+                results[mode].append(run_child(mode, csv_path, folder, run))
+                r = results[mode][-1]
+                print(f"  run {run + 1} {mode:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB")
+    bare = statistics.median(r["seconds"] for r in results["bare"])
+    vigil = statistics.median(r["seconds"] for r in results["vigil"])
+    ratio = vigil / bare
+    print(f"(a) bare DuckDB CREATE TABLE AS read_csv: {bare:.2f} s (median), peak "
+          f"{max(r['peak_mb'] for r in results['bare']):.0f} MB")  # fmt: skip
+    print(f"(b) Vigil ingest_file:                    {vigil:.2f} s (median), peak "
+          f"{max(r['peak_mb'] for r in results['vigil']):.0f} MB")  # fmt: skip
+    verdict = "OK" if ratio <= TARGET_RATIO else "TOO SLOW"
+    print(f"ratio vigil / bare: {ratio:.2f} (target <= {TARGET_RATIO}) {verdict}")
+    return 0 if ratio <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Figures of the Detect page: sensors + anomaly score with events, and runs side by side.
+
+Every trace is downsampled (min/max preserving) before it reaches the browser, and shaded
+stretches are merged when there are too many to draw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout
+from core.downsample import MAX_POINTS, downsample_xy
+from core.runs import RunView
+from core.types import TS
+
+SCORE_COLOR = "#0F766E"
+THRESHOLD_COLOR = "#DC2626"
+TRUTH_LINE = "rgba(220, 38, 38, 0.9)"
+MAX_SHADES = 300
+"""Above this many stretches of one kind, neighbours are merged (the browser slows down)."""
+MAX_LABELS = 8
+"""Text labels per kind of stretch; more would hide the traces."""
+
+Interval = tuple[pd.Timestamp, pd.Timestamp]
+
+
+def flag_intervals(ts: pd.Series, flags: pd.Series) -> list[Interval]:
+    """Contiguous stretches where `flags` is true, as (first ts, last ts) pairs."""
+    values = np.asarray(flags, dtype=bool)
+    if not values.any():
+        return []
+    padded = np.concatenate([[False], values, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    times = pd.to_datetime(pd.Series(ts)).reset_index(drop=True)
+    return [(times[s], times[e]) for s, e in zip(starts, ends, strict=True)]
+
+
+def merge_intervals(intervals: list[Interval], max_n: int = MAX_SHADES) -> list[Interval]:
+    """At most `max_n` stretches: the closest neighbours are merged first."""
+    if len(intervals) <= max_n:
+        return intervals
+    ordered = sorted(intervals)
+    pairs = zip(ordered[:-1], ordered[1:], strict=True)
+    gaps = np.array([(b[0] - a[1]).total_seconds() for a, b in pairs])
+    join = np.zeros(len(gaps), dtype=bool)
+    join[np.argsort(gaps, kind="stable")[: len(ordered) - max_n]] = True
+    merged = [ordered[0]]
+    for (start, end), joined in zip(ordered[1:], join, strict=True):
+        if joined:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _shade(fig: go.Figure, start, end, **style) -> None:
+    """A stretch spanning every subplot (paper y, shared time x)."""
+    fig.add_shape(
+        type="rect", xref="x", yref="paper", x0=start, x1=end, y0=0, y1=1, layer="below", **style
+    )
+
+
+def _label(fig: go.Figure, at, text: str, color: str) -> None:
+    fig.add_annotation(
+        x=at,
+        xref="x",
+        y=1.0,
+        yref="paper",
+        text=text,
+        showarrow=False,
+        yanchor="bottom",
+        font={"size": 10, "color": color},
+    )
+
+
+def _legend_swatch(fig: go.Figure, name: str, color: str, line: str | None = None) -> None:
+    """A legend entry for a kind of shaded stretch (shapes have no legend of their own)."""
+    fig.add_trace(
+        go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            name=name,
+            marker={
+                "symbol": "square",
+                "size": 12,
+                "color": color,
+                "line": {"color": line or color, "width": 2 if line else 0},
+            },
+            hoverinfo="skip",
+        )
+    )
+
+
+def _widest(intervals: list[Interval], n: int) -> list[Interval]:
+    return sorted(intervals, key=lambda iv: iv[1] - iv[0], reverse=True)[:n]
+
+
+def _add_stretches(fig: go.Figure, view: RunView) -> None:
+    off = merge_intervals(flag_intervals(view.scores[TS], view.scores["is_off"]))
+    for start, end in off:
+        _shade(fig, start, end, fillcolor=OFF_COLOR, line_width=0)
+    for start, _ in _widest(off, MAX_LABELS):
+        _label(fig, start, "machine off", "#475569")
+    if off:
+        _legend_swatch(fig, "machine off", OFF_COLOR)
+
+    starts, ends = pd.to_datetime(view.events["start"]), pd.to_datetime(view.events["end"])
+    events = list(zip(starts, ends, strict=True))
+    for start, end in merge_intervals(events):
+        # a one-point event still gets a visible width in the shading
+        _shade(fig, start, end, fillcolor=EVENT_COLOR, line={"color": EVENT_COLOR, "width": 2})
+    if events:
+        _legend_swatch(fig, "event", EVENT_COLOR)
+
+    if not view.truth.empty:
+        for fault in view.truth.to_dict("records"):
+            _shade(
+                fig,
+                fault["start"],
+                fault["end"],
+                fillcolor="rgba(0,0,0,0)",
+                line={"color": TRUTH_LINE, "width": 1.5, "dash": "dot"},
+            )
+        for fault in view.truth.head(MAX_LABELS * 2).to_dict("records"):
+            _label(fig, fault["start"], str(fault["kind"]), TRUTH_LINE)
+        _legend_swatch(fig, "ground-truth fault", "rgba(0,0,0,0)", line=TRUTH_LINE)
+
+
+def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
+    """Sensors and the anomaly score of one asset on a shared time axis.
+
+    Events are shaded orange, machine-off stretches grey, ground-truth faults outlined red.
+    """
+    n = len(view.sensors) + 1
+    fig = make_subplots(
+        rows=n,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.03,
+        row_heights=[1.0] * (n - 1) + [1.4],
+        subplot_titles=[*view.sensors, "anomaly score"],
+    )
+    x = view.readings[TS].to_numpy()
+    for i, sensor in enumerate(view.sensors, start=1):
+        xs, ys = downsample_xy(x, view.readings[sensor].to_numpy(dtype=np.float64), max_points)
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, name=sensor, mode="lines", line={"width": 1}, showlegend=False),
+            row=i,
+            col=1,
+        )
+    sx = view.scores[TS].to_numpy()
+    xs, ys = downsample_xy(sx, view.scores["score"].to_numpy(dtype=np.float64), max_points)
+    fig.add_trace(
+        go.Scatter(x=xs, y=ys, name="score", mode="lines", line={"width": 1, "color": SCORE_COLOR}),
+        row=n,
+        col=1,
+    )
+    if view.threshold is not None and len(sx):
+        fig.add_trace(
+            go.Scatter(
+                x=[sx[0], sx[-1]],
+                y=[view.threshold, view.threshold],
+                name=f"threshold {view.threshold:.3g}",
+                mode="lines",
+                line={"color": THRESHOLD_COLOR, "dash": "dash", "width": 1.5},
+                hoverinfo="skip",
+            ),
+            row=n,
+            col=1,
+        )
+    if not view.events.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=view.events["peak_ts"],
+                y=view.events["peak_score"],
+                name="event peak",
+                mode="markers",
+                marker={"color": "#EA580C", "size": 7, "symbol": "triangle-down"},
+                customdata=view.events[["event_id", "severity"]].to_numpy(),
+                hovertemplate="event %{customdata[0]} · severity %{customdata[1]:.2f}"
+                "<extra></extra>",
+            ),
+            row=n,
+            col=1,
+        )
+    _add_stretches(fig, view)
+    fig.update_annotations(font_size=11)
+    return house_layout(fig, height=130 + 140 * n)
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def events_table(events: pd.DataFrame) -> pd.DataFrame:
+    """Events as an analyst reads them: most severe first, durations in words, sensors joined."""
+    if events.empty:
+        return pd.DataFrame(
+            columns=["event", "asset", "start", "end", "duration", "peak score", "severity"]
+            + ["top sensors"]
+        )
+    return pd.DataFrame(
+        {
+            "event": events["event_id"].astype(int),
+            "asset": events["asset"],
+            "start": events["start"],
+            "end": events["end"],
+            "duration": [_duration(s) for s in events["duration_s"]],
+            "peak score": events["peak_score"].round(3),
+            "severity": events["severity"].round(2),
+            "top sensors": [", ".join(map(str, s)) for s in events["top_sensors"]],
+        }
+    ).reset_index(drop=True)
+
+
+SETTING_COLUMNS = ("run", "detector", "params", "training", "threshold_quantile")
+COUNT_COLUMNS = ("n_events", "duration_s")
+
+
+def comparison_figure(table: pd.DataFrame) -> go.Figure:
+    """One small bar chart per metric, one bar per run (metrics have different scales)."""
+    metrics = [
+        c
+        for c in table.columns
+        if c not in SETTING_COLUMNS and pd.api.types.is_numeric_dtype(table[c])
+    ]
+    cols = min(4, max(len(metrics), 1))
+    rows = max(1, -(-len(metrics) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics or ["no metrics"])
+    for i, metric in enumerate(metrics):
+        fig.add_trace(
+            go.Bar(
+                x=table["run"],
+                y=table[metric],
+                name=metric,
+                marker_color=SCORE_COLOR,
+                text=[f"{v:.3g}" for v in table[metric]],
+                textposition="auto",
+                showlegend=False,
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_annotations(font_size=11)
+    house_layout(fig, height=60 + 200 * rows)
+    fig.update_layout(hovermode="closest")
+    return fig

@@ -1,0 +1,396 @@
+"""Anomaly detectors with one interface, and the registry the app and CLI pick them from.
+
+Contract (after PyOD and scikit-learn): a keyword-only ``__init__`` that only stores parameters;
+``fit(X)`` validates, fits, and sets ``train_scores_`` and ``threshold_``; ``score(X)`` returns one
+float per row, higher = more anomalous (a scikit-learn score is negated exactly once, in the
+detector that wraps it); ``predict(X)`` is ``score(X) > threshold_``. Each parameter's limits are
+declared once in `DetectorSpec.params` and drive both the app's widgets and the validation
+messages. Adding a detector = one class + one registry entry + one parametrised test case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import IsolationForest
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import SGDOneClassSVM
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import OneClassSVM
+
+from core.detectors_base import CONTAMINATION, BaseDetector, Param, check_params
+from core.detectors_pca import PCADetector
+from core.errors import ConfigError
+
+__all__ = [
+    "DETECTORS",
+    "AUTO_MEMBERS",
+    "BaseDetector",
+    "DetectorSpec",
+    "EnsembleDetector",
+    "IForestDetector",
+    "LOFDetector",
+    "OCSVMDetector",
+    "PCADetector",
+    "Param",
+    "RobustZDetector",
+    "make_detector",
+]
+
+
+class IForestDetector(BaseDetector):
+    """Isolation Forest: random splits isolate rare points in few steps. Fast, assumption-free."""
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "n_estimators": Param("n_estimators", int, 10, 1000, help="number of trees"),
+        "max_samples": Param("max_samples", int, 16, 100_000, help="rows per tree"),
+        "contamination": CONTAMINATION,
+    }
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 100,
+        max_samples: int = 256,
+        contamination: float = 0.005,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        self.estimator_ = IsolationForest(
+            n_estimators=self.n_estimators,
+            max_samples=min(self.max_samples, len(X)),
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(X)
+        return self._score(X)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self.estimator_.score_samples(X)  # the one place the sign flips
+
+
+class LOFDetector(BaseDetector):
+    """Local Outlier Factor (novelty mode): density relative to neighbours; subsamples big data."""
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "n_neighbors": Param("n_neighbors", int, 2, 500, help="neighbours per point"),
+        "max_train": Param("max_train", int, 100, 200_000, help="training rows kept"),
+        "contamination": CONTAMINATION,
+    }
+
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 20,
+        max_train: int = 10_000,
+        contamination: float = 0.005,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ):
+        self.n_neighbors = n_neighbors
+        self.max_train = max_train
+        self.contamination = contamination
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        rows = _subsample(len(X), self.max_train, self.random_state)
+        self.estimator_ = LocalOutlierFactor(
+            n_neighbors=min(self.n_neighbors, max(1, len(rows) - 1)),
+            novelty=True,
+            n_jobs=self.n_jobs,
+        ).fit(X[rows])
+        # Leave-one-out training scores: scoring a training point with score_samples would count
+        # the point as its own neighbour and make the threshold far too low.
+        return -self.estimator_.negative_outlier_factor_
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return -self.estimator_.score_samples(X)
+
+
+class OCSVMDetector(BaseDetector):
+    """One-class SVM on standardised data; Nystroem + SGDOneClassSVM above ``max_exact`` rows."""
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "nu": Param("nu", float, 0.0, 1.0, low_open=True, help="bound on training outliers"),
+        "max_exact": Param("max_exact", int, 10, 50_000, help="rows for the exact kernel SVM"),
+        "n_components": Param("n_components", int, 10, 5_000, help="Nystroem features"),
+        "contamination": CONTAMINATION,
+    }
+
+    def __init__(
+        self,
+        *,
+        nu: float = 0.01,
+        gamma: float | None = None,
+        max_exact: int = 5_000,
+        n_components: int = 300,
+        contamination: float = 0.005,
+        random_state: int = 0,
+    ):
+        self.nu = nu
+        self.gamma = gamma
+        self.max_exact = max_exact
+        self.n_components = n_components
+        self.contamination = contamination
+        self.random_state = random_state
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        self.scaler_ = StandardScaler().fit(X)
+        Z = self.scaler_.transform(X)
+        gamma = self.gamma or 1.0 / max(Z.shape[1], 1)  # "scale" on unit-variance features
+        if len(Z) <= self.max_exact:
+            self.kernel_map_ = None
+            self.estimator_ = OneClassSVM(nu=self.nu, gamma=gamma).fit(Z)
+        else:
+            self.kernel_map_ = Nystroem(
+                gamma=gamma,
+                n_components=min(self.n_components, len(Z)),
+                random_state=self.random_state,
+            ).fit(Z[_subsample(len(Z), 20_000, self.random_state)])
+            self.estimator_ = SGDOneClassSVM(
+                nu=self.nu, random_state=self.random_state, max_iter=20, tol=None
+            ).fit(self.kernel_map_.transform(Z))
+        return self._score(X)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        Z = np.clip(self.scaler_.transform(X), -50, 50)
+        if self.kernel_map_ is not None:
+            Z = self.kernel_map_.transform(Z)
+        return -self.estimator_.decision_function(Z)
+
+
+class RobustZDetector(BaseDetector):
+    """Per-feature robust z against a trailing rolling median/MAD baseline (rows in time order).
+
+    The baseline follows slow normal change, so the detector sees sudden departures (spikes,
+    bursts, the onset of shifts). Spreads never fall below a share of the training MAD, so a quiet
+    stretch cannot turn noise into alarms.
+    """
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "window": Param("window", int, 3, 100_000, help="baseline length in samples"),
+        "agg": Param("agg", str, choices=("max", "mean", "top3"), help="row aggregation"),
+        "min_mad_share": Param("min_mad_share", float, 0.0, 10.0),
+        "contamination": CONTAMINATION,
+    }
+    row_wise: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        window: int = 60,
+        agg: str = "top3",
+        min_mad_share: float = 0.5,
+        contamination: float = 0.005,
+    ):
+        self.window = window
+        self.agg = agg
+        self.min_mad_share = min_mad_share
+        self.contamination = contamination
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        med = np.median(X, axis=0)
+        self.train_mad_ = 1.4826 * np.median(np.abs(X - med), axis=0)
+        self.train_mad_ = np.where(self.train_mad_ > 1e-9, self.train_mad_, 1.0)
+        return self._score(X)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        roll = pd.DataFrame(X).rolling(self.window, min_periods=1)
+        med = roll.median().shift(1).bfill().to_numpy()
+        mad = (
+            pd.DataFrame(np.abs(X - med))
+            .rolling(self.window, min_periods=1)
+            .median()
+            .shift(1)
+            .bfill()
+            .to_numpy()
+        )
+        spread = np.maximum(1.4826 * mad, self.min_mad_share * self.train_mad_)
+        z = np.abs(X - med) / spread
+        return _aggregate(z, self.agg)
+
+
+def _aggregate(z: np.ndarray, how: str) -> np.ndarray:
+    """Row-wise combination of per-feature scores."""
+    if how == "max" or z.shape[1] == 1:
+        return z.max(axis=1)
+    if how == "mean":
+        return z.mean(axis=1)
+    k = min(3, z.shape[1])
+    return np.partition(z, -k, axis=1)[:, -k:].mean(axis=1)
+
+
+class EnsembleDetector(BaseDetector):
+    """Several detectors, each score normalised on its own training scores, then averaged.
+
+    ``norm="robust_z"`` maps a member's score to (s - median) / IQR of its training scores, so big
+    departures keep their size; ``norm="rank"`` maps it to its training percentile (bounded, so one
+    member cannot dominate, but everything beyond the training maximum ties).
+    """
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "norm": Param("norm", str, choices=("robust_z", "rank"), help="score normalisation"),
+        "combine": Param("combine", str, choices=("mean", "max"), help="how members combine"),
+        "contamination": CONTAMINATION,
+    }
+
+    def __init__(
+        self,
+        *,
+        members: tuple[str, ...] = ("pca", "iforest"),
+        norm: str = "robust_z",
+        combine: str = "mean",
+        contamination: float = 0.005,
+        member_params: dict[str, dict[str, Any]] | None = None,
+    ):
+        self.members = members
+        self.norm = norm
+        self.combine = combine
+        self.contamination = contamination
+        self.member_params = member_params
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        names = [m for m in self.members if m not in ("ensemble", "auto")]
+        if not names:
+            raise ConfigError("An ensemble needs at least one member detector.")
+        params = self.member_params or {}
+        self.detectors_ = {m: make_detector(m, **params.get(m, {})).fit(X) for m in names}
+        self.norms_ = {m: _norm_stats(d.train_scores_) for m, d in self.detectors_.items()}
+        self.sorted_train_ = {m: np.sort(d.train_scores_) for m, d in self.detectors_.items()}
+        return self._combine({m: d.train_scores_ for m, d in self.detectors_.items()})
+
+    def member_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Normalised score of every member (what the ensemble averages)."""
+        X = self._check_X(X)
+        return {m: self._normalise(m, d.score(X)) for m, d in self.detectors_.items()}
+
+    def _normalise(self, name: str, s: np.ndarray) -> np.ndarray:
+        if self.norm == "rank":
+            ref = self.sorted_train_[name]
+            return np.searchsorted(ref, s, side="right") / len(ref)
+        center, scale = self.norms_[name]
+        return (s - center) / scale
+
+    def _combine(self, raw: dict[str, np.ndarray]) -> np.ndarray:
+        parts = np.column_stack([self._normalise(m, s) for m, s in raw.items()])
+        return parts.max(axis=1) if self.combine == "max" else parts.mean(axis=1)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return self._combine({m: d.score(X) for m, d in self.detectors_.items()})
+
+
+def _norm_stats(scores: np.ndarray) -> tuple[float, float]:
+    center = float(np.median(scores))
+    q25, q75 = np.percentile(scores, [25, 75])
+    scale = float(q75 - q25) or float(np.std(scores)) or 1.0
+    return center, scale
+
+
+def _subsample(n: int, limit: int, seed: int) -> np.ndarray:
+    """Sorted random row positions, at most ``limit`` of them."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+# -- registry ----------------------------------------------------------------------------------
+AUTO_MEMBERS: tuple[str, ...] = ("pca", "iforest")
+"""What `auto` combines: the combination measured best on held-out plants (bench_detectors.py)."""
+
+
+def _auto(**params: Any) -> BaseDetector:
+    params.setdefault("members", AUTO_MEMBERS)
+    return EnsembleDetector(**params)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector as the app and CLI see it: name, what it is for, and its parameter limits."""
+
+    name: str
+    label: str
+    description: str
+    factory: Callable[..., BaseDetector]
+    params: dict[str, Param] = field(default_factory=dict)
+
+
+DETECTORS: dict[str, DetectorSpec] = {
+    spec.name: spec
+    for spec in [
+        DetectorSpec(
+            "auto",
+            "Automatic (recommended)",
+            "PCA (T² + SPE) and Isolation Forest, each normalised on its training scores and "
+            "averaged: the combination measured best on plants it was not tuned on.",
+            _auto,
+            EnsembleDetector.param_limits,
+        ),
+        DetectorSpec(
+            "iforest",
+            "Isolation Forest",
+            "Isolates rare combinations with random splits; fast and assumption-free.",
+            IForestDetector,
+            IForestDetector.param_limits,
+        ),
+        DetectorSpec(
+            "lof",
+            "Local Outlier Factor",
+            "Compares each point's local density with its neighbours'; good for clustered modes.",
+            LOFDetector,
+            LOFDetector.param_limits,
+        ),
+        DetectorSpec(
+            "ocsvm",
+            "One-class SVM",
+            "Learns a smooth boundary around normal data (kernel approximation on big data).",
+            OCSVMDetector,
+            OCSVMDetector.param_limits,
+        ),
+        DetectorSpec(
+            "pca",
+            "PCA (T² + SPE)",
+            "Learns how sensors move together; flags breaks of that structure (SPE) and unusual "
+            "operating points (Hotelling T²). Explains itself per feature.",
+            PCADetector,
+            PCADetector.param_limits,
+        ),
+        DetectorSpec(
+            "robust_z",
+            "Rolling robust z-score",
+            "Each feature against its own rolling median and MAD: simple, transparent baseline.",
+            RobustZDetector,
+            RobustZDetector.param_limits,
+        ),
+        DetectorSpec(
+            "ensemble",
+            "Ensemble",
+            "Average of several detectors' normalised scores (rank or robust z).",
+            EnsembleDetector,
+            EnsembleDetector.param_limits,
+        ),
+    ]
+}
+
+
+def make_detector(name: str, **params: Any) -> BaseDetector:
+    """Build a registered detector, validating parameters against their declared limits."""
+    spec = DETECTORS.get(name)
+    if spec is None:
+        raise ConfigError(
+            f"Unknown detector {name!r}. Valid detectors: {', '.join(sorted(DETECTORS))}."
+        )
+    accepted = EnsembleDetector.param_names() if name == "auto" else spec.factory.param_names()
+    check_params(spec.params, params, accepted)
+    return spec.factory(**params)

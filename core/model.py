@@ -1,0 +1,328 @@
+"""The anomaly model: one features + detector pipeline per asset, scores comparable across assets.
+
+``AnomalyModel.fit`` learns, per asset, how its sensors behave when running (machine-off rows and
+the warm-up of rolling windows are kept out), fits the detector on those features, and calibrates
+a threshold from the detector's *smoothed* training scores: the ``threshold_quantile`` quantile
+times a safety margin. ``score`` divides smoothed scores by that threshold, so on every asset a
+score of 1 is the alarm line; off rows never alarm. A pooled pipeline (fitted on a slice of every
+asset) scores assets that were not in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.detectors import BaseDetector, make_detector
+from core.detectors_base import Param
+from core.errors import ConfigError, DataError
+from core.features import FeatureBuilder, FeatureConfig, FeatureSet, numeric_sensors
+from core.machine_state import detect_machine_off
+from core.types import ASSET, DEFAULT_ASSET, TS
+
+DEFAULT_QUANTILE = 0.98
+"""Default alarm line: the median of smoothed training scores plus ``DEFAULT_MARGIN`` times the
+distance from the median to this quantile. Reading the tail from the 98th percentile keeps the line
+put when up to 2% of training is faulty, and the margin extrapolates it to roughly the 99.9th
+percentile of a clean, exponential-like tail (and leaves room for the optimism of in-sample
+scores). Shift- and scale-free, so it suits bounded scores (Isolation Forest) too."""
+DEFAULT_MARGIN = 2.0
+DEFAULT_SMOOTH = 3
+"""Scores are averaged over this many samples (trailing) before the threshold applies."""
+POOLED = "__pooled__"
+"""Key of the fallback pipeline for assets not seen in training."""
+THRESHOLD_QUANTILE = Param("threshold_quantile", float, 0.5, 1.0, low_open=True, high_open=True)
+_POOLED_ROWS_PER_ASSET = 20_000
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class AssetPipeline:
+    """What was learned for one asset: features, detector and the calibrated alarm line."""
+
+    features: FeatureBuilder
+    detector: BaseDetector
+    center: float
+    threshold: float
+    train_rows: int
+
+    def normalise(self, smoothed: np.ndarray) -> np.ndarray:
+        """Map smoothed detector scores so the training median is 0 and the alarm line is 1."""
+        return np.clip((smoothed - self.center) / (self.threshold - self.center), 0.0, None)
+
+
+@dataclass
+class ScoreResult:
+    """Scores row-aligned with the scored frame, plus what events and explanations need.
+
+    ``frame`` has ``ts, asset, score, is_anomaly, is_off`` in the input's row order; ``score`` is
+    normalised per asset so 0 is the training median and 1.0 the alarm line (``thresholds`` holds
+    that line in score units, 1.0 everywhere; ``raw_thresholds`` in the detector's own units); rows
+    where the machine is off or its rolling windows are refilling after a restart score 0. ``sensor_deviation`` has one column per sensor:
+    the largest |robust z| among that sensor's features (how far it is from its training self).
+    """
+
+    frame: pd.DataFrame
+    thresholds: dict[str, float]
+    sensor_deviation: pd.DataFrame
+    interval_seconds: float = 60.0
+    detector: str = "auto"
+    sensors: list[str] = field(default_factory=list)
+    raw_thresholds: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_frame(frame: pd.DataFrame, sensors: list[str] | None = None) -> pd.DataFrame:
+    """Validate a readings frame: a parseable ``ts``, an ``asset`` (added if absent), sensors."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError("Expected a table of readings (a DataFrame).")
+    if TS not in frame.columns:
+        raise DataError(f"The data has no time column {TS!r}.")
+    if len(frame) == 0:
+        raise DataError("The data has no rows.")
+    out = frame.copy()
+    if not pd.api.types.is_datetime64_any_dtype(out[TS]):
+        try:
+            out[TS] = pd.to_datetime(out[TS])
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"Column {TS!r} does not hold timestamps: {exc}") from exc
+    if out[TS].isna().any():
+        raise DataError(f"Column {TS!r} has {int(out[TS].isna().sum())} empty timestamps.")
+    if ASSET not in out.columns:
+        out[ASSET] = DEFAULT_ASSET
+    out[ASSET] = out[ASSET].astype(str)
+    if sensors is not None:
+        missing = [s for s in sensors if s not in out.columns]
+        if missing:
+            raise DataError(f"Missing sensor columns: {', '.join(map(str, missing))}.")
+        bad = [s for s in sensors if not pd.api.types.is_numeric_dtype(out[s])]
+        if bad:
+            raise DataError(f"Sensor columns must be numeric: {', '.join(map(str, bad))}.")
+    return out
+
+
+def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over ``window`` samples (fewer at the start), ignoring NaN."""
+    if window <= 1:
+        return scores
+    return pd.Series(scores).rolling(window, min_periods=1).mean().to_numpy()
+
+
+class AnomalyModel:
+    """Fit on normal(ish) history, score new data; one pipeline per asset plus a pooled one."""
+
+    def __init__(
+        self,
+        detector: str = "auto",
+        params: dict[str, Any] | None = None,
+        threshold_quantile: float | None = None,
+        feature_config: FeatureConfig | None = None,
+        *,
+        smooth: int = DEFAULT_SMOOTH,
+        margin: float = DEFAULT_MARGIN,
+    ):
+        self.detector = detector
+        self.params = dict(params or {})
+        self.threshold_quantile = threshold_quantile
+        self.feature_config = feature_config or FeatureConfig()
+        self.smooth = smooth
+        self.margin = margin
+        # Fail fast on a bad configuration, before any data is read.
+        make_detector(detector, **self.params)
+        if threshold_quantile is not None:
+            THRESHOLD_QUANTILE.check(threshold_quantile)
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, train: pd.DataFrame, progress: Progress | None = None) -> AnomalyModel:
+        """Learn one pipeline per asset of ``train`` (``ts``, optional ``asset``, sensors)."""
+        frame = prepare_frame(train)
+        self.sensors_ = numeric_sensors(frame)
+        if not self.sensors_:
+            raise DataError("The training data has no numeric sensor columns.")
+        groups = _asset_groups(frame)
+        self.pipelines_: dict[str, AssetPipeline] = {}
+        for i, (asset, rows) in enumerate(groups.items()):
+            _report(progress, i / (len(groups) + 1), f"Fitting {asset}")
+            self.pipelines_[asset] = self._fit_pipeline(frame.iloc[rows])
+        if len(groups) == 1:
+            self.pooled_ = next(iter(self.pipelines_.values()))
+        else:
+            _report(progress, len(groups) / (len(groups) + 1), "Fitting the pooled fallback")
+            head = np.concatenate([r[:_POOLED_ROWS_PER_ASSET] for r in groups.values()])
+            self.pooled_ = self._fit_pipeline(frame.iloc[head])
+        first = next(iter(self.pipelines_.values()))
+        self.interval_seconds_ = first.features.interval_seconds_
+        _report(progress, 1.0, "Fitted")
+        return self
+
+    def _fit_pipeline(self, sub: pd.DataFrame) -> AssetPipeline:
+        """Features and detector for one asset's (or the pooled) training rows."""
+        if len(sub) < 50:
+            raise DataError(
+                f"Asset {sub[ASSET].iloc[0]!r} has {len(sub)} training rows; at least 50 needed."
+            )
+        off = detect_machine_off(sub, self.sensors_)
+        if off.mean() > 0.9:
+            off = np.zeros(len(sub), dtype=bool)  # mostly "off" means the heuristic misfired
+        features = FeatureBuilder(self.feature_config, sensors=self.sensors_).fit(sub, mask=~off)
+        X = features.transform(sub).values.to_numpy()
+        usable = ~off & ~_warmup_mask(sub, features) & ~_restart_guard(sub, off, features)
+        if usable.sum() < 20:
+            usable = ~off if (~off).sum() >= 20 else np.ones(len(sub), dtype=bool)
+        detector = make_detector(self.detector, **self.params).fit(X[usable])
+        raw = np.full(len(sub), np.nan)
+        raw[usable] = detector.train_scores_
+        smoothed = _smooth_in_time(raw, sub, self.smooth)[usable]
+        med = float(np.nanmedian(smoothed))
+        if self.threshold_quantile is None:
+            threshold = med + self.margin * (float(np.nanquantile(smoothed, DEFAULT_QUANTILE)) - med)
+        else:
+            threshold = float(np.nanquantile(smoothed, self.threshold_quantile))
+        if not threshold > med:
+            threshold = med + (float(np.nanstd(smoothed)) or 1.0)
+        return AssetPipeline(features, detector, med, threshold, int(usable.sum()))
+
+    # -- scoring -------------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "pipelines_"):
+            raise RuntimeError("AnomalyModel is not fitted yet; call fit() first.")
+
+    def pipeline_for(self, asset: str) -> AssetPipeline:
+        """The asset's own pipeline, or the pooled fallback for an asset unseen in training."""
+        self._check_fitted()
+        return self.pipelines_.get(str(asset), self.pooled_)
+
+    def transform(self, frame: pd.DataFrame) -> FeatureSet:
+        """Features of ``frame`` (row-aligned) from each asset's pipeline, for explainers."""
+        self._check_fitted()
+        data = prepare_frame(frame, self.sensors_)
+        parts, sensor_of = [], {}
+        for asset, rows in _asset_groups(data).items():
+            fs = self.pipeline_for(asset).features.transform(data.iloc[rows])
+            parts.append(fs.values)
+            sensor_of.update(fs.sensor_of)
+        values = pd.concat(parts).reindex(data.index) if len(parts) > 1 else parts[0]
+        return FeatureSet(values, sensor_of)
+
+    def score(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoreResult:
+        """Score every row of ``data``; the result keeps ``data``'s row order."""
+        self._check_fitted()
+        frame = prepare_frame(data, self.sensors_)
+        n = len(frame)
+        score = np.zeros(n)
+        is_off = np.zeros(n, dtype=bool)
+        deviation = np.zeros((n, len(self.sensors_)), dtype=np.float32)
+        thresholds: dict[str, float] = {}
+        raw_thresholds: dict[str, float] = {}
+        groups = _asset_groups(frame)
+        for i, (asset, rows) in enumerate(groups.items()):
+            _report(progress, i / len(groups), f"Scoring {asset}")
+            pipe = self.pipeline_for(asset)
+            sub = frame.iloc[rows]
+            fs = pipe.features.transform(sub)
+            X = fs.values.to_numpy()
+            raw = pipe.detector.score(X)
+            s = pipe.normalise(_smooth_in_time(raw, sub, self.smooth))
+            off = detect_machine_off(sub, self.sensors_)
+            s[off | _restart_guard(sub, off, pipe.features)] = 0.0
+            score[rows], is_off[rows] = s, off
+            deviation[rows] = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
+            thresholds[asset] = 1.0
+            raw_thresholds[asset] = pipe.threshold
+        _report(progress, 1.0, "Scored")
+        out = pd.DataFrame(
+            {
+                TS: frame[TS].to_numpy(),
+                ASSET: frame[ASSET].to_numpy(),
+                "score": score,
+                "is_anomaly": (score > 1.0) & ~is_off,
+                "is_off": is_off,
+            }
+        )
+        dev = pd.DataFrame(deviation, columns=self.sensors_)
+        return ScoreResult(
+            out,
+            thresholds,
+            dev,
+            self.interval_seconds_,
+            self.detector,
+            list(self.sensors_),
+            raw_thresholds,
+        )
+
+
+def _report(progress: Progress | None, fraction: float, message: str) -> None:
+    if progress is not None:
+        progress(float(min(max(fraction, 0.0), 1.0)), message)
+
+
+def _asset_groups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row positions of each asset, in order of first appearance."""
+    codes, uniques = pd.factorize(frame[ASSET], sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return {str(u): rows for u, rows in zip(uniques, np.split(order, bounds), strict=True)}
+
+
+def _smooth_in_time(raw: np.ndarray, sub: pd.DataFrame, window: int) -> np.ndarray:
+    """Smooth scores along time order (rows may come unsorted), returned in row order."""
+    ts = sub[TS].to_numpy()
+    order = np.argsort(ts, kind="stable")
+    out = np.empty_like(raw, dtype=np.float64)
+    out[order] = smooth_scores(raw[order], window)
+    return out
+
+
+def _warmup_mask(sub: pd.DataFrame, features: FeatureBuilder) -> np.ndarray:
+    """The first rows in time order, whose rolling windows are still filling up."""
+    order = np.argsort(sub[TS].to_numpy(), kind="stable")
+    mask = np.zeros(len(sub), dtype=bool)
+    mask[order[: features._warmup()]] = True
+    return mask
+
+
+def _restart_guard(sub: pd.DataFrame, off: np.ndarray, features: FeatureBuilder) -> np.ndarray:
+    """Rows just after a stop, while rolling windows still straddle it (kept out of training
+    and alarms, like the warm-up at the start of the data)."""
+    order = np.argsort(sub[TS].to_numpy(), kind="stable")
+    off_sorted = off[order]
+    idx = np.arange(len(off_sorted))
+    last_off = np.maximum.accumulate(np.where(off_sorted, idx, -1))
+    guard = (last_off >= 0) & ~off_sorted & (idx - last_off <= features._warmup())
+    out = np.zeros(len(off), dtype=bool)
+    out[order] = guard
+    return out
+
+
+def _sensor_deviation(
+    X: np.ndarray, names: list[str], sensor_of: dict[str, str], model: AnomalyModel
+) -> np.ndarray:
+    """Per sensor, the largest |robust z| among its features (features are robust z already)."""
+    out = np.zeros((len(X), len(model.sensors_)), dtype=np.float32)
+    index = {s: i for i, s in enumerate(model.sensors_)}
+    cols: dict[int, list[int]] = {}
+    for j, name in enumerate(names):
+        cols.setdefault(index[sensor_of[name]], []).append(j)
+    for i, js in cols.items():
+        out[:, i] = np.abs(X[:, js]).max(axis=1)
+    return out
+
+
+def check_threshold_quantile(value: float | None) -> None:
+    """ConfigError unless ``value`` is None or in (0.5, 1)."""
+    if value is not None:
+        THRESHOLD_QUANTILE.check(value)
+
+
+__all__ = [
+    "AnomalyModel",
+    "AssetPipeline",
+    "ConfigError",
+    "ScoreResult",
+    "check_threshold_quantile",
+    "prepare_frame",
+]

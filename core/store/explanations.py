@@ -1,0 +1,73 @@
+"""SQL for the explanation cache: one row per (run, scope, method) with compact Parquet values.
+
+Explanations are costly (seconds to minutes for model-agnostic SHAP) and never change for a given
+run, so each one is computed once, when an analyst first opens it, and kept here. ``scope`` is
+``event:<id>`` or ``run``; ``payload`` holds the values as Parquet bytes and ``meta`` what they
+mean (JSON). ``version`` is the explanation format: a row of another version is a cache miss.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+
+def save_explanation(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    scope: str,
+    method: str,
+    version: int,
+    meta: dict[str, Any],
+    payload: bytes,
+    elapsed_s: float,
+) -> None:
+    """Store (or replace) one explanation."""
+    con.execute(
+        "INSERT OR REPLACE INTO explanations "
+        "(run_id, scope, method, version, created_at, elapsed_s, meta, payload) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            int(run_id),
+            scope,
+            method,
+            int(version),
+            datetime.now(),
+            float(elapsed_s),
+            json.dumps(meta, allow_nan=False),
+            payload,
+        ],
+    )
+
+
+def load_explanation(
+    con: duckdb.DuckDBPyConnection, run_id: int, scope: str, method: str, version: int
+) -> tuple[dict[str, Any], bytes] | None:
+    """(meta, payload) of a stored explanation of this version, or None (a cache miss)."""
+    row = con.execute(
+        "SELECT CAST(meta AS VARCHAR), payload FROM explanations "
+        "WHERE run_id = ? AND scope = ? AND method = ? AND version = ?",
+        [int(run_id), scope, method, int(version)],
+    ).fetchone()
+    if row is None:
+        return None
+    return json.loads(row[0]), bytes(row[1])
+
+
+def list_explanations(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict[str, Any]]:
+    """What is cached for a run: scope, method, version, when, how long it took and its size."""
+    rows = con.execute(
+        "SELECT scope, method, version, created_at, elapsed_s, octet_length(payload) "
+        "FROM explanations WHERE run_id = ? ORDER BY created_at",
+        [int(run_id)],
+    ).fetchall()
+    keys = ("scope", "method", "version", "created_at", "elapsed_s", "bytes")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def delete_explanations(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
+    """Forget every cached explanation of a run (when the run is deleted)."""
+    con.execute("DELETE FROM explanations WHERE run_id = ?", [int(run_id)])

@@ -1,0 +1,389 @@
+"""SQL that turns a user's file into a readings table: sources, sniffing, sampling, loading.
+
+DuckDB reads the file itself (`read_csv`, `read_parquet`, or a registered frame for Excel); no
+rows pass through Python. Every column name comes from a user's file, so every one is quoted with
+`quote_ident`, and every value (paths, formats, tags, options) is a bound parameter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from core.store.connection import quote_ident
+from core.types import ASSET, TS
+
+NULL_TOKENS = ["", "NA", "N/A", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None"]
+"""Cell texts read as a missing value (not as text that would make a sensor look mixed)."""
+OFFSET_PATTERN = r"\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$"
+"""A clock time followed by a UTC offset: such text is converted to UTC."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table expression that reads the user's file, with its bound parameters."""
+
+    sql: str
+    params: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """What DuckDB's sniffer found, kept so the file is sniffed once and read with it."""
+
+    delimiter: str
+    quote: str
+    escape: str
+    skip: int
+    columns: list[tuple[str, str]]
+    date_format: str | None = None
+    timestamp_format: str | None = None
+    encoding: str = "utf-8"
+    decimal_comma: bool = False
+
+
+@dataclass(frozen=True)
+class TimeSpec:
+    """How to turn the time column into a naive UTC TIMESTAMP (see `time_expression`)."""
+
+    column: str
+    kind: str  # native, tz, text, text_tz, formats, epoch_s, epoch_ms
+    formats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What the first rows of a column say about it (text columns and epoch candidates)."""
+
+    n_values: int
+    n_numeric: int = 0
+    n_distinct: int = 0
+    bad_value: str | None = None
+    bad_row: int | None = None
+    n_iso: int = 0
+    n_offset: int = 0
+    n_by_family: list[int] = field(default_factory=list)
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def _csv_options(dialect: CsvDialect) -> tuple[str, list[Any]]:
+    opts = {
+        "delim": dialect.delimiter,
+        "quote": dialect.quote,
+        "escape": dialect.escape,
+        "skip": dialect.skip,
+        "nullstr": NULL_TOKENS,
+        "encoding": dialect.encoding,
+    }
+    if dialect.date_format:
+        opts["dateformat"] = dialect.date_format
+    if dialect.timestamp_format:
+        opts["timestampformat"] = dialect.timestamp_format
+    if dialect.decimal_comma:
+        opts["decimal_separator"] = ","
+    sql = ", ".join(f"{key}=?" for key in opts)
+    return sql, list(opts.values())
+
+
+def sniff_csv(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    delimiter: str | None,
+    encoding: str,
+    decimal_comma: bool,
+) -> CsvDialect:
+    """Run DuckDB's sniffer once (header forced on: the caller checked the header itself)."""
+    opts = ["header=true", "encoding=?", "nullstr=?"]
+    params: list[Any] = [str(path), encoding, NULL_TOKENS]
+    if delimiter:
+        opts.append("delim=?")
+        params.append(delimiter)
+    if decimal_comma:
+        opts.append("decimal_separator=','")
+    row = con.execute(
+        "SELECT Delimiter, Quote, Escape, SkipRows, Columns, DateFormat, TimestampFormat "
+        f"FROM sniff_csv(?, {', '.join(opts)})",
+        params,
+    ).fetchall()[0]
+    empty = "(empty)"
+    return CsvDialect(
+        delimiter=row[0],
+        quote="" if row[1] == empty else row[1],
+        escape="" if row[2] == empty else row[2],
+        skip=int(row[3]),
+        columns=[(c["name"], c["type"]) for c in row[4]],
+        date_format=row[5],
+        timestamp_format=row[6],
+        encoding=encoding,
+        decimal_comma=decimal_comma,
+    )
+
+
+def csv_source(path: Path, dialect: CsvDialect, types: dict[str, str] | None = None) -> Source:
+    """`read_csv` with the sniffed dialect and explicit column types (no second sniff)."""
+    columns = types if types is not None else dict(dialect.columns)
+    options, params = _csv_options(dialect)
+    sql = f"read_csv(?, header=true, auto_detect=false, columns=?, {options})"
+    return Source(sql, (str(path), columns, *params))
+
+
+def check_csv_rows(con: duckdb.DuckDBPyConnection, path: Path, dialect: CsvDialect) -> None:
+    """Read every row as text so DuckDB reports the first malformed line (e.g. a ragged row)."""
+    source = csv_source(path, dialect, {name: "VARCHAR" for name, _ in dialect.columns})
+    con.execute(f"SELECT count(*) FROM {source.sql}", list(source.params)).fetchall()[0]
+
+
+def parquet_source(path: Path) -> Source:
+    return Source("read_parquet(?)", (str(path),))
+
+
+def register_frame(con: duckdb.DuckDBPyConnection, view: str, frame: pd.DataFrame) -> Source:
+    """Expose a small in-memory frame (an Excel sheet) to SQL under `view`."""
+    con.complete()  # DuckDB 2 refuses register() while a fetchone() result is still open
+    con.register(view, frame)
+    return Source(quote_ident(view))
+
+
+def unregister_frame(con: duckdb.DuckDBPyConnection, view: str) -> None:
+    con.unregister(view)
+
+
+def describe_source(con: duckdb.DuckDBPyConnection, source: Source) -> list[tuple[str, str]]:
+    """Column names and DuckDB types of a source, without reading its rows."""
+    rel = con.execute(f"DESCRIBE SELECT * FROM {source.sql}", list(source.params))
+    return [(r[0], r[1]) for r in rel.fetchall()]
+
+
+def _sample(source: Source, limit: int) -> tuple[str, list[Any]]:
+    rows = f"(SELECT * FROM {source.sql} LIMIT ?)"
+    sql = f"(SELECT row_number() OVER () AS __vigil_row, * FROM {rows})"
+    return sql, [*source.params, limit]
+
+
+def _text_profile_exprs(col: str, families: list[list[str]]) -> tuple[list[str], list[Any]]:
+    c = quote_ident(col)
+    bad = f"{c} IS NOT NULL AND TRY_CAST({c} AS DOUBLE) IS NULL"
+    exprs = [
+        f"count({c})",
+        f"count(TRY_CAST({c} AS DOUBLE))",
+        f"count(DISTINCT {c})",
+        f"arg_min({c}, __vigil_row) FILTER (WHERE {bad})",
+        f"min(__vigil_row) FILTER (WHERE {bad})",
+        f"count(TRY_CAST({c} AS TIMESTAMP))",
+        f"count(*) FILTER (WHERE regexp_matches({c}, ?))",
+    ]
+    params: list[Any] = [OFFSET_PATTERN]
+    for family in families:
+        exprs.append(f"count(try_strptime({c}, ?))")
+        params.append(family)
+    return exprs, params
+
+
+def profile_sample(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    text_columns: list[str],
+    numeric_columns: list[str],
+    families: list[list[str]],
+    limit: int,
+) -> dict[str, ColumnProfile]:
+    """One pass over the first `limit` rows: a profile of each named column."""
+    exprs, params = ["count(*)"], []
+    for col in text_columns:
+        more, more_params = _text_profile_exprs(col, families)
+        exprs += more
+        params += more_params
+    for col in numeric_columns:
+        c = quote_ident(col)
+        exprs += [f"count({c})", f"count(DISTINCT {c})", f"min({c})::DOUBLE", f"max({c})::DOUBLE"]
+    sample, sample_params = _sample(source, limit)
+    row = con.execute(
+        f"SELECT {', '.join(exprs)} FROM {sample}", params + sample_params
+    ).fetchall()[0]
+    profiles, i = {}, 1
+    width = 7 + len(families)
+    for col in text_columns:
+        v = row[i : i + width]
+        profiles[col] = ColumnProfile(
+            n_values=v[0], n_numeric=v[1], n_distinct=v[2], bad_value=v[3], bad_row=v[4],
+            n_iso=v[5], n_offset=v[6], n_by_family=list(v[7:]),
+        )  # fmt: skip
+        i += width
+    for col in numeric_columns:
+        v = row[i : i + 4]
+        profiles[col] = ColumnProfile(n_values=v[0], n_distinct=v[1], minimum=v[2], maximum=v[3])
+        i += 4
+    return profiles
+
+
+def time_expression(spec: TimeSpec) -> tuple[str, list[Any]]:
+    """SQL turning the time column into a naive UTC TIMESTAMP (NULL where text does not parse)."""
+    c = quote_ident(spec.column)
+    if spec.kind == "native":
+        return f"CAST({c} AS TIMESTAMP)", []
+    if spec.kind == "tz":
+        return f"timezone('UTC', {c})", []
+    if spec.kind == "text":
+        return f"TRY_CAST({c} AS TIMESTAMP)", []
+    if spec.kind == "text_tz":
+        return f"timezone('UTC', TRY_CAST({c} AS TIMESTAMPTZ))", []
+    if spec.kind == "formats":
+        return f"try_strptime({c}, ?)", [list(spec.formats)]
+    scale = {"epoch_s": 1_000_000, "epoch_ms": 1_000}[spec.kind]
+    return f"make_timestamp(CAST(round({c} * {scale}) AS BIGINT))", []
+
+
+def count_time_reversals(
+    con: duckdb.DuckDBPyConnection, source: Source, spec: TimeSpec, limit: int
+) -> int:
+    """How often time goes backwards in the first rows if read with `spec` (to pick d/m vs m/d)."""
+    expr, params = time_expression(spec)
+    sample, sample_params = _sample(source, limit)
+    row = con.execute(
+        f"SELECT count(*) FILTER (WHERE t < prev) FROM (SELECT t, lag(t) OVER (ORDER BY "
+        f"__vigil_row) AS prev FROM (SELECT {expr} AS t, __vigil_row FROM {sample}))",
+        params + sample_params,
+    ).fetchall()[0]
+    return int(row[0])
+
+
+def time_splits_by(
+    con: duckdb.DuckDBPyConnection, source: Source, spec: TimeSpec, column: str, limit: int
+) -> bool:
+    """True if timestamps often repeat and `column` tells them apart: the mark of an asset id.
+
+    A few repeated timestamps (duplicates) are not enough: a status column would pass then.
+    """
+    expr, params = time_expression(spec)
+    c = quote_ident(column)
+    sample, sample_params = _sample(source, limit)
+    row = con.execute(
+        f"SELECT count(DISTINCT t), count(DISTINCT (t, a)), count(t) FROM "
+        f"(SELECT {expr} AS t, {c} AS a FROM {sample})",
+        params + sample_params,
+    ).fetchall()[0]
+    distinct_times, distinct_pairs, n = row
+    return n > 0 and distinct_times <= 0.7 * n and distinct_pairs >= 0.95 * n
+
+
+def first_unparsed_time(
+    con: duckdb.DuckDBPyConnection, source: Source, spec: TimeSpec
+) -> tuple[int, str] | None:
+    """Row number and text of the first time cell that is not empty and does not parse."""
+    expr, params = time_expression(spec)
+    c = quote_ident(spec.column)
+    row = con.execute(
+        f"SELECT __vigil_row, CAST(raw AS VARCHAR) FROM (SELECT row_number() OVER () AS "
+        f"__vigil_row, {c} AS raw, {expr} AS t FROM {source.sql}) "
+        "WHERE raw IS NOT NULL AND t IS NULL ORDER BY __vigil_row LIMIT 1",
+        params + list(source.params),
+    ).fetchall()
+    return (int(row[0][0]), row[0][1]) if row else None
+
+
+def _select_parts(
+    spec: TimeSpec, asset_column: str | None, default_asset: str
+) -> tuple[str, list[Any]]:
+    ts_sql, params = time_expression(spec)
+    if asset_column is None:
+        asset_sql = "CAST(? AS VARCHAR)"
+    else:
+        asset_sql = f"coalesce(CAST({quote_ident(asset_column)} AS VARCHAR), ?)"
+    sql = f"{ts_sql} AS {quote_ident(TS)}, {asset_sql} AS {quote_ident(ASSET)}"
+    return sql, [*params, default_asset]
+
+
+def _as_double(column: str, alias: str) -> str:
+    """A numeric column as DOUBLE, NaN stored as NULL so every missing value looks the same."""
+    return f"nullif(CAST({quote_ident(column)} AS DOUBLE), 'NaN'::DOUBLE) AS {quote_ident(alias)}"
+
+
+def create_wide_readings(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: Source,
+    spec: TimeSpec,
+    asset_column: str | None,
+    sensors: list[str],
+    default_asset: str,
+) -> None:
+    """One pass over the file straight into the readings table (file order kept)."""
+    head, params = _select_parts(spec, asset_column, default_asset)
+    cols = ", ".join(_as_double(s, s) for s in sensors)
+    con.execute(
+        f"CREATE TABLE {quote_ident(table)} AS SELECT {head}, {cols} FROM {source.sql}",
+        params + list(source.params),
+    )
+
+
+def stage_long(
+    con: duckdb.DuckDBPyConnection,
+    temp: str,
+    source: Source,
+    spec: TimeSpec,
+    columns: tuple[str | None, str, str],
+    default_asset: str,
+) -> None:
+    """Copy a long file (ts, asset, tag, value) into a temp table, file order kept in rowid."""
+    asset_column, tag_column, value_column = columns
+    head, params = _select_parts(spec, asset_column, default_asset)
+    con.execute(
+        f"CREATE TEMP TABLE {quote_ident(temp)} AS SELECT {head}, "
+        f"CAST({quote_ident(tag_column)} AS VARCHAR) AS tag, {_as_double(value_column, 'value')} "
+        f"FROM {source.sql}",
+        params + list(source.params),
+    )
+
+
+def long_tags(con: duckdb.DuckDBPyConnection, temp: str) -> tuple[list[str], int]:
+    """Distinct tags in order of first appearance, and how many rows have no tag."""
+    t = quote_ident(temp)
+    tags = con.execute(
+        f"SELECT tag FROM {t} WHERE tag IS NOT NULL GROUP BY tag ORDER BY min(rowid)"
+    ).fetchall()
+    missing = con.execute(f"SELECT count(*) FROM {t} WHERE tag IS NULL").fetchall()[0][0]
+    return [r[0] for r in tags], int(missing)
+
+
+def pivot_long(con: duckdb.DuckDBPyConnection, table: str, temp: str, tags: list[str]) -> None:
+    """Long -> wide by conditional aggregation; a repeated (asset, ts, tag) keeps its last value."""
+    cols = ", ".join(
+        f"arg_max(value, rowid) FILTER (WHERE tag = ?) AS {quote_ident(tag)}" for tag in tags
+    )
+    ts, asset = quote_ident(TS), quote_ident(ASSET)
+    con.execute(
+        f"CREATE TABLE {quote_ident(table)} AS SELECT {ts}, {asset}, {cols} "
+        f"FROM {quote_ident(temp)} WHERE tag IS NOT NULL GROUP BY {ts}, {asset} "
+        f"ORDER BY {asset}, {ts}",
+        list(tags),
+    )
+
+
+def drop_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
+
+
+def count_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = con.execute(f"SELECT count(*) FROM {quote_ident(table)} WHERE {quote_ident(TS)} IS NULL")
+    return int(row.fetchall()[0][0])
+
+
+def delete_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Drop rows whose time cell was empty (a row without a time cannot be placed)."""
+    con.execute(f"DELETE FROM {quote_ident(table)} WHERE {quote_ident(TS)} IS NULL")
+
+
+def sort_readings(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Rewrite the table ordered by asset then time, so scans and zone maps follow time."""
+    sorted_name = f"{table}__sorted"
+    con.execute(
+        f"CREATE TABLE {quote_ident(sorted_name)} AS SELECT * FROM {quote_ident(table)} "
+        f"ORDER BY {quote_ident(ASSET)}, {quote_ident(TS)}"
+    )
+    con.execute(f"DROP TABLE {quote_ident(table)}")
+    con.execute(f"ALTER TABLE {quote_ident(sorted_name)} RENAME TO {quote_ident(table)}")

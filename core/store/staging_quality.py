@@ -1,0 +1,82 @@
+"""SQL for the quality report of a freshly loaded readings table: a few aggregate passes.
+
+Steps are measured in stored order (rowid), which is file order until the table is sorted; the
+caller sorts when time went backwards and measures again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from core.store.connection import quote_ident
+from core.types import ASSET, TS
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Time steps between consecutive rows of each series, in seconds."""
+
+    n_backwards: int
+    n_repeats: int
+    median_step: float | None
+    n_gaps: int
+    largest_gap: float | None
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """Row count, time range, assets, and per-sensor value counts and constancy."""
+
+    n_rows: int
+    time_start: datetime | None
+    time_end: datetime | None
+    assets: list[str]
+    value_counts: dict[str, int]
+    constant: list[str]
+
+
+def step_stats(
+    con: duckdb.DuckDBPyConnection, table: str, partition: tuple[str, ...] = (ASSET,)
+) -> StepStats:
+    """Backward steps, zero steps, median positive step and gaps (> 2x median) in one query."""
+    ts = quote_ident(TS)
+    part = ", ".join(quote_ident(p) for p in partition)
+    row = con.execute(
+        f"""
+        WITH s AS MATERIALIZED (
+            SELECT (epoch_us({ts}) - epoch_us(lag({ts}) OVER (PARTITION BY {part}
+                    ORDER BY rowid))) / 1e6 AS d
+            FROM {quote_ident(table)}
+        ), m AS (SELECT median(d) FILTER (WHERE d > 0) AS med FROM s)
+        SELECT count(*) FILTER (WHERE d < 0), count(*) FILTER (WHERE d = 0), any_value(med),
+               count(*) FILTER (WHERE d > 2 * med), max(d) FILTER (WHERE d > 2 * med)
+        FROM s CROSS JOIN m
+        """
+    ).fetchall()[0]
+    return StepStats(int(row[0]), int(row[1]), row[2], int(row[3]), row[4])
+
+
+def count_repeated_keys(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...]) -> int:
+    """Rows beyond the first for each distinct key (e.g. a repeated asset + timestamp)."""
+    cols = ", ".join(quote_ident(k) for k in keys)
+    row = con.execute(f"SELECT count(*) - count(DISTINCT ({cols})) FROM {quote_ident(table)}")
+    return int(row.fetchall()[0][0])
+
+
+def column_stats(con: duckdb.DuckDBPyConnection, table: str, sensors: list[str]) -> ColumnStats:
+    """Everything per column the report needs, in one aggregate pass."""
+    ts, asset = quote_ident(TS), quote_ident(ASSET)
+    exprs = [f"count(*), min({ts}), max({ts}), list(DISTINCT {asset} ORDER BY {asset})"]
+    for s in sensors:
+        c = quote_ident(s)
+        exprs.append(f"count({c}), min({c}) = max({c})")
+    row = con.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table)}").fetchall()[0]
+    counts, constant = {}, []
+    for i, s in enumerate(sensors):
+        counts[s] = int(row[4 + 2 * i])
+        if counts[s] == 0 or row[5 + 2 * i]:
+            constant.append(s)
+    return ColumnStats(int(row[0]), row[1], row[2], list(row[3] or []), counts, constant)

@@ -1,0 +1,131 @@
+"""Detect: run a detector on the active dataset, see its score and events, compare runs."""
+
+import streamlit as st
+
+from core import runs
+from core.charts.detection import comparison_figure, detection_figure, events_table
+from pages import ui
+
+
+def param_widget(detector: str, p: runs.ParamOption):
+    """A widget whose range is the parameter's declared limits."""
+    kw = {"key": f"detect_{detector}_{p.name}", "help": p.help or None}
+    if p.kind == "choice":
+        return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), **kw)
+    cast = int if p.kind == "int" else float
+    limits = {k: cast(v) for k, v in (("min_value", p.low), ("max_value", p.high)) if v is not None}
+    fmt = None if p.kind == "int" else "%g"
+    return st.number_input(
+        p.name, value=cast(p.default), step=cast(p.step), format=fmt, **kw, **limits
+    )
+
+
+def training_widget(info) -> runs.TrainingWindow:
+    kinds = runs.TRAINING_LABELS
+    kind = st.selectbox("Training window", list(kinds), format_func=kinds.get, key="detect_window")
+    if kind == "first_fraction":
+        share = st.slider(
+            "Share of each asset taken as normal", 5, 95, 30, 5, format="%d%%", key="detect_share"
+        )
+        value = share / 100
+    elif kind == "first_rows":
+        value = st.number_input(
+            "Rows per asset", runs.MIN_TRAINING_ROWS, None, 1000, 100, key="detect_rows"
+        )
+    elif kind == "until":
+        value = st.datetime_input(
+            "Train until", runs.default_until(info), info.time_start, info.time_end
+        )
+    else:
+        others = {d.id: d.name for d in ui.datasets(con) if d.id != info.id}
+        value = st.selectbox("Reference dataset", list(others), format_func=others.get)
+    return runs.TrainingWindow(kind, value)
+
+
+con = ui.workspace()
+info = ui.sidebar(con)
+st.title("Detect")
+if info is None:
+    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
+    st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
+    st.stop()
+
+past = runs.list_runs(con, info.id)
+options = {d.name: d for d in runs.detector_options()}
+with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/tune:"):
+    left, middle, right = st.columns(3)
+    assets = left.multiselect("Assets", info.assets, default=info.assets, key="detect_assets")
+    name = left.selectbox(
+        "Detector", list(options), format_func=lambda n: options[n].label, key="detect_detector"
+    )
+    left.caption(options[name].description)
+    with middle:
+        params = {p.name: param_widget(name, p) for p in options[name].params}
+    with right:
+        window = training_widget(info)
+    quantile = right.number_input(
+        "Threshold quantile",
+        0.5,
+        0.9999,
+        None,
+        0.001,
+        "%g",
+        key="detect_quantile",
+        placeholder="calibrated (recommended)",
+    )
+    if st.button("Run detector", type="primary", icon=":material/play_arrow:", key="detect_go"):
+        config = runs.RunConfig(info.id, assets, name, params, window, quantile)
+        with st.status("Running the detector…", expanded=True) as status:
+            bar = st.progress(0.0)
+            done = ui.guarded(
+                lambda: runs.execute_run(con, config, lambda f, m: bar.progress(f, m))
+            )
+            label = f"Run #{done.id}: {done.n_events} events" if done else "The run failed"
+            status.update(label=label, state="complete" if done else "error", expanded=not done)
+        if done:
+            st.session_state["detect_run"] = done.id
+            past = runs.list_runs(con, info.id)
+
+if not past:
+    st.info("No runs yet on this dataset: choose the settings above and press **Run detector**.")
+    st.stop()
+labels = {r.id: r.label for r in past}
+if st.session_state.get("detect_run") not in labels:
+    st.session_state["detect_run"] = past[0].id
+left, middle, right = st.columns([2, 1, 2])
+run_id = left.selectbox("Run", list(labels), format_func=labels.get, key="detect_run")
+run = next(r for r in past if r.id == run_id)
+asset = middle.selectbox("Asset", run.assets, key=f"detect_asset_{run_id}")
+sensors = right.multiselect(
+    "Sensors", info.sensors, key="detect_sensors", placeholder="those events blame most"
+)
+st.caption(runs.describe_run(run))
+metrics = runs.headline_metrics(run)
+for column, (label, value) in zip(st.columns(len(metrics) or 1), metrics, strict=False):
+    column.metric(label, value)
+if not metrics:
+    st.caption("No ground truth for this dataset, so no metrics to show.")
+
+view = runs.run_view(con, run_id, asset, sensors or None)
+st.plotly_chart(detection_figure(view), key="detect_chart")
+st.caption(
+    "Score 1 is the alarm line. Orange: events · grey: machine off · red outline: known faults."
+)
+st.subheader(f"Events ({run.n_events}, most severe first)")
+st.dataframe(events_table(runs.run_events(con, run_id)), hide_index=True, height=260)
+
+st.subheader("Compare runs")
+chosen = st.multiselect(
+    "Runs", list(labels), list(labels)[:2], format_func=labels.get, key="detect_compare"
+)
+if chosen:
+    table = runs.compare_runs(con, chosen)
+    st.dataframe(table, hide_index=True)
+    if any(r.evaluation for r in past if r.id in chosen):
+        st.plotly_chart(comparison_figure(table), key="detect_compare_chart")
+with st.popover(f"Delete run #{run_id}", icon=":material/delete:"):
+    st.write("Its scores and events go too. This cannot be undone.")
+    if st.button("Delete", type="primary", key="detect_delete") and ui.guarded(
+        lambda: runs.delete_run(con, run_id)
+    ):
+        st.rerun()

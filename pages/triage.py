@@ -1,0 +1,327 @@
+"""Triage: review a run's events, label them or a box-selected range, find similar, audit."""
+
+from collections.abc import Callable
+
+import pandas as pd
+import streamlit as st
+
+from core import labels, modes, runs, similar
+from core.charts.triage import label_view_figure, match_table, thumbnail_figure
+from core.errors import CoreError
+from pages import ui
+
+VERDICT_BUTTONS = {"confirmed": "Confirm", "false_alarm": "False alarm", "unsure": "Unsure"}
+FLASH, GEN, CURRENT = "triage_flash", "triage_generation", "triage_event"
+
+
+def apply(done: str, action: Callable[[], object]) -> None:
+    """Run a core write, keep its outcome to show after the refresh, then refresh the page."""
+    try:
+        result = action()
+    except CoreError as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+    else:
+        st.session_state[FLASH] = ("success", getattr(result, "description", done))
+        st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # rows moved: reset selections
+    st.rerun()
+
+
+def chart_range(key: str, view: labels.LabelView) -> tuple | None:
+    """Draw the labelling chart; return the box-selected time range, if any."""
+    event = st.plotly_chart(
+        label_view_figure(view), key=key, on_select="rerun", selection_mode="box"
+    )
+    return labels.selected_range(event["selection"]["box"] if event else None)
+
+
+def queue_filter(kinds: list[str]) -> labels.QueueFilter:
+    with st.expander("Filters", icon=":material/filter_list:"):
+        c = st.columns(5)
+        status = c[2].multiselect(
+            "Status", labels.STATUSES, format_func=labels.STATUS_TEXT.get, key="triage_f_status"
+        )
+        start, end = st.slider(
+            "Time range",
+            info.time_start,
+            info.time_end,
+            (info.time_start, info.time_end),
+            format="YYYY-MM-DD HH:mm",
+            key="triage_f_time",
+        )
+        return labels.QueueFilter(
+            assets=tuple(c[0].multiselect("Asset", info.assets, key="triage_f_asset")),
+            sensors=tuple(c[1].multiselect("Sensor", info.sensors, key="triage_f_sensor")),
+            statuses=tuple(status),
+            kinds=tuple(c[3].multiselect("Kind", kinds, key="triage_f_kind")),
+            start=start,
+            end=end,
+            min_score=c[4].number_input("Min. peak score", value=None, key="triage_f_score"),
+        )
+
+
+def show_progress(whole) -> None:
+    p = labels.review_progress(whole)
+    precision = f"{p.precision:.0%}" if p.precision is not None else "–"
+    st.progress(
+        p.n_reviewed / p.n_events if p.n_events else 0.0,
+        text=f"Reviewed {p.n_reviewed} of {p.n_events} events · detector precision so far "
+        f"{precision} ({p.n_confirmed} confirmed, {p.n_false_alarm} false alarms, "
+        f"{p.n_unsure} unsure)",
+    )
+
+
+def bulk_actions(chosen, kinds: list[str]) -> None:
+    c = st.columns([3, 1, 1, 1, 2], vertical_alignment="bottom")
+    kind = c[0].selectbox(f"Fault kind for the {len(chosen)} selected", kinds, key="triage_bk")
+    for col, (verdict, text) in zip(c[1:4], VERDICT_BUTTONS.items(), strict=True):
+        if col.button(f"{text} all", key=f"triage_bulk_{verdict}"):
+            apply(
+                f"{text}: {len(chosen)} events.",
+                lambda v=verdict: labels.label_events(
+                    con, info.id, chosen, v, analyst, kind=kind if v == "confirmed" else None
+                ),
+            )
+
+
+def event_actions(run_id: int, event: dict, view, after: int, kinds: list[str]) -> None:
+    """Verdict, kind, involved sensors and comment of one event; range actions on the chart."""
+    key = f"{run_id}_{event['event_id']}"
+    row = pd.DataFrame([event])
+    selected = chart_range(f"triage_chart_{key}", view)
+    c = st.columns([3, 2, 3], vertical_alignment="bottom")
+    sensors = c[0].multiselect(
+        "Involved sensors", info.sensors, default=view.sensors, key=f"triage_sensors_{key}"
+    )
+    index = kinds.index(event["kind"]) if event["kind"] in kinds else 0
+    kind = c[1].selectbox("Fault kind", kinds, index=index, key=f"triage_kind_{key}")
+    comment = c[2].text_input("Comment", value=event["comment"], key=f"triage_comment_{key}")
+    b = st.columns(6)
+    for col, (verdict, text) in zip(b[:3], VERDICT_BUTTONS.items(), strict=True):
+        primary = "primary" if verdict == "confirmed" else "secondary"
+        if col.button(text, key=f"triage_{verdict}", type=primary, use_container_width=True):
+            st.session_state[CURRENT] = after
+            apply(
+                f"{text}: event {event['event_id']}.",
+                lambda v=verdict: labels.label_events(
+                    con,
+                    info.id,
+                    row,
+                    v,
+                    analyst,
+                    kind if v == "confirmed" else None,
+                    sensors,
+                    comment,
+                ),  # fmt: skip
+            )
+    labelled = event["label_id"] is not None
+    if b[3].button("Save comment", key="triage_comment_save", disabled=not labelled):
+        apply(
+            "Comment saved.",
+            lambda: labels.update_labels(con, [event["label_id"]], analyst, {"comment": comment}),
+        )
+    if not selected:
+        st.caption("Drag across the chart to select a time range, then label it or use it as "
+                   "the event's corrected extent.")  # fmt: skip
+        return
+    st.caption(f"Selected on the chart: {selected[0]:%Y-%m-%d %H:%M:%S} → {selected[1]:%H:%M:%S}")
+    r = st.columns([2, 2, 4])
+    draft = labels.LabelDraft(event["asset"], *selected, "confirmed", kind, tuple(sensors), comment)
+    if r[0].button("Label range as analyst-found", key="triage_range_label", type="primary"):
+        apply("Analyst-found label created.",
+              lambda: labels.create_labels(con, info.id, [draft], analyst))  # fmt: skip
+    if r[1].button("Set as the event's extent", key="triage_range_extent"):
+        apply(
+            "Event extent corrected.",
+            lambda: labels.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),
+        )
+
+
+def find_similar(event: dict, sensors: list[str]) -> None:
+    """Search the dataset for look-alikes of a labelled event; label the chosen ones."""
+    if st.button("Search all assets", key="triage_similar_go", icon=":material/search:"):
+        st.session_state["triage_similar"] = ui.guarded(
+            lambda: similar.find_similar(
+                con, info.id, event["asset"], event["start"], event["end"], sensors
+            )
+        )
+    found = st.session_state.get("triage_similar")
+    if found is None or found.asset != event["asset"] or found.start > event["end"]:
+        return
+    st.caption(
+        f"{len(found.matches)} best of {found.n_windows:,} windows ({found.length} samples, "
+        f"{', '.join(found.sensors)}) in {found.elapsed_s:.2f} s. Dotted: the query."
+    )
+    grid = st.columns(4)
+    for i in range(len(found.matches)):
+        grid[i % 4].plotly_chart(
+            thumbnail_figure(found, i), key=f"triage_thumb_{i}", config={"staticPlot": True}
+        )
+    st.dataframe(match_table(found), hide_index=True)
+    ranks = st.multiselect("Matches to label", found.matches["rank"].tolist(), key="triage_pick")
+    if st.button(f"Apply this label to {len(ranks)} match(es)", disabled=not ranks):
+        label = labels.current_labels(con, info.id).set_index("label_id").loc[event["label_id"]]
+        apply(
+            f"Labelled {len(ranks)} matches.",
+            lambda: similar.label_matches(
+                con, info.id, found, ranks, {**label, "label_id": event["label_id"]}, analyst
+            ),
+        )
+
+
+con = ui.workspace()
+info = ui.sidebar(con)
+st.title("Triage")
+if info is None:
+    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
+    st.stop()
+analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
+if flash := st.session_state.pop(FLASH, None):
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+if st.button("Undo my last change", icon=":material/undo:", key="triage_undo"):
+    apply("Nothing to undo.", lambda: labels.undo_last(con, info.id, analyst))
+queue_tab, chart_tab, labels_tab, io_tab = st.tabs(
+    ["Review queue", "Label the chart", "Labels & audit", "Import / export"]
+)
+
+with queue_tab:
+    past = runs.list_runs(con, info.id)
+    names = {r.id: r.label for r in past}
+    run_id = st.selectbox("Run", list(names), format_func=names.get, key="triage_run")
+    if run_id is None:
+        st.info("No detection run on this dataset yet: run one on the **Detect** page.")
+    else:
+        flt = queue_filter(kinds)
+        whole = labels.review_queue(con, run_id)
+        show_progress(whole)
+        queue = labels.filter_queue(whole, flt)
+        picked = st.dataframe(
+            labels.queue_table(queue),
+            hide_index=True,
+            height=250,
+            key=f"triage_table_{st.session_state.get(GEN, 0)}",
+            on_select="rerun",
+            selection_mode="multi-row",
+        )["selection"]["rows"]
+        if len(picked) == 1:
+            st.session_state[CURRENT] = int(queue.iloc[picked[0]]["event_id"])
+        elif picked:
+            bulk_actions(queue.iloc[picked], kinds)
+        if queue.empty:
+            st.info("No event matches the filters.")
+        else:
+            pos = labels.queue_position(queue, st.session_state.get(CURRENT))
+            event = labels.queue_event(queue, pos)
+            nav = st.columns([1, 1, 8], vertical_alignment="center")
+            for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
+                if col.button(text, key=f"triage_{text.lower()}", use_container_width=True):
+                    st.session_state[CURRENT] = int(
+                        queue.iloc[(pos + step) % len(queue)]["event_id"]
+                    )
+                    st.rerun()
+            nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
+            view = labels.event_view(con, run_id, event)
+            after = int(queue.iloc[(pos + 1) % len(queue)]["event_id"])
+            event_actions(run_id, event, view, after, kinds)
+            if event["label_id"] is not None:
+                with st.expander("Find similar", icon=":material/search:"):
+                    find_similar(event, labels.event_sensors(event, info.sensors))
+
+
+def browse_and_mark() -> None:
+    """Any asset and window: box-select a range to label it or mark an operating mode."""
+    c = st.columns([1, 3])
+    asset = c[0].selectbox("Asset", info.assets, key="triage_b_asset")
+    sensors = c[1].multiselect(
+        "Sensors", info.sensors, default=info.sensors[:2], key="triage_b_sensors"
+    )
+    start, end = st.slider(
+        "Window",
+        info.time_start,
+        info.time_end,
+        (info.time_start, info.time_end),
+        format="YYYY-MM-DD HH:mm",
+        key="triage_b_window",
+    )
+    view = labels.label_view(con, info.id, asset, sensors, start, end, run_id)
+    selected = chart_range("triage_b_chart", view)
+    if not selected:
+        st.caption("Drag across the chart to select a time range. Grey: operating modes.")
+    else:
+        st.caption(f"Selected: {selected[0]:%Y-%m-%d %H:%M:%S} → {selected[1]:%Y-%m-%d %H:%M:%S}")
+        c = st.columns([2, 2, 3, 2], vertical_alignment="bottom")
+        verdict = c[0].selectbox(
+            "Verdict", labels.VERDICTS, format_func=labels.STATUS_TEXT.get, key="triage_b_v"
+        )
+        kind = c[1].selectbox("Fault kind", kinds, key="triage_b_kind")
+        comment = c[2].text_input("Comment", key="triage_b_comment")
+        draft = labels.LabelDraft(
+            asset, *selected, verdict, kind if verdict == "confirmed" else None,
+            tuple(view.sensors), comment,
+        )  # fmt: skip
+        if c[3].button("Create label", key="triage_b_create", type="primary"):
+            apply("Label created.", lambda: labels.create_labels(con, info.id, [draft], analyst))
+        c = st.columns([2, 2, 5], vertical_alignment="bottom")
+        mode = c[0].selectbox("Operating mode", modes.MODES, key="triage_b_mode")
+        if c[1].button("Mark the range", key="triage_b_mark"):
+            apply(
+                f"Marked as {mode}.",
+                lambda: modes.add_mode(con, info.id, asset, *selected, mode, analyst, comment),
+            )
+    marks = modes.list_modes(con, info.id)
+    if not marks.empty:
+        st.markdown("**Operating-mode marks** (kept out of training and alarms)")
+        st.dataframe(marks, hide_index=True)
+        c = st.columns([2, 1, 5], vertical_alignment="bottom")
+        mark = c[0].selectbox("Mark", marks["id"].tolist(), key="triage_b_mark_id")
+        if c[1].button("Remove", key="triage_b_unmark"):
+            apply(f"Mark #{mark} removed.", lambda: modes.remove_mode(con, mark, analyst))
+
+
+def labels_and_audit() -> None:
+    current = labels.current_labels(con, info.id)
+    st.markdown(f"**{len(current)} labels** on {info.name} (they outlive runs)")
+    picked = st.dataframe(
+        labels.labels_table(current),
+        hide_index=True,
+        key=f"triage_labels_{st.session_state.get(GEN, 0)}",
+        on_select="rerun",
+        selection_mode="multi-row",
+    )["selection"]["rows"]
+    if picked and st.button(f"Delete {len(picked)} selected label(s)", key="triage_delete"):
+        ids = current.iloc[picked]["label_id"].tolist()
+        apply("Deleted (undo brings them back).", lambda: labels.delete_labels(con, ids, analyst))
+    st.markdown("**Audit trail** (every change, newest first)")
+    st.dataframe(labels.audit_log(con, info.id), hide_index=True, key="triage_audit")
+    with st.expander("Fault-kind taxonomy", icon=":material/category:"):
+        text = st.text_area("One kind per line", "\n".join(kinds), key="triage_taxonomy")
+        if st.button("Save taxonomy", key="triage_taxonomy_save"):
+            apply("Taxonomy saved.", lambda: labels.set_fault_kinds(con, text.splitlines()))
+
+
+def import_export() -> None:
+    c = st.columns(2)
+    for col, fmt in zip(c, ("csv", "parquet"), strict=True):
+        col.download_button(
+            f"Export labels as {fmt.upper()}",
+            lambda fmt=fmt: labels.export_labels(ui.workspace(), info.id, fmt),
+            file_name=f"labels_{info.id}.{fmt}",
+            key=f"triage_export_{fmt}",
+        )
+    st.caption(
+        "Columns: asset, start, end, verdict (confirmed / false alarm / unsure), kind, sensors "
+        "(separated by ';' in CSV), comment. A file with any bad row is rejected whole."
+    )
+    upload = st.file_uploader("Import labels", type=["csv", "parquet"], key="triage_import")
+    if upload is not None and st.button("Import", key="triage_import_go"):
+        apply(
+            "Imported.",
+            lambda: labels.import_labels(con, info.id, upload.getvalue(), upload.name, analyst),
+        )
+
+
+with chart_tab:
+    browse_and_mark()
+with labels_tab:
+    labels_and_audit()
+with io_tab:
+    import_export()

@@ -1,0 +1,409 @@
+"""Ingest: files written in tmp_path, loaded into a real DuckDB workspace, stored values checked."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import store
+from core.errors import DataError
+from core.ingest import ingest_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, name: str, content: str | bytes, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(content.encode(encoding) if isinstance(content, str) else content)
+    return path
+
+
+def rows(con, info) -> list[tuple]:
+    """Stored rows in read order (read_readings orders by asset, then time)."""
+    return list(store.read_readings(con, info).itertuples(index=False, name=None))
+
+
+def minutes(n: int, start: str = "2024-01-01 00:00:00") -> list[str]:
+    return pd.date_range(start, periods=n, freq="min").strftime("%Y-%m-%d %H:%M:%S").tolist()
+
+
+# --- happy paths -------------------------------------------------------------------------------
+
+QUALITY_CSV = """time,temp,pressure,status,flat
+2024-01-01 00:00:00,1,5,OK,3
+2024-01-01 00:00:10,2,,OK,3
+2024-01-01 00:00:20,3,6,ALARM,3
+2024-01-01 00:00:20,4,7,OK,3
+2024-01-01 00:01:20,5,8,OK,3
+2024-01-01 00:01:10,6,9,OK,3
+2024-01-01 00:01:30,7,10,OK,3
+"""
+
+
+def test_wide_csv_quality_report(workspace, tmp_path):
+    result = ingest_file(workspace, write(tmp_path, "plant.csv", QUALITY_CSV))
+    info = result.dataset
+    assert (info.name, info.layout, info.source_file) == ("plant", "wide", "plant.csv")
+    assert info.n_rows == 7
+    assert info.sensors == ["temp", "pressure", "flat"]
+    assert info.assets == ["main"]
+    assert info.interval_seconds == 10.0
+    assert (info.time_start, info.time_end) == (
+        datetime(2024, 1, 1, 0, 0, 0),
+        datetime(2024, 1, 1, 0, 1, 30),
+    )
+    q = info.quality
+    assert q.n_rows == 7
+    assert q.n_duplicate_timestamps == 1
+    assert q.n_non_monotonic == 1
+    assert (q.n_gaps, q.largest_gap_seconds) == (1, 50.0)
+    assert q.constant_sensors == ["flat"]
+    assert q.nan_share == {"temp": 0.0, "pressure": pytest.approx(1 / 7, abs=1e-6), "flat": 0.0}
+    assert q.ignored_columns == ["status"]
+    assert any("sorted" in note for note in q.notes)
+    assert any("status" in w for w in result.warnings)
+    stored = store.read_readings(workspace, info)
+    assert stored["ts"].is_monotonic_increasing
+    assert list(stored.columns) == ["ts", "asset", "temp", "pressure", "flat"]
+    assert stored["temp"].tolist() == [1, 2, 3, 4, 6, 5, 7]
+    assert stored["pressure"].isna().sum() == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "encoding"),
+    [
+        ("comma.csv", "time,a,b\n{r0},1.5,2\n{r1},2.5,3\n{r2},3.5,4\n", "utf-8"),
+        ("semi.csv", "time;a;b\n{r0};1,5;2\n{r1};2,5;3\n{r2};3,5;4\n", "utf-8"),
+        ("tab.tsv", "time\ta\tb\n{r0}\t1.5\t2\n{r1}\t2.5\t3\n{r2}\t3.5\t4\n", "utf-8"),
+        ("crlf.csv", "time,a,b\r\n{r0},1.5,2\r\n{r1},2.5,3\r\n{r2},3.5,4\r\n", "utf-8"),
+        ("bom.csv", "\ufefftime,a,b\n{r0},1.5,2\n{r1},2.5,3\n{r2},3.5,4\n", "utf-8"),
+        ("quoted.csv", '"time","a","b"\n"{r0}","1.5","2"\n"{r1}","2.5","3"\n"{r2}","3.5","4"\n',
+         "utf-8"),
+    ],
+)  # fmt: skip
+def test_wide_delimiters(workspace, tmp_path, name, text, encoding):
+    stamps = minutes(3)
+    path = write(tmp_path, name, text.format(r0=stamps[0], r1=stamps[1], r2=stamps[2]), encoding)
+    info = ingest_file(workspace, path).dataset
+    assert info.sensors == ["a", "b"]
+    assert info.interval_seconds == 60.0
+    assert [r[2:] for r in rows(workspace, info)] == [(1.5, 2.0), (2.5, 3.0), (3.5, 4.0)]
+
+
+def test_latin1_semicolon_decimal_comma(workspace, tmp_path):
+    text = "Zeit;Temp_é;Druck °C\n13.01.2024 00:00:05;1,5;2\n13.01.2024 00:01:05;-2,25;3\n"
+    info = ingest_file(workspace, write(tmp_path, "werk.csv", text, "latin-1")).dataset
+    assert info.sensors == ["Temp_é", "Druck °C"]
+    assert info.time_start == datetime(2024, 1, 13, 0, 0, 5)
+    assert [r[2] for r in rows(workspace, info)] == [1.5, -2.25]
+
+
+def test_weird_column_names_are_kept_verbatim_and_harmless(workspace, tmp_path):
+    names = ['a"b', "x; DROP TABLE datasets; --", "it's", "Robert'); --"]
+    header = ",".join('"' + n.replace('"', '""') + '"' for n in ["time", *names])
+    body = "".join(f"{t},1,2,3,{i}\n" for i, t in enumerate(minutes(3)))
+    info = ingest_file(workspace, write(tmp_path, "odd.csv", header + "\n" + body)).dataset
+    assert info.sensors == names
+    assert store.read_readings(workspace, info)["Robert'); --"].tolist() == [0, 1, 2]
+    assert [d.name for d in store.list_datasets(workspace)] == ["odd"]
+
+
+def test_asset_column_named_like_machine(workspace, tmp_path):
+    body = "".join(f"{t},P{k},{k}.{i}\n" for i, t in enumerate(minutes(3)) for k in (2, 1))
+    info = ingest_file(workspace, write(tmp_path, "m.csv", "timestamp,machine_id,temp\n" + body))
+    info = info.dataset
+    assert info.assets == ["P1", "P2"]
+    assert info.n_rows == 6
+    assert store.asset_row_counts(workspace, info) == {"P1": 3, "P2": 3}
+    assert info.quality.n_duplicate_timestamps == 0
+    assert info.quality.n_non_monotonic == 0
+    stored = store.read_readings(workspace, info, asset="P2")
+    assert stored["temp"].tolist() == [2.0, 2.1, 2.2]
+
+
+def test_low_cardinality_text_column_is_an_asset(workspace, tmp_path):
+    body = "".join(f"{t},{site},{i}\n" for i, t in enumerate(minutes(4)) for site in "NS")
+    info = ingest_file(workspace, write(tmp_path, "s.csv", "time,site,flow\n" + body)).dataset
+    assert info.assets == ["N", "S"]
+    assert info.sensors == ["flow"]
+    assert info.quality.ignored_columns == []
+
+
+def test_integer_asset_id(workspace, tmp_path):
+    body = "".join(f"{t},{u},{u * 10 + i}\n" for i, t in enumerate(minutes(3)) for u in (1, 2))
+    info = ingest_file(workspace, write(tmp_path, "u.csv", "time,unit,speed\n" + body)).dataset
+    assert (info.assets, info.sensors) == (["1", "2"], ["speed"])
+
+
+def test_long_format_without_asset(workspace, tmp_path):
+    stamps = minutes(3)
+    body = "".join(f"{t},{tag},{v + i}\n" for tag, v in (("T1", 10), ("P1", 20))
+                   for i, t in enumerate(stamps))  # fmt: skip
+    info = ingest_file(workspace, write(tmp_path, "h.csv", "time,tagname,value\n" + body)).dataset
+    assert info.layout == "long"
+    assert info.sensors == ["T1", "P1"]
+    assert (info.n_rows, info.assets, info.interval_seconds) == (3, ["main"], 60.0)
+    assert info.quality.n_non_monotonic == 0  # each tag's series runs forward
+    assert [r[2:] for r in rows(workspace, info)] == [(10, 20), (11, 21), (12, 22)]
+
+
+def test_long_format_with_asset_and_repeated_tag_value(workspace, tmp_path):
+    text = (
+        "Timestamp;Equipment;Sensor;Value\n"
+        "2024-01-01 00:00:00;A;temp;1\n2024-01-01 00:00:00;A;temp;1,5\n"
+        "2024-01-01 00:00:00;B;temp;2\n2024-01-01 00:00:00;A;rpm;100\n"
+        "2024-01-01 00:00:10;A;temp;3\n2024-01-01 00:00:10;B;rpm;200\n"
+    )
+    info = ingest_file(workspace, write(tmp_path, "hist.csv", text)).dataset
+    assert (info.layout, info.assets, info.sensors) == ("long", ["A", "B"], ["temp", "rpm"])
+    assert info.n_rows == 4
+    assert info.quality.n_duplicate_timestamps == 1
+    stored = store.read_readings(workspace, info, asset="A")
+    assert stored["temp"].tolist() == [1.5, 3.0]  # the last value in the file wins
+    assert stored["rpm"].isna().tolist() == [False, True]
+
+
+def test_parquet_with_utc_offset_times_and_nan(workspace, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "when": pd.date_range("2024-01-01 02:00", periods=4, freq="30s", tz="Europe/Berlin"),
+            "flow": [1.0, float("nan"), 3.0, 4.0],
+            "count": [1, 2, 3, 4],
+            "note": ["a", "b", "c", "d"],
+        }
+    )
+    frame.to_parquet(tmp_path / "p.parquet")
+    info = ingest_file(workspace, tmp_path / "p.parquet").dataset
+    assert info.sensors == ["flow", "count"]
+    assert info.time_start == datetime(2024, 1, 1, 1, 0)  # 02:00 Berlin = 01:00 UTC
+    assert info.interval_seconds == 30.0
+    assert info.quality.nan_share["flow"] == 0.25
+    assert info.quality.ignored_columns == ["note"]
+
+
+def test_excel_with_asset(workspace, tmp_path):
+    frame = pd.DataFrame(
+        {
+            "Date Time": pd.date_range("2024-05-01", periods=4, freq="min").repeat(2),
+            "Pump": ["P1", "P2"] * 4,
+            "Vibration": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        }
+    )
+    frame.to_excel(tmp_path / "pumps.xlsx", index=False)
+    result = ingest_file(workspace, tmp_path / "pumps.xlsx", name="pumps May")
+    info = result.dataset
+    assert (info.name, info.assets, info.sensors) == ("pumps May", ["P1", "P2"], ["Vibration"])
+    assert info.interval_seconds == 60.0
+    assert store.read_readings(workspace, info, asset="P2")["Vibration"].tolist() == [
+        0.2, 0.4, 0.6, 0.8
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cells", "expected"),
+    [
+        (["2024-03-13 08:00:00", "2024-03-13 08:01:00"], datetime(2024, 3, 13, 8)),
+        (["2024-03-13T08:00:00.500", "2024-03-13T08:01:00.500"], datetime(2024, 3, 13, 8, 0, 0, 500000)),
+        (["13/03/2024 08:00", "13/03/2024 08:01"], datetime(2024, 3, 13, 8)),
+        (["03/13/2024 08:00:00", "03/13/2024 08:01:00"], datetime(2024, 3, 13, 8)),
+        (["03/13/2024 08:00:00 AM", "03/13/2024 08:01:00 AM"], datetime(2024, 3, 13, 8)),
+        (["13.03.2024 08:00:00", "13.03.2024 08:01:00"], datetime(2024, 3, 13, 8)),
+        (["2024/03/13 08:00", "2024/03/13 08:01"], datetime(2024, 3, 13, 8)),
+        (["13-Mar-2024 08:00:00", "13-Mar-2024 08:01:00"], datetime(2024, 3, 13, 8)),
+        (["2024-03-13T10:00:00+02:00", "2024-03-13T10:01:00+02:00"], datetime(2024, 3, 13, 8)),
+        (["1710316800", "1710316860"], datetime(2024, 3, 13, 8)),
+        (["1710316800000", "1710316860000"], datetime(2024, 3, 13, 8)),
+        # ambiguous day/month: the reading in which time runs forward wins
+        (["11/01/2024 00:00", "12/01/2024 00:00", "01/02/2024 00:00"], datetime(2024, 1, 11)),
+        (["01/11/2024 00:00", "01/12/2024 00:00", "02/01/2024 00:00"], datetime(2024, 1, 11)),
+    ],
+)  # fmt: skip
+def test_time_formats(workspace, tmp_path, cells, expected):
+    body = "".join(f"{c},{i}\n" for i, c in enumerate(cells))
+    info = ingest_file(workspace, write(tmp_path, "t.csv", "time,level\n" + body)).dataset
+    assert info.time_start == expected
+    assert info.quality.n_non_monotonic == 0
+    assert info.sensors == ["level"]
+
+
+def test_mostly_text_column_is_ignored_and_empty_time_rows_dropped(workspace, tmp_path):
+    text = "time,temp,comment\n2024-01-01 00:00,1,ok\n,2,no time\n2024-01-01 00:01,3,7\n"
+    result = ingest_file(workspace, write(tmp_path, "c.csv", text))
+    q = result.dataset.quality
+    assert result.dataset.n_rows == 2
+    assert q.ignored_columns == ["comment"]
+    assert any("1 rows without a time" in n for n in q.notes)
+
+
+def test_metadata_names_and_hash(workspace, tmp_path):
+    path = write(tmp_path, "upload.tmp", QUALITY_CSV)
+    first = ingest_file(workspace, path, source_name="Line 4.csv").dataset
+    second = ingest_file(workspace, path, source_name="Line 4.csv").dataset
+    assert (first.name, second.name) == ("Line 4", "Line 4 (2)")
+    assert first.source_file == "Line 4.csv"
+    assert first.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert first.table_name == store.readings_table_name(first.id)
+    assert store.get_dataset(workspace, first.id).quality == first.quality
+
+
+# --- bad input: a clear DataError and an unchanged workspace --------------------------------------
+
+
+def _parquet_bytes(tmp_path: Path) -> bytes:
+    frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=500, freq="s"), "x": 1.0})
+    frame.to_parquet(tmp_path / "ok.parquet")
+    return (tmp_path / "ok.parquet").read_bytes()
+
+
+def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
+    frame.to_excel(tmp_path / "x.xlsx", index=False)
+    return (tmp_path / "x.xlsx").read_bytes()
+
+
+GOOD = "".join(f"{t},{i}\n" for i, t in enumerate(minutes(3)))
+LONG_MIXED = "time,a,b\n" + "".join(f"{t},{i},1\n" for i, t in enumerate(minutes(30_000)))
+"""30,000 clean rows: more than DuckDB's sniffer samples, so what follows is only seen on load."""
+BIG = "time,machine,a\n" + "".join(f"{t},M1,{i}\n" for i, t in enumerate(minutes(60_000)))
+"""More than the first megabyte that decides the encoding."""
+BAD_INPUTS = [
+    ("empty", "e.csv", b"", "is empty"),
+    ("blank lines only", "e.csv", "\n\n \n", "is empty"),
+    ("header only", "h.csv", "time,temp\n", "header line but no data rows"),
+    ("binary", "b.csv", bytes(range(256)) * 8, "binary NUL bytes"),
+    ("utf-16", "u.csv", "time,a\n".encode("utf-16"), "UTF-16"),
+    ("no time column", "n.csv", "when,a\nyesterday,1\ntoday,2\n", "no time column"),
+    ("no numeric column", "n.csv", "time,label\n2024-01-01 00:00,a\n2024-01-01 00:01,b\n",
+     "no numeric sensor column"),
+    ("mixed types in the sample", "m.csv",
+     "time,pressure\n" + "".join(f"{t},{i}\n" for i, t in enumerate(minutes(5)))
+     + "2024-01-02 00:00:00,oops\n", "column 'pressure' holds numbers but line 7 has 'oops'"),
+    ("mixed types past the sniffer sample", "m.csv",
+     LONG_MIXED + "2024-02-01 00:00:00,n/a?,1\n", "column 'a' holds numbers but line 30002"),
+    ("ragged row", "r.csv", "time,a,b\n2024-01-01 00:00,1,2\n2024-01-01 00:01,1\n",
+     "line 3 has 2 fields but the header has 3"),
+    ("ragged row past the sample", "r.csv", LONG_MIXED + "2024-02-01 00:00:00,1,2,3\n",
+     "line 30002 has 4 fields but the header has 3"),
+    ("duplicate column names", "d.csv", "time,temp,temp\n" + GOOD.replace("\n", ",1\n"),
+     "two columns named 'temp' and 'temp'"),
+    ("duplicate names but for case", "d.csv", "time,Temp,temp\n" + GOOD.replace("\n", ",1\n"),
+     "two columns named 'Temp' and 'temp'"),
+    ("sensor named ts", "s.csv", "time,ts\n" + GOOD, "sensor 'ts' clashes"),
+    ("sensor named ASSET", "s.csv", "time,ASSET\n" + GOOD.replace(",", ",1.5") , "'ASSET' clashes"),
+    ("tag named asset", "l.csv", "time,tag,value\n2024-01-01 00:00,asset,1\n", "'asset' clashes"),
+    ("bad time cell", "t.csv", "time,a\n13/01/2024 10:00,1\n14/01/2024 10:00,2\n32/13/2024 x,3\n",
+     "time column 'time' has '32/13/2024 x' on line 4"),
+    ("bad time past the sample", "t.csv", LONG_MIXED + "not a time,1,2\n", "on line 30002"),
+    ("headerless", "x.csv", "2024-01-01 00:00,1.5\n2024-01-01 00:01,2\n", "looks like data"),
+    ("not utf-8 past the start", "x.csv", BIG.encode() + b"2024-03-01 00:00:00,M\xe9,1\n",
+     "line 60002 is not valid UTF-8"),
+    ("not utf-8 in a number past the start", "x.csv", BIG.encode() + b"2024-03-01,M1,\xe91\n",
+     "column 'a' holds numbers but line 60002 has"),
+    ("broken parquet", "p.parquet", b"PAR1 this is not parquet at all", "Parquet"),
+    ("parquet name, text inside", "p.parquet", "time,a\n", "not a valid Parquet file"),
+    ("truncated parquet", "p.parquet", _parquet_bytes, "Parquet"),
+    ("old xls", "o.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), ".xls workbook"),
+    ("broken xlsx", "b.xlsx", b"PK\x03\x04 not really a zip", "not a readable .xlsx"),
+    ("excel header only", "h.xlsx", lambda p: _excel_bytes(p, pd.DataFrame(columns=["t", "a"])),
+     "no data rows"),
+    ("excel mixed column", "m.xlsx", lambda p: _excel_bytes(p, pd.DataFrame(
+        {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "flow": [1, 2, "x", 4]})),
+     "column 'flow' holds numbers but row 4 has 'x'"),
+]  # fmt: skip
+
+
+def _snapshot(con) -> tuple[list[int], list[str]]:
+    datasets = [d.id for d in store.list_datasets(con)]
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE NOT internal"
+    ).fetchall()
+    return datasets, sorted(t[0] for t in tables if t[0].startswith(("readings_", "__vigil")))
+
+
+@pytest.mark.parametrize(("case", "name", "content", "fragment"), BAD_INPUTS,
+                         ids=[c[0] for c in BAD_INPUTS])  # fmt: skip
+def test_bad_input_is_refused_and_workspace_unchanged(
+    workspace, tmp_path, case, name, content, fragment
+):
+    ingest_file(workspace, write(tmp_path, "existing.csv", "time,a\n" + GOOD))
+    before = _snapshot(workspace)
+    if callable(content):
+        content = content(tmp_path)
+    if case == "truncated parquet":
+        content = content[: len(content) // 2] + content[-8:]
+    path = write(tmp_path, name, content)
+    with pytest.raises(DataError) as caught:
+        ingest_file(workspace, path)
+    message = str(caught.value)
+    assert fragment in message
+    assert name in message  # every message names the file
+    assert _snapshot(workspace) == before
+    assert len(before[1]) == 1  # the earlier dataset's table, nothing stray
+
+
+def test_failed_ingest_leaves_connection_usable(workspace, tmp_path):
+    with pytest.raises(DataError):
+        ingest_file(workspace, write(tmp_path, "bad.csv", "time,a,b\n2024-01-01,1\n"))
+    info = ingest_file(workspace, write(tmp_path, "good.csv", "time,a\n" + GOOD)).dataset
+    assert info.n_rows == 3
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT,
+        env=env, timeout=60, **kwargs,
+    )  # fmt: skip
+
+
+def test_cli_ingest_good_file(tmp_path):
+    path = write(tmp_path, "plant.csv", QUALITY_CSV)
+    done = _cli("ingest", str(path), "--db", str(tmp_path / "ws.duckdb"))
+    assert done.returncode == 0, done.stderr
+    assert "Loaded 'plant': 7 rows, 3 sensors, 1 asset(s)" in done.stdout
+    assert "warning: Ignored non-numeric columns: status." in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [(b"", "is empty"), ("time,a,b\n2024-01-01 00:00,1,2\n2024-01-01 00:01,1\n", "line 3")],
+)
+def test_cli_bad_file_is_one_line_and_exit_2(tmp_path, content, fragment):
+    path = write(tmp_path, "bad.csv", content)
+    done = _cli("ingest", str(path), "--db", str(tmp_path / "ws.duckdb"))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: bad.csv")
+    assert fragment in lines[0]
+
+
+def test_cli_workspace_locked_by_another_process(tmp_path):
+    db = tmp_path / "ws.duckdb"
+    holder_code = (  # any process holding the file read-write (duckdb alone starts fastest)
+        "import sys, duckdb; con = duckdb.connect(sys.argv[1]); "
+        "print('ready', flush=True); sys.stdin.readline()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", holder_code, str(db)], cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        done = _cli("ingest", str(write(tmp_path, "a.csv", "time,a\n" + GOOD)), "--db", str(db))
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "open in another Vigil process" in lines[0] and str(db) in lines[0]

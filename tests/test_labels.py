@@ -1,0 +1,506 @@
+"""Labels on a real DuckDB file: history, current state, undo, audit, queue, import/export, modes."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import labels, modes, store
+from core.errors import DataError
+from core.labels import LabelDraft, QueueFilter
+from core.runs import RunSummary, TrainingWindow
+from core.types import DatasetInfo, QualityReport
+
+T0 = datetime(2026, 1, 1)
+SENSORS = ["temp", "flow", "vib"]
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def make_dataset(con, assets=("p1", "p2"), n: int = 600, seed: int = 0) -> DatasetInfo:
+    """A small wide dataset: one row a minute per asset, three noisy sensors."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for asset in assets:
+        part = pd.DataFrame({"ts": pd.date_range(T0, periods=n, freq="1min"), "asset": asset})
+        for s in SENSORS:
+            part[s] = rng.normal(size=n)
+        parts.append(part)
+    frame = pd.concat(parts, ignore_index=True)
+    ds_id = store.next_dataset_id(con)
+    info = DatasetInfo(
+        id=ds_id,
+        name=store.unique_dataset_name(con, "toy"),
+        table_name=store.readings_table_name(ds_id),
+        source_file="toy.csv",
+        sha256="0" * 64,
+        layout="wide",
+        n_rows=len(frame),
+        sensors=list(SENSORS),
+        assets=list(assets),
+        time_start=T0,
+        time_end=frame["ts"].max().to_pydatetime(),
+        interval_seconds=60.0,
+        loaded_at=datetime(2026, 2, 1),
+        quality=QualityReport(n_rows=len(frame)),
+    )
+    return store.add_dataset_from_frame(con, info, frame)
+
+
+def make_run(con, info: DatasetInfo, events: list[dict], threshold: float = 0.5) -> int:
+    """Store a run with the given events (asset, start/end minutes, severity, top sensors)."""
+    run_id = store.next_run_id(con)
+    scores = store.read_readings(con, info, sensors=[])[["ts", "asset"]]
+    scores = scores.assign(score=0.1, is_anomaly=False, is_off=False)
+    rows = []
+    for i, e in enumerate(events, start=1):
+        rows.append(
+            {
+                "event_id": i,
+                "asset": e["asset"],
+                "start": at(e["start"]),
+                "end": at(e["end"]),
+                "peak_ts": at(e["start"]),
+                "peak_score": e.get("score", 1.0),
+                "duration_s": (e["end"] - e["start"]) * 60.0,
+                "n_points": e["end"] - e["start"] + 1,
+                "severity": e.get("severity", 1.0),
+                "top_sensors": e.get("sensors", ["temp"]),
+                "sensor_scores": {s: 1.0 for s in e.get("sensors", ["temp"])},
+            }
+        )
+    summary = RunSummary(
+        id=run_id,
+        dataset_id=info.id,
+        assets=list(info.assets),
+        detector="toy",
+        detector_used="toy",
+        params={},
+        training=TrainingWindow(),
+        threshold_quantile=None,
+        thresholds={a: threshold for a in info.assets},
+        status="completed",
+        created_at=datetime.now(),
+        duration_s=0.0,
+        n_scores=len(scores),
+        n_events=len(rows),
+        versions={},
+        evaluation=None,
+    )
+    store.save_run(con, summary.to_record(), scores, pd.DataFrame(rows))
+    return run_id
+
+
+EVENTS = [
+    {"asset": "p1", "start": 100, "end": 110, "severity": 3.0, "sensors": ["temp", "flow"]},
+    {"asset": "p1", "start": 300, "end": 305, "severity": 1.0, "score": 0.7},
+    {"asset": "p2", "start": 200, "end": 240, "severity": 2.0, "sensors": ["vib"], "score": 2.0},
+]
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = store.open_workspace(tmp_path / "w.duckdb")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def info(con):
+    return make_dataset(con)
+
+
+def draft(**kw) -> LabelDraft:
+    base = {"asset": "p1", "start": at(10), "end": at(20), "verdict": "confirmed", "kind": "spike"}
+    return LabelDraft(**{**base, **kw})
+
+
+# --- history, current state, undo ---------------------------------------------------------------
+
+
+def test_a_label_keeps_everything_it_was_given(con, info):
+    [label_id] = labels.create_labels(
+        con,
+        info.id,
+        [draft(sensors=("temp", "vib"), comment="hot", source="detector", run_id=4, event_id=2)],
+        "ana",
+    )
+    row = labels.current_labels(con, info.id).iloc[0]
+    assert row["label_id"] == label_id
+    assert (row["dataset_id"], row["asset"], row["verdict"], row["kind"]) == (
+        info.id,
+        "p1",
+        "confirmed",
+        "spike",
+    )
+    assert (row["start_ts"], row["end_ts"]) == (pd.Timestamp(at(10)), pd.Timestamp(at(20)))
+    assert row["sensors"] == ["temp", "vib"]
+    assert (row["comment"], row["source"], row["run_id"], row["event_id"]) == (
+        "hot",
+        "detector",
+        4,
+        2,
+    )
+    assert row["created_by"] == row["updated_by"] == "ana"
+    assert row["created_at"] <= row["updated_at"]
+
+
+def test_current_state_is_the_latest_history_row_and_deleted_labels_vanish(con, info):
+    a, b = labels.create_labels(con, info.id, [draft(), draft(asset="p2")], "ana")
+    labels.update_labels(con, [a], "bob", {"verdict": "unsure", "comment": "not sure"})
+    labels.delete_labels(con, [b], "bob")
+    current = labels.current_labels(con, info.id)
+    assert current["label_id"].tolist() == [a]
+    assert current.iloc[0]["verdict"] == "unsure"
+    assert current.iloc[0]["created_by"] == "ana" and current.iloc[0]["updated_by"] == "bob"
+    history = store.read_label_history(con, info.id)
+    assert len(history) == 4, "two creates, one update, one delete: nothing overwritten"
+
+
+def test_audit_says_who_changed_what_from_what_to_what(con, info):
+    [a] = labels.create_labels(con, info.id, [draft(verdict="unsure", kind=None)], "ana")
+    labels.update_labels(con, [a], "bob", {"verdict": "confirmed", "kind": "drift"})
+    log = labels.audit_log(con, info.id)
+    assert log["analyst"].tolist() == ["bob", "ana"]
+    assert log["action"].tolist() == ["update", "create"]
+    assert log.iloc[0]["what"] == "verdict: Unsure → Confirmed; kind: – → drift"
+    assert log.iloc[1]["what"].startswith("Unsure on p1 2026-01-01 00:10:00")
+
+
+def test_unchanged_update_appends_nothing(con, info):
+    [a] = labels.create_labels(con, info.id, [draft()], "ana")
+    labels.update_labels(con, [a], "ana", {"verdict": "confirmed", "kind": "spike"})
+    assert len(store.read_label_history(con, info.id)) == 1
+
+
+def test_undo_walks_back_one_change_at_a_time(con, info):
+    [a] = labels.create_labels(con, info.id, [draft(verdict="unsure", kind=None)], "ana")
+    labels.update_labels(con, [a], "ana", {"verdict": "confirmed", "kind": "drift"})
+    labels.update_labels(con, [a], "ana", {"comment": "checked on site"})
+
+    first = labels.undo_last(con, info.id, "ana")
+    row = labels.current_labels(con, info.id).iloc[0]
+    assert (row["verdict"], row["kind"], row["comment"]) == ("confirmed", "drift", "")
+    assert first is not None and first.label_ids == [a]
+
+    labels.undo_last(con, info.id, "ana")
+    assert labels.current_labels(con, info.id).iloc[0]["verdict"] == "unsure"
+
+    labels.undo_last(con, info.id, "ana")
+    assert labels.current_labels(con, info.id).empty, "undoing a create removes the label"
+    assert labels.undo_last(con, info.id, "ana") is None
+    history = store.read_label_history(con, info.id)
+    assert (history["action"] == "undo").sum() == 3, "undo appends, never erases"
+
+
+def test_undo_brings_a_deleted_label_back(con, info):
+    [a] = labels.create_labels(con, info.id, [draft(comment="keep me")], "ana")
+    labels.delete_labels(con, [a], "ana")
+    assert labels.current_labels(con, info.id).empty
+    labels.undo_last(con, info.id, "ana")
+    assert labels.current_labels(con, info.id).iloc[0]["comment"] == "keep me"
+
+
+def test_undo_reverts_a_whole_bulk_change(con, info):
+    drafts = [draft(), draft(asset="p2"), draft(start=at(30), end=at(40))]
+    ids = labels.create_labels(con, info.id, drafts, "x")
+    labels.update_labels(con, ids, "x", {"verdict": "false_alarm", "kind": None})
+    labels.undo_last(con, info.id, "x")
+    assert set(labels.current_labels(con, info.id)["verdict"]) == {"confirmed"}
+
+
+def test_undo_is_per_analyst_and_refuses_to_overwrite_someone_else(con, info):
+    [a] = labels.create_labels(con, info.id, [draft()], "ana")
+    labels.update_labels(con, [a], "ana", {"verdict": "unsure"})
+    labels.update_labels(con, [a], "bob", {"comment": "bob was here"})
+    with pytest.raises(DataError, match="changed by bob"):
+        labels.undo_last(con, info.id, "ana")
+    labels.undo_last(con, info.id, "bob")  # bob undoes his own change
+    labels.undo_last(con, info.id, "ana")  # now ana's update can be undone
+    assert labels.current_labels(con, info.id).iloc[0]["verdict"] == "confirmed"
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ({"verdict": "maybe"}, "Unknown verdict 'maybe'"),
+        ({"asset": "p9"}, "no asset 'p9'"),
+        ({"sensors": ("temp", "nope")}, "no sensor 'nope'"),
+        ({"start": at(30), "end": at(20)}, "must end after it starts"),
+    ],
+)
+def test_bad_labels_are_refused_with_the_bad_value_named(con, info, bad, message):
+    with pytest.raises(DataError, match=message):
+        labels.create_labels(con, info.id, [draft(**bad)], "ana")
+    assert labels.current_labels(con, info.id).empty
+
+
+def test_editing_a_deleted_label_is_refused(con, info):
+    [a] = labels.create_labels(con, info.id, [draft()], "ana")
+    labels.delete_labels(con, [a], "bob")
+    with pytest.raises(DataError, match="does not exist any more"):
+        labels.update_labels(con, [a], "ana", {"verdict": "unsure"})
+
+
+# --- runs, events and the queue ----------------------------------------------------------------
+
+
+def test_queue_is_unreviewed_first_then_most_severe(con, info):
+    run = make_run(con, info, EVENTS)
+    queue = labels.review_queue(con, run)
+    assert queue["event_id"].tolist() == [1, 3, 2]
+    assert set(queue["status"]) == {"unreviewed"}
+    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="spike")
+    queue = labels.review_queue(con, run)
+    assert queue["event_id"].tolist() == [3, 2, 1]
+    assert queue.iloc[2]["status"] == "confirmed" and queue.iloc[2]["kind"] == "spike"
+    assert queue.iloc[2]["label_sensors"] == ["temp", "flow"], "default: top sensors"
+
+
+def test_verdicts_in_bulk_are_one_change_and_update_existing_labels(con, info):
+    run = make_run(con, info, EVENTS)
+    queue = labels.review_queue(con, run)
+    labels.label_events(con, info.id, queue.iloc[[0]], "unsure", "ana")
+    queue = labels.review_queue(con, run)
+    labels.label_events(con, info.id, queue, "false_alarm", "ana", comment="pump test")
+    after = labels.review_queue(con, run)
+    assert set(after["status"]) == {"false_alarm"}
+    assert set(after["comment"]) == {"pump test"}
+    assert len(labels.current_labels(con, info.id)) == 3, "the unsure label was updated"
+    labels.undo_last(con, info.id, "ana")
+    statuses = labels.review_queue(con, run).set_index("event_id")["status"]
+    assert statuses.to_dict() == {1: "unsure", 2: "unreviewed", 3: "unreviewed"}
+
+
+def test_labels_survive_deleting_the_run_and_apply_to_later_runs(con, info):
+    from core.runs import delete_run
+
+    first = make_run(con, info, EVENTS)
+    queue = labels.review_queue(con, first)
+    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="drift")
+    delete_run(con, first)
+    assert len(labels.current_labels(con, info.id)) == 1
+    later = make_run(
+        con,
+        info,
+        [
+            {"asset": "p1", "start": 105, "end": 130},  # overlaps the confirmed event
+            {"asset": "p2", "start": 105, "end": 130},  # same time, other asset
+        ],
+    )
+    statuses = labels.review_queue(con, later).set_index("event_id")["status"]
+    assert statuses.to_dict() == {1: "confirmed", 2: "unreviewed"}
+
+
+def test_an_events_own_label_wins_over_a_bigger_overlap(con, info):
+    run = make_run(con, info, [{"asset": "p1", "start": 100, "end": 110}])
+    queue = labels.review_queue(con, run)
+    labels.label_events(con, info.id, queue, "confirmed", "ana", kind="spike")
+    [own] = labels.current_labels(con, info.id)["label_id"]
+    labels.update_labels(con, [own], "ana", {"start_ts": at(108), "end_ts": at(109)})
+    labels.create_labels(con, info.id, [draft(start=at(90), end=at(120), verdict="unsure")], "b")
+    assert labels.review_queue(con, run).iloc[0]["label_id"] == own
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (QueueFilter(assets=("p2",)), [3]),
+        (QueueFilter(sensors=("flow",)), [1]),
+        (QueueFilter(statuses=("confirmed",)), [1]),
+        (QueueFilter(statuses=("unreviewed",)), [3, 2]),
+        (QueueFilter(kinds=("spike",)), [1]),
+        (QueueFilter(start=at(250), end=at(400)), [2]),
+        (QueueFilter(min_score=1.5), [3]),
+        (QueueFilter(), [3, 2, 1]),
+    ],
+)
+def test_queue_filters(con, info, flt, expected):
+    run = make_run(con, info, EVENTS)
+    first = labels.review_queue(con, run).iloc[[0]]
+    labels.label_events(con, info.id, first, "confirmed", "ana", kind="spike")
+    assert labels.review_queue(con, run, flt)["event_id"].tolist() == expected
+
+
+def test_progress_and_precision_from_verdicts(con, info):
+    run = make_run(con, info, [*EVENTS, {"asset": "p2", "start": 500, "end": 510}])
+    queue = labels.review_queue(con, run)
+    assert labels.review_progress(queue).precision is None
+    labels.label_events(con, info.id, queue.iloc[[0, 1]], "confirmed", "a", kind="spike")
+    labels.label_events(con, info.id, queue.iloc[[2]], "false_alarm", "a")
+    progress = labels.review_progress(labels.review_queue(con, run))
+    assert (progress.n_events, progress.n_reviewed) == (4, 3)
+    assert progress.precision == pytest.approx(2 / 3)
+
+
+def test_event_view_shows_context_sensors_score_and_threshold(con, info):
+    run = make_run(con, info, EVENTS, threshold=0.42)
+    event = labels.review_queue(con, run).iloc[0].to_dict()  # p1, minutes 100..110
+    view = labels.event_view(con, run, event)
+    assert view.sensors == ["temp", "flow"]
+    assert view.start == at(40) and view.end == at(170), "60 samples of context each side"
+    assert view.readings["ts"].min() == pd.Timestamp(at(40))
+    assert len(view.scores) == 131 and view.threshold == 0.42
+    assert view.focus == (at(100), at(110))
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ([{"x": ["2026-01-01 00:20:00", "2026-01-01 00:10:00"], "y": [0, 1]}], (at(10), at(20))),
+        (
+            [{"x": [pd.Timestamp(at(5)).value / 1e6, pd.Timestamp(at(6)).value / 1e6]}],
+            (at(5), at(6)),
+        ),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_box_selection_becomes_a_time_range(box, expected):
+    assert labels.selected_range(box) == expected
+
+
+# --- taxonomy, import and export ---------------------------------------------------------------
+
+
+def test_taxonomy_defaults_and_edits(con):
+    assert labels.fault_kinds(con)[:3] == ["spike", "drift", "level shift"]
+    assert len(labels.fault_kinds(con)) == 8
+    labels.set_fault_kinds(con, ["cavitation", " spike ", "", "cavitation"])
+    assert labels.fault_kinds(con) == ["cavitation", "spike"]
+    with pytest.raises(DataError, match="at least one kind"):
+        labels.set_fault_kinds(con, ["  "])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_then_import_round_trips(con, info, tmp_path, fmt):
+    labels.create_labels(
+        con,
+        info.id,
+        [draft(sensors=("temp", "flow"), comment="a, b; c"), draft(asset="p2", verdict="unsure")],
+        "ana",
+    )
+    data = labels.export_labels(con, info.id, fmt)
+    other = make_dataset(con)
+    result = labels.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
+    assert (result.n_imported, result.n_skipped) == (2, 0)
+    cols = list(labels.EXPORT_COLUMNS)
+    a = labels.export_frame(con, info.id)[cols]
+    b = labels.export_frame(con, other.id)[cols]
+    pd.testing.assert_frame_equal(a, b)
+    again = labels.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
+    assert (again.n_imported, again.n_skipped) == (0, 2), "importing twice adds nothing"
+    assert set(labels.current_labels(con, other.id)["source"]) == {"import"}
+
+
+BAD_FILE = """asset,start,end,verdict,kind,sensors,comment
+p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,temp;flow,fine
+p9,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,,bad asset
+p1,yesterday,2026-01-01 00:20,confirmed,,,bad start
+p1,2026-01-01 00:30,2026-01-01 00:20,false alarm,,,end before start
+p1,2026-01-01 00:10,2026-01-01 00:20,maybe,,,bad verdict
+p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,gremlins,,bad kind
+p1,2026-01-01 00:10,2026-01-01 00:20,unsure,,temp;pressure,bad sensor
+"""
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (2, "row 2: asset 'p9' is not in the dataset"),
+        (3, "row 3: start 'yesterday' is not a time"),
+        (4, "row 4: end is before start"),
+        (5, "row 5: verdict 'maybe' is not one of"),
+        (6, "row 6: kind 'gremlins' is not in the taxonomy"),
+        (7, "row 7: sensor 'pressure' is not in the dataset"),
+    ],
+)
+def test_a_bad_file_is_rejected_whole_with_row_numbers(con, info, row, message):
+    with pytest.raises(DataError) as err:
+        labels.import_labels(con, info.id, BAD_FILE.encode(), "mine.csv", "ana")
+    assert message in str(err.value)
+    assert "6 of 7 rows are invalid, nothing was imported" in str(err.value)
+    assert labels.current_labels(con, info.id).empty, "row 1 was good but nothing is half-imported"
+
+
+def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
+    good = "\n".join(BAD_FILE.splitlines()[:2]).replace("fine", "ok")
+    good += "\np1,2026-01-01T00:40:00,2026-01-01T00:45:00,False Alarm,,,\n"
+    result = labels.import_labels(con, info.id, good.encode(), "mine.csv", "ana")
+    assert result.n_imported == 2
+    current = labels.current_labels(con, info.id)
+    assert current["verdict"].tolist() == ["confirmed", "false_alarm"]
+    assert current.iloc[0]["sensors"] == ["temp", "flow"]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"asset,start,verdict\np1,2026-01-01,confirmed\n", "x.csv", "no column 'end'"),
+        (b"asset,start,end,verdict\n", "x.csv", "holds no labels"),
+        (b"whatever", "x.xlsx", "from a .csv or .parquet file"),
+        (b"not parquet", "x.parquet", "cannot be read"),
+    ],
+)
+def test_unreadable_label_files(con, info, content, name, message):
+    with pytest.raises(DataError, match=message):
+        labels.import_labels(con, info.id, content, name, "ana")
+
+
+# --- operating modes ---------------------------------------------------------------------------
+
+
+def test_mode_mask_marks_timestamps_inside_marked_stretches(con, info):
+    modes.add_mode(con, info.id, "p1", at(10), at(20), "machine off", "ana")
+    modes.add_mode(con, info.id, "p1", at(15), at(30), "maintenance", "ana")
+    modes.add_mode(con, info.id, "p2", at(0), at(100), "start-up", "ana")
+    ts = np.array([at(m) for m in (5, 10, 25, 30, 31, 50)], dtype="datetime64[us]")
+    assert modes.mode_mask(con, info.id, "p1", ts).tolist() == [0, 1, 1, 1, 0, 0]
+    only_off = modes.mode_mask(con, info.id, "p1", ts, modes=["machine off"])
+    assert only_off.tolist() == [0, 1, 0, 0, 0, 0]
+    series = pd.Series(pd.to_datetime(ts))
+    assert modes.mode_mask(con, info.id, "p2", series).all()
+
+
+def test_removed_modes_stop_masking_but_stay_recorded(con, info):
+    mark = modes.add_mode(con, info.id, "p1", at(10), at(20), "machine off", "ana")
+    modes.remove_mode(con, mark, "bob")
+    assert not modes.mode_mask(con, info.id, "p1", [at(15)]).any()
+    assert modes.list_modes(con, info.id).empty
+    kept = store.read_modes(con, info.id, include_deleted=True).iloc[0]
+    assert kept["deleted_by"] == "bob" and kept["analyst"] == "ana"
+    with pytest.raises(DataError, match="no operating-mode mark"):
+        modes.remove_mode(con, mark, "bob")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("p1", at(10), at(20), "lunch"), "Unknown operating mode 'lunch'"),
+        (("p7", at(10), at(20), "start-up"), "no asset 'p7'"),
+        (("p1", at(20), at(10), "start-up"), "must end after it starts"),
+    ],
+)
+def test_bad_mode_marks_are_refused(con, info, args, message):
+    with pytest.raises(DataError, match=message):
+        modes.add_mode(con, info.id, *args, analyst="ana")
+
+
+def test_mode_marks_show_in_the_label_view(con, info):
+    modes.add_mode(con, info.id, "p1", at(100), at(120), "maintenance", "ana")
+    view = labels.label_view(con, info.id, "p1", ["temp"], at(90), at(130))
+    assert view.modes["mode"].tolist() == ["maintenance"]
+    assert view.scores.empty and view.threshold is None
+
+
+def test_csv_export_joins_sensors_with_semicolons(con, info):
+    labels.create_labels(con, info.id, [draft(sensors=("temp", "vib"))], "ana")
+    frame = pd.read_csv(io.BytesIO(labels.export_labels(con, info.id, "csv")))
+    assert frame.columns.tolist() == list(labels.EXPORT_COLUMNS)
+    assert frame.iloc[0]["sensors"] == "temp;vib"

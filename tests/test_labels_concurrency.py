@@ -1,0 +1,152 @@
+"""Several sessions labelling one dataset lose nothing: threads on cursors, a second process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from core import labels, store
+from core.errors import WorkspaceError
+from core.labels import LabelDraft
+from core.store import labels as label_store
+from tests.test_labels import at, make_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+N_THREADS = 5
+N_WRITES = 10
+
+
+def test_threads_with_their_own_cursors_all_land(tmp_path):
+    """The app's way: one connection, one `con.cursor()` per session thread."""
+    con = store.open_workspace(tmp_path / "w.duckdb")
+    info = make_dataset(con, n=200)
+    [shared] = labels.create_labels(
+        con, info.id, [LabelDraft("p1", at(0), at(5), "unsure")], "setup"
+    )
+    errors: list[BaseException] = []
+    start = threading.Barrier(N_THREADS)
+
+    def session(n: int) -> None:
+        cur = con.cursor()
+        try:
+            start.wait()
+            for i in range(N_WRITES):
+                labels.create_labels(
+                    cur,
+                    info.id,
+                    [LabelDraft("p2", at(i), at(i + 1), "confirmed", "spike", comment=f"{n}/{i}")],
+                    f"analyst{n}",
+                )
+                labels.update_labels(cur, [shared], f"analyst{n}", {"comment": f"{n}/{i}"})
+        except BaseException as exc:  # collected and re-raised by the test
+            errors.append(exc)
+        finally:
+            cur.close()
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(N_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    current = labels.current_labels(con, info.id)
+    comments = set(current.loc[current["asset"] == "p2", "comment"])
+    assert comments == {f"{n}/{i}" for n in range(N_THREADS) for i in range(N_WRITES)}
+    history = store.read_label_history(con, info.id)
+    edits = history[(history["label_id"] == shared) & (history["action"] == "update")]
+    assert len(edits) == N_THREADS * N_WRITES, "every edit of the shared label is in the history"
+    con.close()
+
+
+def test_a_conflicting_write_is_retried(tmp_path):
+    con = store.open_workspace(tmp_path / "w.duckdb")
+    other = con.cursor()
+    calls = []
+
+    def work(c: duckdb.DuckDBPyConnection) -> None:
+        calls.append(1)
+        c.execute("SELECT count(*) FROM fault_kinds").fetchall()  # the snapshot starts here
+        if len(calls) == 1:  # another session commits a change to the same row meanwhile
+            other.execute("UPDATE fault_kinds SET position = 40 WHERE name = 'spike'")
+        c.execute("UPDATE fault_kinds SET position = position + 1 WHERE name = 'spike'")
+
+    label_store.write_with_retry(con, work)
+    assert len(calls) == 2
+    row = con.execute("SELECT position FROM fault_kinds WHERE name = 'spike'").fetchone()
+    assert row[0] == 41, "the retry saw the other session's write and built on it"
+    con.close()
+
+
+def test_endless_conflicts_end_in_a_clear_workspace_error(tmp_path):
+    con = store.open_workspace(tmp_path / "w.duckdb")
+    blocker = con.cursor()
+    blocker.begin()
+    blocker.execute("UPDATE fault_kinds SET position = 99 WHERE name = 'drift'")
+
+    def work(c: duckdb.DuckDBPyConnection) -> None:
+        c.execute("UPDATE fault_kinds SET position = 0 WHERE name = 'drift'")
+
+    with pytest.raises(WorkspaceError, match="3 attempts collided with other sessions"):
+        label_store.write_with_retry(con, work, attempts=3)
+    blocker.rollback()
+    assert con.execute("SELECT position FROM fault_kinds WHERE name = 'drift'").fetchone()[0] == 1
+    con.close()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime
+    from core import labels, store
+    from core.errors import WorkspaceError
+    from core.labels import LabelDraft
+    try:
+        con = store.open_workspace(sys.argv[1])
+    except WorkspaceError as exc:
+        print(exc)
+        sys.exit(2)
+    labels.create_labels(
+        con, 1, [LabelDraft("p1", datetime(2026, 1, 1, 2), datetime(2026, 1, 1, 3), "unsure")],
+        "cli",
+    )
+    con.close()
+    print("written")
+    """
+)
+
+
+def _writer(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", WRITER, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_second_process_is_told_the_workspace_is_busy_and_nothing_is_lost(tmp_path):
+    path = tmp_path / "w.duckdb"
+    app = store.open_workspace(path)  # the running app holds the file
+    info = make_dataset(app, n=200)
+    labels.create_labels(app, info.id, [LabelDraft("p1", at(1), at(2), "confirmed")], "app")
+
+    busy = _writer(path)
+    assert busy.returncode == 2, busy.stderr
+    assert "is open in another Vigil process" in busy.stdout
+    labels.create_labels(app, info.id, [LabelDraft("p2", at(3), at(4), "false_alarm")], "app")
+    assert len(labels.current_labels(app, info.id)) == 2
+    app.close()
+
+    done = _writer(path)  # once the app is closed the same write goes through
+    assert done.returncode == 0, done.stderr
+    con = store.open_workspace(path)
+    current = labels.current_labels(con, info.id)
+    assert sorted(current["updated_by"]) == ["app", "app", "cli"]
+    con.close()

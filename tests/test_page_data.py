@@ -1,0 +1,75 @@
+"""The Load data page through Streamlit's AppTest: empty state, demo in one click, uploads."""
+
+import pytest
+
+from core import store
+from tests.apptest import open_app
+
+GOOD_CSV = b"time;pump_speed;flow\n2026-01-01 00:00;1450;20.5\n2026-01-01 00:01;1452;20.7\n" + (
+    b"".join(f"2026-01-01 00:{m:02d};{1450 + m};{20 + m / 10}\n".encode() for m in range(2, 60))
+)
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_DB", str(tmp_path / "workspace.duckdb"))
+    return open_app()
+
+
+def _datasets(tmp_path):
+    con = store.open_workspace(tmp_path / "workspace.duckdb")
+    try:
+        return store.list_datasets(con)
+    finally:
+        con.close()
+
+
+def test_empty_workspace_offers_the_demo(app):
+    assert not app.exception
+    assert app.title[0].value == "Load data"
+    assert any("workspace is empty" in info.value for info in app.info)
+    labels = [b.label for b in app.button]
+    assert "Load the demo plant" in labels
+
+
+def test_demo_plant_in_one_click(app):
+    next(b for b in app.button if b.label == "Load the demo plant").click()
+    app.run()
+    assert not app.exception
+    assert not app.error
+    assert app.dataframe, "the datasets table should be shown"
+    table = app.dataframe[0].value
+    assert table["name"].iloc[0].startswith("Demo plant")
+    assert bool(table["ground truth"].iloc[0])
+    assert "Demo plant" in app.sidebar.selectbox[0].format_func(app.sidebar.selectbox[0].value)
+
+
+def test_upload_a_csv_creates_a_dataset(app, tmp_path):
+    app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert not app.exception
+    assert not app.error, [e.value for e in app.error]
+    table = app.dataframe[0].value
+    assert table["name"].tolist() == ["pumps"]
+    assert int(table["rows"].iloc[0]) == 60
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("empty.csv", b""),
+        ("binary.csv", bytes(range(256)) * 8),
+        ("notime.csv", b"a,b\n1,2\n3,4\n"),
+    ],
+)
+def test_bad_upload_shows_an_error_and_changes_nothing(app, tmp_path, filename, content):
+    app.file_uploader[0].set_value((filename, content, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert not app.exception
+    assert app.error, "a clear message is expected"
+    assert "Traceback" not in app.error[0].value
+    assert not app.dataframe

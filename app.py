@@ -27,6 +27,7 @@ PAGES = {
     "Analyse": [
         st.Page("pages/detect.py", title="Detect", icon=":material/radar:"),
         st.Page("pages/triage.py", title="Triage", icon=":material/fact_check:"),
+        st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],
 }
 

@@ -34,18 +34,21 @@ if mode == "vigil":
     from core import store
     from core.ingest import ingest_file
     con = store.open_workspace(db_path)
+    cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     start = time.perf_counter()
     result = ingest_file(con, Path(csv_path))
     rows = result.dataset.n_rows
 else:
     con = duckdb.connect(db_path)
+    cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     start = time.perf_counter()
     con.execute("CREATE TABLE t AS SELECT * FROM read_csv(?)", [csv_path])
     rows = con.execute("SELECT count(*) FROM t").fetchall()[0][0]
 con.close()
 seconds = time.perf_counter() - start
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "rows": rows}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime - cpu0
+print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": usage.ru_maxrss / 1024, "rows": rows}))
 """
 
 
@@ -95,16 +98,21 @@ def main() -> int:
             for mode in results:
                 results[mode].append(run_child(mode, csv_path, folder, run))
                 r = results[mode][-1]
-                print(f"  run {run + 1} {mode:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB")
+                print(f"  run {run + 1} {mode:5s}: {r['seconds']:.2f} s wall, {r['cpu']:.2f} s CPU, "
+                      f"peak {r['peak_mb']:.0f} MB")  # fmt: skip
     bare = statistics.median(r["seconds"] for r in results["bare"])
     vigil = statistics.median(r["seconds"] for r in results["vigil"])
     ratio = vigil / bare
+    cpu_ratio = statistics.median(r["cpu"] for r in results["vigil"]) / statistics.median(
+        r["cpu"] for r in results["bare"]
+    )
     print(f"(a) bare DuckDB CREATE TABLE AS read_csv: {bare:.2f} s (median), peak "
           f"{max(r['peak_mb'] for r in results['bare']):.0f} MB")  # fmt: skip
     print(f"(b) Vigil ingest_file:                    {vigil:.2f} s (median), peak "
           f"{max(r['peak_mb'] for r in results['vigil']):.0f} MB")  # fmt: skip
     verdict = "OK" if ratio <= TARGET_RATIO else "TOO SLOW"
-    print(f"ratio vigil / bare: {ratio:.2f} (target <= {TARGET_RATIO}) {verdict}")
+    print(f"ratio vigil / bare: {ratio:.2f} wall (target <= {TARGET_RATIO}) {verdict}; "
+          f"{cpu_ratio:.2f} CPU (less sensitive to other load on the machine)")  # fmt: skip
     return 0 if ratio <= TARGET_RATIO else 1
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "PCADetector",
     "Param",
     "RobustZDetector",
+    "ZMaxDetector",
     "make_detector",
 ]
 
@@ -222,6 +223,38 @@ class RobustZDetector(BaseDetector):
         return _aggregate(z, self.agg)
 
 
+class ZMaxDetector(BaseDetector):
+    """Per-feature control limits: each feature against its own training spread, worst one wins.
+
+    Every feature gets a limit, the ``quantile`` of its absolute deviation from the training
+    median; the score is the largest deviation/limit ratio in the row. Unlike sum-of-squares
+    statistics it does not dilute a single sensor's fault among many quiet features.
+    """
+
+    param_limits: ClassVar[dict[str, Param]] = {
+        "quantile": Param("quantile", float, 0.5, 1.0, high_open=True, help="per-feature limit"),
+        "agg": Param("agg", str, choices=("max", "mean", "top3"), help="row aggregation"),
+        "contamination": CONTAMINATION,
+    }
+
+    def __init__(self, *, quantile: float = 0.99, agg: str = "max", contamination: float = 0.005):
+        self.quantile = quantile
+        self.agg = agg
+        self.contamination = contamination
+
+    def _fit(self, X: np.ndarray) -> np.ndarray:
+        self.center_ = np.median(X, axis=0)
+        dev = np.abs(X - self.center_)
+        limit = np.quantile(dev, self.quantile, axis=0)
+        fallback = dev.max(axis=0)
+        limit = np.where(limit > 1e-9, limit, fallback)
+        self.limit_ = np.where(limit > 1e-9, limit, 1.0)
+        return self._score(X)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return _aggregate(np.abs(X - self.center_) / self.limit_, self.agg)
+
+
 def _aggregate(z: np.ndarray, how: str) -> np.ndarray:
     """Row-wise combination of per-feature scores."""
     if how == "max" or z.shape[1] == 1:
@@ -365,6 +398,14 @@ DETECTORS: dict[str, DetectorSpec] = {
             "operating points (Hotelling T²). Explains itself per feature.",
             PCADetector,
             PCADetector.param_limits,
+        ),
+        DetectorSpec(
+            "zmax",
+            "Per-feature limits (max z)",
+            "Each feature against its own training limits; the worst feature decides. Sensitive "
+            "to faults of a single sensor, and says which one.",
+            ZMaxDetector,
+            ZMaxDetector.param_limits,
         ),
         DetectorSpec(
             "robust_z",

@@ -42,7 +42,7 @@ def sensor_view(
         if end is not None:
             truth = truth[truth["start"] <= pd.Timestamp(end)]
         shades = [
-            Shade(r["start"], r["end"], f"fault: {r['kind']}", FAULT_COLOR)
+            Shade(r["start"], r["end"], str(r["kind"]), FAULT_COLOR)
             for r in truth.to_dict("records")
         ]
     return SensorView(frame=frame, sensors=list(sensors), shades=shades)
@@ -56,8 +56,8 @@ def summary_items(info: DatasetInfo) -> list[tuple[str, str]]:
         ("Sensors", str(len(info.sensors))),
         ("Assets", str(len(info.assets))),
         ("Sampling", _human_seconds(interval) if interval else "irregular"),
-        ("From", f"{info.time_start:%Y-%m-%d %H:%M}" if info.time_start else "-"),
-        ("To", f"{info.time_end:%Y-%m-%d %H:%M}" if info.time_end else "-"),
+        ("From", f"{info.time_start:%Y-%m-%d}" if info.time_start else "-"),
+        ("To", f"{info.time_end:%Y-%m-%d}" if info.time_end else "-"),
     ]
 
 

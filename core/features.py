@@ -29,8 +29,20 @@ import pandas as pd
 from core.errors import ConfigError, DataError
 from core.types import ASSET, TS
 
-ALL_FAMILIES = ("raw", "mean", "std", "min", "max", "slope", "diff", "rough", "fft", "resid")
-"""Every feature family FeatureBuilder knows (``resid`` also yields ``resid_mean``)."""
+ALL_FAMILIES = (
+    "raw",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "slope",
+    "diff",
+    "rough",
+    "fft",
+    "resid",
+    "resid_mean",
+)
+"""Every feature family FeatureBuilder knows."""
 DEFAULT_FAMILIES = ("raw", "mean", "std", "slope", "rough", "fft", "resid")
 """Families on by default: chosen by measurement in bench/bench_detectors.py."""
 FAST_SENSOR_HINT = re.compile(r"vib|accel|acc_|acoustic|sound|noise|rms", re.IGNORECASE)
@@ -53,6 +65,9 @@ class FeatureConfig:
     fft_bands: int = 3
     fft_sensors: tuple[str, ...] | None = None
     residual_alpha: float = 1e-3
+    residual_spans: tuple[float, ...] = (1.0, 4.0)
+    residual_squares: bool = False
+    residual_clean_z: float | None = None
     interval_seconds: float | None = None
     min_window: int = 5
     max_window: int = 240
@@ -226,7 +241,8 @@ class FeatureBuilder:
         self.window_ = cfg.window_samples(self.interval_seconds_)
         self.families_ = set(cfg.families)
         if len(self.sensors_) < 2:
-            self.families_.discard("resid")
+            self.families_ -= {"resid", "resid_mean"}
+        self._resid = bool(self.families_ & {"resid", "resid_mean"})
         mask = np.ones(len(train), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
 
         raw = train[self.sensors_].to_numpy(dtype=np.float64)
@@ -239,7 +255,7 @@ class FeatureBuilder:
         order, pieces = _segments(train)
         z_sorted = self._scaled(raw[order])
         mask_sorted = mask[order]
-        if "resid" in self.families_:
+        if self._resid:
             design = np.concatenate([self._design(z_sorted[p]) for p in pieces])
             self._fit_residuals(design, z_sorted, mask_sorted)
         if "rough" in self.families_:
@@ -272,7 +288,7 @@ class FeatureBuilder:
         w = self.window_
         if self.fft_sensors_:
             w = max(w, self.config.fft_window)
-        if "resid" in self.families_:
+        if self._resid:
             w = max(w, 2 * self.window_)
         return w
 
@@ -284,11 +300,14 @@ class FeatureBuilder:
         return z
 
     def _design(self, z: np.ndarray) -> np.ndarray:
-        """Predictors for residual models: values plus short and long exponential averages."""
+        """Predictors for residual models: values (and squares) plus exponential averages."""
         df = pd.DataFrame(z)
-        short = df.ewm(span=self.window_, adjust=False).mean().to_numpy()
-        long = df.ewm(span=4 * self.window_, adjust=False).mean().to_numpy()
-        return np.concatenate([z, short, long], axis=1)
+        parts = [z]
+        if self.config.residual_squares:
+            parts.append(np.clip(z, -20, 20) ** 2)
+        for span in self.config.residual_spans:
+            parts.append(df.ewm(span=span * self.window_, adjust=False).mean().to_numpy())
+        return np.concatenate(parts, axis=1)
 
     def _fit_residuals(self, design: np.ndarray, z: np.ndarray, mask: np.ndarray) -> None:
         """Ridge of each sensor on the other sensors' predictors; refit without outlying rows."""
@@ -299,14 +318,17 @@ class FeatureBuilder:
         rows = rows[::step]
         a, y = design[rows], z[rows]
         keep = np.ones(len(rows), dtype=bool)
-        for _ in range(2):
+        for refit in range(3):
             coef, intercept = self._ridge(a[keep], y[keep], p)
             resid = y - (a @ coef + intercept)
             med = np.median(resid[keep], axis=0)
             mad = 1.4826 * np.median(np.abs(resid[keep] - med), axis=0) + 1e-6
+            if refit == 2:
+                break
             keep = (np.abs(resid - med) / mad < 5.0).all(axis=1)
             if keep.sum() < max(20, 0.5 * len(rows)):
                 keep = np.ones(len(rows), dtype=bool)
+        self.resid_center_, self.resid_scale_ = med, mad
         self.resid_coef_, self.resid_intercept_ = coef, intercept
 
     def _ridge(self, a: np.ndarray, y: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -337,6 +359,20 @@ class FeatureBuilder:
         ).astype(np.float64)
         return values, names, sensor_of
 
+    def _residuals(self, z: np.ndarray) -> np.ndarray:
+        """Each sensor minus its prediction from the others, in two passes: readings that are
+        far off their own prediction are replaced by it before predicting the others, so one
+        faulty sensor (and its moving averages) does not leak into its neighbours' residuals."""
+        pred = self._design(z) @ self.resid_coef_ + self.resid_intercept_
+        r = z - pred
+        limit = self.config.residual_clean_z
+        if limit:
+            bad = np.abs(r - self.resid_center_) > limit * self.resid_scale_
+            if bad.any():
+                clean = np.where(bad, pred, z)
+                r = z - (self._design(clean) @ self.resid_coef_ + self.resid_intercept_)
+        return r
+
     def _segment_features(self, z: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         fam, w, sensors = self.families_, self.window_, self.sensors_
         cols: list[tuple[str, str, np.ndarray]] = []
@@ -360,10 +396,13 @@ class FeatureBuilder:
             i = sensors.index(s)
             bands = _fft_bands(z[:, i], self.config.fft_window, self.config.fft_bands)
             cols.extend((f"{s}__fft{b}", s, bands[:, b]) for b in range(bands.shape[1]))
-        if "resid" in fam:
-            r = z - (self._design(z) @ self.resid_coef_ + self.resid_intercept_)
-            add("resid", r)
-            add("resid_mean", _rolling_sum(r, w) / np.minimum(np.arange(1, len(z) + 1), w)[:, None])
+        if self._resid:
+            r = self._residuals(z)
+            if "resid" in fam:
+                add("resid", r)
+            if "resid_mean" in fam:
+                counts = np.minimum(np.arange(1, len(z) + 1), w)[:, None]
+                add("resid_mean", _rolling_sum(r, w) / counts)
         return cols
 
     def transform(self, frame: pd.DataFrame) -> FeatureSet:

@@ -141,7 +141,9 @@ def _load(
     source = _final_source(f, plan)
     if plan.tag is not None:
         return "long", _load_long(con, f, source, plan, table, f"__vigil_long_{dataset_id}")
-    sql.create_wide_readings(con, table, source, plan.time, plan.asset, plan.sensors, DEFAULT_ASSET)
+    sql.create_wide_readings(
+        con, table, source, plan.time, plan.asset, plan.sensors, DEFAULT_ASSET, f.kind != "csv"
+    )
     _drop_missing_times(con, f, source, plan, table)
     return "wide", (0, 0)
 
@@ -181,14 +183,15 @@ def _quality(con, f: SourceFile, table: str, plan: Plan, layout: str, long_count
     stats = column_stats(con, table, plan.sensors)
     if stats.n_rows == 0:
         raise DataError(f"{f.display} has no data rows: there is nothing to load.")
-    steps = step_stats(con, table)
+    series = (ASSET,) if len(stats.assets) > 1 else ()
+    steps = step_stats(con, table, series)
     repeats, backwards = long_counts
     if layout == "wide":
         backwards = steps.n_backwards
-        if backwards or len(stats.assets) > 1:
+        if backwards or series:
             sql.sort_readings(con, table)
         if backwards:
-            steps = step_stats(con, table)
+            steps = step_stats(con, table, series)
             plan.notes.append(f"Time goes backwards at {backwards:,} rows: readings were sorted.")
         repeats = steps.n_repeats
     quality = QualityReport(

@@ -119,8 +119,8 @@ def _open_csv(con, path: Path, head: bytes, display: str) -> SourceFile:
     if len(lines) < 2 and len(head) < HEAD_BYTES:
         raise DataError(f"{display} has a header line but no data rows: there is nothing to load.")
     delim = _guess_delimiter(lines[0])
-    decimal_comma = delim == ";" and any(
-        _DECIMAL_COMMA.match(cell.strip()) for line in lines[1:50] for cell in line.split(";")
+    decimal_comma = delim in (";", "\t") and any(
+        _DECIMAL_COMMA.match(cell.strip()) for line in lines[1:50] for cell in line.split(delim)
     )
     try:
         dialect = sql.sniff_csv(con, path, delim, encoding, decimal_comma)
@@ -147,8 +147,9 @@ def _encoding(head: bytes) -> str:
 
 
 def _header_names(header: str, dialect: CsvDialect, display: str) -> list[str]:
-    """The column names as written (DuckDB's would be deduplicated), checked."""
-    names = next(csv.reader([header], delimiter=dialect.delimiter, quotechar=dialect.quote or '"'))
+    """The column names as written, checked (DuckDB's would be silently deduplicated)."""
+    reader = csv.reader([header], delimiter=dialect.delimiter, quotechar=dialect.quote or '"')
+    names = [name.strip() for name in next(reader)]  # as DuckDB does: " temp " -> "temp"
     if len(names) != len(dialect.columns):
         raise DataError(
             f"{display}: the header line has {len(names)} fields but the rows have "

@@ -35,6 +35,8 @@ ASSET_WORDS = {"asset", "machine", "equipment", "unit", "device", "pump", "motor
 TAG_WORDS = {"tag", "tagname", "sensor", "variable", "signal", "parameter", "channel", "point",
              "metric", "attribute"}  # fmt: skip
 VALUE_WORDS = {"value", "val", "reading", "measurement", "pv"}
+UNIT_WORDS = {"unit", "units", "uom", "eng"}
+"""In a long file a column named only like this holds measurement units, not asset ids."""
 NUMERIC_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                  "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "BOOLEAN"}  # fmt: skip
 
@@ -116,6 +118,9 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
     numeric = [c for c in numeric if c != plan.asset and c not in row_ids]
     text = [c for c in text if c != plan.asset]
     if _pick_long(plan, text, numeric):
+        if plan.asset and _words(plan.asset) <= UNIT_WORDS:
+            plan.notes.append(f"{plan.asset!r} was read as a measurement unit, not an asset.")
+            plan.asset = None
         return
     if plan.asset is None:
         plan.asset = next((c for c in text if _splits_time(con, f, plan, c, profiles[c])), None)

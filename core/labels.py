@@ -399,10 +399,18 @@ def current_labels(
     return frame
 
 
+def get_label(con: duckdb.DuckDBPyConnection, label_id: int) -> dict[str, Any]:
+    """One label's current state; `DataError` if it does not exist or was deleted."""
+    rows = label_store.latest_states(con, [int(label_id)])
+    if not rows or rows[0]["deleted"]:
+        raise DataError(f"There is no label #{label_id} (any more).")
+    return {**rows[0], "sensors": list(rows[0]["sensors"])}
+
+
 def _describe(row: Mapping[str, Any]) -> str:
     """One line saying what a history row changed (from -> to)."""
     action = row["action"]
-    if row["prev_verdict"] is None or (isinstance(row["prev_verdict"], float)):
+    if _clean(row["prev_verdict"]) is None:  # the label's first row
         return (
             f"{STATUS_TEXT.get(row['verdict'], row['verdict'])}"
             f"{' / ' + row['kind'] if _clean(row['kind']) else ''} on {row['asset']} "
@@ -456,12 +464,33 @@ def audit_log(
 # --- events of runs vs labels --------------------------------------------------------------
 
 
+def _as_us(column: pd.Series) -> np.ndarray:
+    return column.to_numpy("datetime64[us]").astype(np.int64)
+
+
 def match_labels(events: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
     """For each event, the id of its label (or -1): the label made from that very event, else
     the label on the same asset overlapping it most (a later run's events inherit verdicts)."""
     out = np.full(len(events), -1, dtype=np.int64)
     if events.empty or labels.empty:
         return out
+    ev_asset, lab_asset = events["asset"].to_numpy(str), labels["asset"].to_numpy(str)
+    for asset in np.intersect1d(ev_asset, lab_asset):  # per asset: small overlap matrices
+        ev, lab = events[ev_asset == asset], labels[lab_asset == asset]
+        overlap = np.minimum(_as_us(ev["end"])[:, None], _as_us(lab["end_ts"])[None, :])
+        overlap -= np.maximum(_as_us(ev["start"])[:, None], _as_us(lab["start_ts"])[None, :])
+        score = np.where(overlap >= 0, overlap.astype(np.float64), -np.inf)
+        if "run_id" in ev:
+            own = np.ones_like(score, dtype=bool)
+            for col in ("run_id", "event_id"):
+                mine = ev[col].to_numpy(np.float64)[:, None]
+                own &= mine == lab[col].to_numpy(np.float64, na_value=np.nan)[None, :]
+            score[own] = np.inf
+        best = score.argmax(axis=1)
+        found = score[np.arange(len(ev)), best] > -np.inf
+        rows = np.flatnonzero(ev_asset == asset)
+        out[rows[found]] = lab["label_id"].to_numpy(np.int64)[best[found]]
+    return out
     ev_start = events["start"].to_numpy("datetime64[us]").astype(np.int64)
     ev_end = events["end"].to_numpy("datetime64[us]").astype(np.int64)
     lab_start = labels["start_ts"].to_numpy("datetime64[us]").astype(np.int64)
@@ -529,20 +558,14 @@ def review_queue(
     events = run_events(con, run_id).reset_index(drop=True)
     labels = current_labels(con, run.dataset_id)
     ids = match_labels(events, labels)
-    by_id = labels.set_index("label_id") if not labels.empty else None
-
-    def pick(column: str, default: Any) -> list[Any]:
-        if by_id is None:
-            return [default] * len(ids)
-        return [by_id.at[i, column] if i >= 0 else default for i in ids]
-
+    matched = labels.set_index("label_id").reindex(ids)  # all-NaN rows where ids == -1
     queue = events.assign(
-        status=pick("verdict", UNREVIEWED),
-        kind=[_clean(k) for k in pick("kind", None)],
-        label_id=pd.array([i if i >= 0 else None for i in ids], dtype="Int64"),
-        label_sensors=[list(s) if s is not None else [] for s in pick("sensors", None)],
-        comment=[_clean(c) or "" for c in pick("comment", "")],
-        reviewed_by=[_clean(a) or "" for a in pick("updated_by", "")],
+        status=matched["verdict"].fillna(UNREVIEWED).to_numpy(),
+        kind=[_clean(k) for k in matched["kind"]],
+        label_id=pd.Series(ids, dtype="Int64").mask(ids < 0).array,
+        label_sensors=[list(v) if isinstance(v, list) else [] for v in matched["sensors"]],
+        comment=[_clean(c) or "" for c in matched["comment"]],
+        reviewed_by=[_clean(a) or "" for a in matched["updated_by"]],
     )
     queue = filter_queue(queue, flt or QueueFilter())
     order = (queue["status"] != UNREVIEWED).astype(int)
@@ -642,8 +665,8 @@ def format_duration(seconds: float) -> str:
 
 
 def queue_event(queue: pd.DataFrame, position: int) -> dict[str, Any]:
-    """One queue row as plain Python values (None for no label / kind)."""
-    row = queue.iloc[position].to_dict()
+    """One queue row (position taken modulo the length) as plain values (None: no label)."""
+    row = queue.iloc[position % len(queue)].to_dict()
     clean = {
         k: _clean(v) if k not in ("top_sensors", "label_sensors") else v for k, v in row.items()
     }

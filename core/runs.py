@@ -34,6 +34,9 @@ TRAINING_LABELS = {
 }
 MIN_TRAINING_ROWS = 50
 """Fewer rows per asset than this cannot describe normal behaviour (the model needs 50)."""
+ALARM_LINE = 1.0
+"""Scores are stored divided by their asset's threshold, so on every asset 1.0 is the alarm line
+(the raw per-asset thresholds are kept in the run for reproducibility)."""
 VERSIONED_PACKAGES = ("vigil", "scikit-learn", "numpy", "pandas", "duckdb")
 
 
@@ -212,6 +215,23 @@ def _param_option(param: Any, default: Any) -> ParamOption:
     high = None if param.high is None else param.high - (step if param.high_open else 0)
     kind = "int" if param.kind is int else "float"
     return ParamOption(param.name, kind, default, low, high, step, help=param.help)
+
+
+def threshold_option() -> ParamOption:
+    """The threshold quantile widget: the engine's declared limits; empty means calibrated."""
+    from core.model import THRESHOLD_QUANTILE
+
+    step = 0.001
+    return ParamOption(
+        "threshold_quantile",
+        "float",
+        None,
+        THRESHOLD_QUANTILE.low + (step if THRESHOLD_QUANTILE.low_open else 0),
+        THRESHOLD_QUANTILE.high - (step if THRESHOLD_QUANTILE.high_open else 0),
+        step,
+        help="Alarm line = this quantile of the training scores. Empty: calibrated quantile "
+        "with a safety margin (recommended).",
+    )
 
 
 def detector_options() -> list[DetectorOption]:
@@ -493,7 +513,8 @@ def _metrics(evaluation: dict[str, Any] | None, prefix: str = "") -> dict[str, f
 
 
 def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> pd.DataFrame:
-    """Runs side by side, one row each: settings, counts, duration and evaluation metrics."""
+    """Runs side by side, one row each: settings, events found, duration and evaluation metrics
+    (the evaluation's `n_events` counts ground-truth faults, `events` what the run found)."""
     rows = []
     for record in store.get_runs(con, list(run_ids)):
         run = RunSummary.from_record(record)
@@ -504,7 +525,7 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> pd.D
                 "params": ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults",
                 "training": run.training.describe(),
                 "threshold_quantile": run.threshold_quantile,
-                "n_events": run.n_events,
+                "events": run.n_events,
                 "duration_s": run.duration_s,
                 **_metrics(run.evaluation),
             }
@@ -565,7 +586,7 @@ def run_view(
         sensors=chosen,
         readings=readings,
         scores=run_scores(con, run_id, asset=asset),
-        threshold=run.thresholds.get(asset),
+        threshold=ALARM_LINE,
         events=events,
         truth=truth,
     )

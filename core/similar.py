@@ -140,9 +140,14 @@ def find_similar(
     end: datetime,
     sensors: list[str],
     k: int = DEFAULT_MATCHES,
+    skip_modes: bool = True,
 ) -> SimilarResult:
-    """The `k` windows of the dataset (all assets) most like [start, end] of `asset`."""
+    """The `k` windows of the dataset (all assets) most like [start, end] of `asset`.
+
+    `skip_modes` leaves out windows touching an operating-mode mark (machine off, ...).
+    """
     from core.labels import STATUS_TEXT, UNREVIEWED, current_labels, match_labels
+    from core.modes import mode_mask
 
     started = time.perf_counter()
     info = store.get_dataset(con, dataset_id)
@@ -171,6 +176,10 @@ def find_similar(
         prof = distance_profile(query, values[lo:hi])
         if name == asset:
             prof[max(0, q_lo - m + 1) : q_lo + m] = np.inf  # trivial matches overlap the query
+        if skip_modes and len(prof):  # machine off / start-up / maintenance is not a look-alike
+            marked = mode_mask(con, dataset_id, str(name), ts[lo:hi])
+            inside = np.concatenate([[0], np.cumsum(marked)])
+            prof[(inside[m:] - inside[:-m]) > 0] = np.inf
         # an inf gap of m after each asset keeps a match's exclusion zone inside its asset
         segments += [prof, np.full(m, np.inf)]
         row_of += [lo + np.arange(len(prof)), np.full(m, -1)]

@@ -63,16 +63,8 @@ with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/t
         params = {p.name: param_widget(name, p) for p in options[name].params}
     with right:
         window = training_widget(info)
-    quantile = right.number_input(
-        "Threshold quantile",
-        0.5,
-        0.9999,
-        None,
-        0.001,
-        "%g",
-        key="detect_quantile",
-        placeholder="calibrated (recommended)",
-    )
+    with right:
+        quantile = param_widget("all", runs.threshold_option())
     if st.button("Run detector", type="primary", icon=":material/play_arrow:", key="detect_go"):
         config = runs.RunConfig(info.id, assets, name, params, window, quantile)
         with st.status("Running the detector…", expanded=True) as status:
@@ -112,7 +104,11 @@ st.caption(
     "Score 1 is the alarm line. Orange: events · grey: machine off · red outline: known faults."
 )
 st.subheader(f"Events ({run.n_events}, most severe first)")
-st.dataframe(events_table(runs.run_events(con, run_id)), hide_index=True, height=260)
+events = events_table(runs.run_events(con, run_id))
+if events.empty:
+    st.info("This run flagged no events: try a lower threshold quantile or another detector.")
+else:
+    st.dataframe(events, hide_index=True, height=min(36 + 35 * len(events), 320))
 
 st.subheader("Compare runs")
 chosen = st.multiselect(

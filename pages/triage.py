@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 
-import pandas as pd
 import streamlit as st
 
 from core import labels, modes, runs, similar
@@ -11,7 +10,7 @@ from core.errors import CoreError
 from pages import ui
 
 VERDICT_BUTTONS = {"confirmed": "Confirm", "false_alarm": "False alarm", "unsure": "Unsure"}
-FLASH, GEN, CURRENT = "triage_flash", "triage_generation", "triage_event"
+FLASH, GEN, CURRENT, FOUND = "triage_flash", "triage_generation", "triage_event", "triage_found"
 
 
 def apply(done: str, action: Callable[[], object]) -> None:
@@ -34,20 +33,18 @@ def chart_range(key: str, view: labels.LabelView) -> tuple | None:
     return labels.selected_range(event["selection"]["box"] if event else None)
 
 
-def queue_filter(kinds: list[str]) -> labels.QueueFilter:
+def time_slider(label: str, key: str) -> tuple:
+    span = (info.time_start, info.time_end)
+    return st.slider(label, *span, span, format="YYYY-MM-DD HH:mm", key=key)
+
+
+def queue_filter() -> labels.QueueFilter:
     with st.expander("Filters", icon=":material/filter_list:"):
         c = st.columns(5)
         status = c[2].multiselect(
             "Status", labels.STATUSES, format_func=labels.STATUS_TEXT.get, key="triage_f_status"
         )
-        start, end = st.slider(
-            "Time range",
-            info.time_start,
-            info.time_end,
-            (info.time_start, info.time_end),
-            format="YYYY-MM-DD HH:mm",
-            key="triage_f_time",
-        )
+        start, end = time_slider("Time range", "triage_f_time")
         return labels.QueueFilter(
             assets=tuple(c[0].multiselect("Asset", info.assets, key="triage_f_asset")),
             sensors=tuple(c[1].multiselect("Sensor", info.sensors, key="triage_f_sensor")),
@@ -59,8 +56,8 @@ def queue_filter(kinds: list[str]) -> labels.QueueFilter:
         )
 
 
-def show_progress(whole) -> None:
-    p = labels.review_progress(whole)
+def show_progress(queue) -> None:
+    p = labels.review_progress(queue)
     precision = f"{p.precision:.0%}" if p.precision is not None else "–"
     st.progress(
         p.n_reviewed / p.n_events if p.n_events else 0.0,
@@ -70,7 +67,7 @@ def show_progress(whole) -> None:
     )
 
 
-def bulk_actions(chosen, kinds: list[str]) -> None:
+def bulk_actions(chosen) -> None:
     c = st.columns([3, 1, 1, 1, 2], vertical_alignment="bottom")
     kind = c[0].selectbox(f"Fault kind for the {len(chosen)} selected", kinds, key="triage_bk")
     for col, (verdict, text) in zip(c[1:4], VERDICT_BUTTONS.items(), strict=True):
@@ -83,52 +80,60 @@ def bulk_actions(chosen, kinds: list[str]) -> None:
             )
 
 
-def event_actions(run_id: int, event: dict, view, after: int, kinds: list[str]) -> None:
-    """Verdict, kind, involved sensors and comment of one event; range actions on the chart."""
+def event_detail(run_id: int, queue, pos: int) -> None:
+    """One event: navigation, its chart, verdict with kind, sensors and comment, range actions."""
+    event, after = labels.queue_event(queue, pos), labels.queue_event(queue, pos + 1)
+    nav = st.columns([1, 1, 8], vertical_alignment="center")
+    for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
+        if col.button(text, key=f"triage_{text.lower()}", width="stretch"):
+            st.session_state[CURRENT] = labels.queue_event(queue, pos + step)["event_id"]
+            st.rerun()
+    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
     key = f"{run_id}_{event['event_id']}"
-    row = pd.DataFrame([event])
-    selected = chart_range(f"triage_chart_{key}", view)
     c = st.columns([3, 2, 3], vertical_alignment="bottom")
     sensors = c[0].multiselect(
-        "Involved sensors", info.sensors, default=view.sensors, key=f"triage_sensors_{key}"
+        "Involved sensors",
+        info.sensors,
+        default=labels.event_sensors(event, info.sensors),
+        key=f"triage_sensors_{key}",
     )
     index = kinds.index(event["kind"]) if event["kind"] in kinds else 0
     kind = c[1].selectbox("Fault kind", kinds, index=index, key=f"triage_kind_{key}")
     comment = c[2].text_input("Comment", value=event["comment"], key=f"triage_comment_{key}")
-    b = st.columns(6)
-    for col, (verdict, text) in zip(b[:3], VERDICT_BUTTONS.items(), strict=True):
+    b = st.columns([1, 1, 1, 1, 3])
+    for col, (verdict, text) in zip(b, VERDICT_BUTTONS.items(), strict=False):
         primary = "primary" if verdict == "confirmed" else "secondary"
-        if col.button(text, key=f"triage_{verdict}", type=primary, use_container_width=True):
-            st.session_state[CURRENT] = after
+        if col.button(text, key=f"triage_{verdict}", type=primary, width="stretch"):
+            st.session_state[CURRENT] = after["event_id"]
             apply(
                 f"{text}: event {event['event_id']}.",
                 lambda v=verdict: labels.label_events(
-                    con,
-                    info.id,
-                    row,
-                    v,
-                    analyst,
-                    kind if v == "confirmed" else None,
-                    sensors,
-                    comment,
-                ),  # fmt: skip
-            )
-    labelled = event["label_id"] is not None
-    if b[3].button("Save comment", key="triage_comment_save", disabled=not labelled):
+                    con, info.id, queue.iloc[[pos]], v, analyst,
+                    kind if v == "confirmed" else None, sensors, comment,
+                ),
+            )  # fmt: skip
+    if b[3].button("Save comment", key="triage_comment_save", disabled=not event["label_id"]):
         apply(
             "Comment saved.",
             lambda: labels.update_labels(con, [event["label_id"]], analyst, {"comment": comment}),
         )
+    view = labels.event_view(con, run_id, event, sensors)
+    selected = chart_range(f"triage_chart_{key}", view)
     if not selected:
-        st.caption("Drag across the chart to select a time range, then label it or use it as "
-                   "the event's corrected extent.")  # fmt: skip
+        st.caption(
+            "Orange: the event · red/grey/amber: confirmed/false-alarm/unsure labels · dashed: "
+            "threshold. Drag across the chart to select a range, then label it or make it the "
+            "event's corrected extent."
+        )
         return
     st.caption(f"Selected on the chart: {selected[0]:%Y-%m-%d %H:%M:%S} → {selected[1]:%H:%M:%S}")
     r = st.columns([2, 2, 4])
     draft = labels.LabelDraft(event["asset"], *selected, "confirmed", kind, tuple(sensors), comment)
     if r[0].button("Label range as analyst-found", key="triage_range_label", type="primary"):
-        apply("Analyst-found label created.",
-              lambda: labels.create_labels(con, info.id, [draft], analyst))  # fmt: skip
+        apply(
+            "Analyst-found label created.",
+            lambda: labels.create_labels(con, info.id, [draft], analyst),
+        )
     if r[1].button("Set as the event's extent", key="triage_range_extent"):
         apply(
             "Event extent corrected.",
@@ -136,20 +141,30 @@ def event_actions(run_id: int, event: dict, view, after: int, kinds: list[str]) 
         )
 
 
-def find_similar(event: dict, sensors: list[str]) -> None:
-    """Search the dataset for look-alikes of a labelled event; label the chosen ones."""
+def find_similar(label_id: int) -> None:
+    """Search every asset for look-alikes of a labelled event; give chosen ones its label."""
+    label = labels.get_label(con, label_id)
+    st.caption(f"Looks for the shape of label #{label_id} on {', '.join(label['sensors'])}.")
     if st.button("Search all assets", key="triage_similar_go", icon=":material/search:"):
-        st.session_state["triage_similar"] = ui.guarded(
-            lambda: similar.find_similar(
-                con, info.id, event["asset"], event["start"], event["end"], sensors
-            )
+        st.session_state[FOUND] = (
+            label_id,
+            ui.guarded(
+                lambda: similar.find_similar(
+                    con,
+                    info.id,
+                    label["asset"],
+                    label["start_ts"],
+                    label["end_ts"],
+                    label["sensors"],
+                )
+            ),
         )
-    found = st.session_state.get("triage_similar")
-    if found is None or found.asset != event["asset"] or found.start > event["end"]:
+    query_id, found = st.session_state.get(FOUND, (None, None))
+    if query_id != label_id or found is None:
         return
     st.caption(
-        f"{len(found.matches)} best of {found.n_windows:,} windows ({found.length} samples, "
-        f"{', '.join(found.sensors)}) in {found.elapsed_s:.2f} s. Dotted: the query."
+        f"{len(found.matches)} best of {found.n_windows:,} windows ({found.length} samples) "
+        f"in {found.elapsed_s:.2f} s. Dotted grey: the labelled event."
     )
     grid = st.columns(4)
     for i in range(len(found.matches)):
@@ -158,94 +173,57 @@ def find_similar(event: dict, sensors: list[str]) -> None:
         )
     st.dataframe(match_table(found), hide_index=True)
     ranks = st.multiselect("Matches to label", found.matches["rank"].tolist(), key="triage_pick")
-    if st.button(f"Apply this label to {len(ranks)} match(es)", disabled=not ranks):
-        label = labels.current_labels(con, info.id).set_index("label_id").loc[event["label_id"]]
+    if st.button(f"Give {len(ranks)} match(es) this label", disabled=not ranks):
         apply(
             f"Labelled {len(ranks)} matches.",
-            lambda: similar.label_matches(
-                con, info.id, found, ranks, {**label, "label_id": event["label_id"]}, analyst
-            ),
+            lambda: similar.label_matches(con, info.id, found, ranks, label, analyst),
         )
 
 
-con = ui.workspace()
-info = ui.sidebar(con)
-st.title("Triage")
-if info is None:
-    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
-    st.stop()
-analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
-if flash := st.session_state.pop(FLASH, None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
-if st.button("Undo my last change", icon=":material/undo:", key="triage_undo"):
-    apply("Nothing to undo.", lambda: labels.undo_last(con, info.id, analyst))
-queue_tab, chart_tab, labels_tab, io_tab = st.tabs(
-    ["Review queue", "Label the chart", "Labels & audit", "Import / export"]
-)
-
-with queue_tab:
+def review_queue() -> int | None:
     past = runs.list_runs(con, info.id)
     names = {r.id: r.label for r in past}
     run_id = st.selectbox("Run", list(names), format_func=names.get, key="triage_run")
     if run_id is None:
         st.info("No detection run on this dataset yet: run one on the **Detect** page.")
-    else:
-        flt = queue_filter(kinds)
-        whole = labels.review_queue(con, run_id)
-        show_progress(whole)
-        queue = labels.filter_queue(whole, flt)
-        picked = st.dataframe(
-            labels.queue_table(queue),
-            hide_index=True,
-            height=250,
-            key=f"triage_table_{st.session_state.get(GEN, 0)}",
-            on_select="rerun",
-            selection_mode="multi-row",
-        )["selection"]["rows"]
-        if len(picked) == 1:
-            st.session_state[CURRENT] = int(queue.iloc[picked[0]]["event_id"])
-        elif picked:
-            bulk_actions(queue.iloc[picked], kinds)
-        if queue.empty:
-            st.info("No event matches the filters.")
-        else:
-            pos = labels.queue_position(queue, st.session_state.get(CURRENT))
-            event = labels.queue_event(queue, pos)
-            nav = st.columns([1, 1, 8], vertical_alignment="center")
-            for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
-                if col.button(text, key=f"triage_{text.lower()}", use_container_width=True):
-                    st.session_state[CURRENT] = int(
-                        queue.iloc[(pos + step) % len(queue)]["event_id"]
-                    )
-                    st.rerun()
-            nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
-            view = labels.event_view(con, run_id, event)
-            after = int(queue.iloc[(pos + 1) % len(queue)]["event_id"])
-            event_actions(run_id, event, view, after, kinds)
-            if event["label_id"] is not None:
-                with st.expander("Find similar", icon=":material/search:"):
-                    find_similar(event, labels.event_sensors(event, info.sensors))
+        return None
+    flt = queue_filter()
+    whole = labels.review_queue(con, run_id)
+    show_progress(whole)
+    queue = labels.filter_queue(whole, flt)
+    picked = st.dataframe(
+        labels.queue_table(queue),
+        hide_index=True,
+        key=f"triage_table_{st.session_state.get(GEN, 0)}",
+        on_select="rerun",
+        selection_mode="multi-row",
+    )["selection"]["rows"]
+    if len(picked) == 1:
+        st.session_state[CURRENT] = labels.queue_event(queue, picked[0])["event_id"]
+    elif picked:
+        bulk_actions(queue.iloc[picked])
+    if queue.empty:
+        st.info("No event matches the filters.")
+        return run_id
+    pos = labels.queue_position(queue, st.session_state.get(CURRENT))
+    event_detail(run_id, queue, pos)
+    label_id = labels.queue_event(queue, pos)["label_id"]
+    if label_id is not None:
+        with st.expander("Find similar", icon=":material/search:"):
+            find_similar(label_id)
+    return run_id
 
 
-def browse_and_mark() -> None:
+def browse_and_mark(run_id: int | None) -> None:
     """Any asset and window: box-select a range to label it or mark an operating mode."""
     c = st.columns([1, 3])
     asset = c[0].selectbox("Asset", info.assets, key="triage_b_asset")
-    sensors = c[1].multiselect(
-        "Sensors", info.sensors, default=info.sensors[:2], key="triage_b_sensors"
-    )
-    start, end = st.slider(
-        "Window",
-        info.time_start,
-        info.time_end,
-        (info.time_start, info.time_end),
-        format="YYYY-MM-DD HH:mm",
-        key="triage_b_window",
-    )
-    view = labels.label_view(con, info.id, asset, sensors, start, end, run_id)
+    shown = c[1].multiselect("Sensors", info.sensors, info.sensors[:2], key="triage_b_sensors")
+    start, end = time_slider("Window", "triage_b_window")
+    view = labels.label_view(con, info.id, asset, shown, start, end, run_id)
     selected = chart_range("triage_b_chart", view)
     if not selected:
-        st.caption("Drag across the chart to select a time range. Grey: operating modes.")
+        st.caption("Drag across the chart to select a range. Slate: operating-mode marks.")
     else:
         st.caption(f"Selected: {selected[0]:%Y-%m-%d %H:%M:%S} → {selected[1]:%Y-%m-%d %H:%M:%S}")
         c = st.columns([2, 2, 3, 2], vertical_alignment="bottom")
@@ -254,11 +232,9 @@ def browse_and_mark() -> None:
         )
         kind = c[1].selectbox("Fault kind", kinds, key="triage_b_kind")
         comment = c[2].text_input("Comment", key="triage_b_comment")
-        draft = labels.LabelDraft(
-            asset, *selected, verdict, kind if verdict == "confirmed" else None,
-            tuple(view.sensors), comment,
-        )  # fmt: skip
-        if c[3].button("Create label", key="triage_b_create", type="primary"):
+        kind = kind if verdict == "confirmed" else None
+        draft = labels.LabelDraft(asset, *selected, verdict, kind, tuple(view.sensors), comment)
+        if c[3].button("Create label", key="triage_b_create", type="primary", width="stretch"):
             apply("Label created.", lambda: labels.create_labels(con, info.id, [draft], analyst))
         c = st.columns([2, 2, 5], vertical_alignment="bottom")
         mode = c[0].selectbox("Operating mode", modes.MODES, key="triage_b_mode")
@@ -279,7 +255,8 @@ def browse_and_mark() -> None:
 
 def labels_and_audit() -> None:
     current = labels.current_labels(con, info.id)
-    st.markdown(f"**{len(current)} labels** on {info.name} (they outlive runs)")
+    n = len(current)
+    st.markdown(f"**{n} label{'' if n == 1 else 's'}** on {info.name} (they outlive runs)")
     picked = st.dataframe(
         labels.labels_table(current),
         hide_index=True,
@@ -319,8 +296,24 @@ def import_export() -> None:
         )
 
 
+con = ui.workspace()
+info = ui.sidebar(con)
+st.title("Triage")
+if info is None:
+    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
+    st.stop()
+analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
+if flash := st.session_state.pop(FLASH, None):
+    (st.success if flash[0] == "success" else st.error)(flash[1])
+if st.button("Undo my last change", icon=":material/undo:", key="triage_undo"):
+    apply("Nothing to undo.", lambda: labels.undo_last(con, info.id, analyst))
+queue_tab, chart_tab, labels_tab, io_tab = st.tabs(
+    ["Review queue", "Label the chart", "Labels & audit", "Import / export"]
+)
+with queue_tab:
+    active_run = review_queue()
 with chart_tab:
-    browse_and_mark()
+    browse_and_mark(active_run)
 with labels_tab:
     labels_and_audit()
 with io_tab:

@@ -1,13 +1,17 @@
 """A user's first minutes, in a real browser: open Vigil, load the demo plant, see a chart."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.browser import chromium_page, needs_chromium, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]
+SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 
 
 def test_open_load_demo_and_see_a_chart(tmp_path):
+    SHOTS.mkdir(exist_ok=True)
     with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
@@ -20,4 +24,4 @@ def test_open_load_demo_and_see_a_chart(tmp_path):
         page.locator(".js-plotly-plot").first.wait_for()
         assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
         assert page.get_by_text("readings in the window").is_visible()
-        page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)

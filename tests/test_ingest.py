@@ -84,6 +84,7 @@ def test_wide_csv_quality_report(workspace, tmp_path):
         ("tab.tsv", "time\ta\tb\n{r0}\t1.5\t2\n{r1}\t2.5\t3\n{r2}\t3.5\t4\n", "utf-8"),
         ("crlf.csv", "time,a,b\r\n{r0},1.5,2\r\n{r1},2.5,3\r\n{r2},3.5,4\r\n", "utf-8"),
         ("bom.csv", "\ufefftime,a,b\n{r0},1.5,2\n{r1},2.5,3\n{r2},3.5,4\n", "utf-8"),
+        ("spaces.csv", "time , a , b\n{r0}, 1.5 ,2\n{r1},2.5 , 3\n{r2},3.5,4\n", "utf-8"),
         ("quoted.csv", '"time","a","b"\n"{r0}","1.5","2"\n"{r1}","2.5","3"\n"{r2}","3.5","4"\n',
          "utf-8"),
     ],
@@ -144,10 +145,12 @@ def test_integer_asset_id(workspace, tmp_path):
 
 def test_long_format_without_asset(workspace, tmp_path):
     stamps = minutes(3)
-    body = "".join(f"{t},{tag},{v + i}\n" for tag, v in (("T1", 10), ("P1", 20))
-                   for i, t in enumerate(stamps))  # fmt: skip
-    info = ingest_file(workspace, write(tmp_path, "h.csv", "time,tagname,value\n" + body)).dataset
+    body = "".join(f"{t},{tag},{v + i},{unit}\n" for tag, v, unit in (("T1", 10, "°C"),
+                   ("P1", 20, "bar")) for i, t in enumerate(stamps))  # fmt: skip
+    result = ingest_file(workspace, write(tmp_path, "h.csv", "time,tagname,value,Unit\n" + body))
+    info = result.dataset
     assert info.layout == "long"
+    assert info.quality.ignored_columns == ["Unit"]  # a measurement unit, not an asset
     assert info.sensors == ["T1", "P1"]
     assert (info.n_rows, info.assets, info.interval_seconds) == (3, ["main"], 60.0)
     assert info.quality.n_non_monotonic == 0  # each tag's series runs forward
@@ -240,6 +243,14 @@ def test_mostly_text_column_is_ignored_and_empty_time_rows_dropped(workspace, tm
     assert result.dataset.n_rows == 2
     assert q.ignored_columns == ["comment"]
     assert any("1 rows without a time" in n for n in q.notes)
+
+
+def test_missing_value_tokens_are_missing_not_text(workspace, tmp_path):
+    cells = ["1.5", "NaN", "", "NA", "#N/A", "2.5", "nan", "n/a"]
+    body = "".join(f"{t},{c}\n" for t, c in zip(minutes(len(cells)), cells, strict=True))
+    info = ingest_file(workspace, write(tmp_path, "na.csv", "time,flow\n" + body)).dataset
+    assert info.quality.nan_share == {"flow": 0.75}
+    assert store.read_readings(workspace, info)["flow"].isna().sum() == 6
 
 
 def test_metadata_names_and_hash(workspace, tmp_path):

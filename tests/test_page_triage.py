@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import labels, store
+from core import labels, modes, store
 from tests.apptest import open_app
 from tests.test_labels import EVENTS, at, make_dataset, make_run
 
@@ -191,6 +191,64 @@ def test_importing_a_bad_file_reports_rows(prepared):
     at.button(key="triage_import_go").click().run()
     assert not at.exception
     assert any("row 2: asset 'p9'" in e.value for e in at.error)
+
+
+def test_find_similar_from_a_labelled_event_and_label_matches(prepared):
+    db, info, _ = prepared
+    at = _open()
+    at.button(key="triage_confirmed").click().run()
+    at.button(key="triage_previous").click().run()  # event 1 is labelled now
+    at.button(key="triage_similar_go").click().run()
+    assert not at.exception
+    thumbs = [c for c in at.get("plotly_chart") if c.proto.id and "triage_thumb" in c.proto.id]
+    assert len(thumbs) == 8
+    at.multiselect(key="triage_pick").set_value([1, 2]).run()
+    next(b for b in at.button if b.label.startswith("Give 2 match")).click().run()
+    assert not at.exception
+    current, _ = _labels(db, info)
+    similar_rows = current[current["source"] == "similar"]
+    assert len(similar_rows) == 2
+    assert set(similar_rows["kind"]) == {"spike"}
+    assert similar_rows["comment"].str.startswith("similar to label #1").all()
+
+
+def test_label_and_mode_from_the_browse_chart(prepared):
+    db, info, _ = prepared
+    at = _open()
+    box = {"x": ["2026-01-01 02:00:00", "2026-01-01 02:30:00"]}
+    at.session_state["triage_b_chart"] = {"selection": {"box": [box]}}
+    at.run()
+    at.selectbox(key="triage_b_v").set_value("unsure")
+    at.button(key="triage_b_create").click().run()
+    at.session_state["triage_b_chart"] = {"selection": {"box": [box]}}
+    at.run()
+    at.selectbox(key="triage_b_mode").set_value("maintenance")
+    at.button(key="triage_b_mark").click().run()
+    assert not at.exception
+    assert any("Marked as maintenance" in s.value for s in at.success)
+    current, _ = _labels(db, info)
+    assert current.iloc[0]["verdict"] == "unsure" and current.iloc[0]["kind"] is None
+    assert current.iloc[0]["sensors"] == ["temp", "flow"]
+    con = store.open_workspace(db)
+    try:
+        mask = modes.mode_mask(con, info.id, "p1", [at_ts(119), at_ts(125), at_ts(151)])
+    finally:
+        con.close()
+    assert mask.tolist() == [False, True, False]
+
+
+def test_delete_selected_labels_and_edit_the_taxonomy(prepared):
+    db, info, _ = prepared
+    at = _open()
+    at.button(key="triage_confirmed").click().run()
+    at.session_state["triage_labels_1"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    at.button(key="triage_delete").click().run()
+    assert _labels(db, info)[0].empty
+    at.text_area(key="triage_taxonomy").set_value("cavitation\nspike")
+    at.button(key="triage_taxonomy_save").click().run()
+    assert any("Taxonomy saved" in s.value for s in at.success)
+    assert at.selectbox(key="triage_kind_1_3").options == ["cavitation", "spike"]
 
 
 def at_ts(minutes: float):

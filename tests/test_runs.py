@@ -113,7 +113,8 @@ def test_list_and_compare_runs(plant, first_run):
     assert store.count_run_scores(con, second.id) == ROWS
     table = runs.compare_runs(con, [summary.id, second.id])
     assert list(table["run"]) == [f"#{summary.id}", f"#{second.id}"]
-    assert {"f1", "precision", "recall", "event_recall", "n_events"} <= set(table.columns)
+    assert {"f1", "precision", "recall", "event_recall", "events"} <= set(table.columns)
+    assert list(table["events"]) == [summary.n_events, second.n_events]
     assert table.loc[1, "params"] == "n_estimators=50"
     assert table.loc[1, "threshold_quantile"] == 0.99
     fig = comparison_figure(table)
@@ -197,7 +198,7 @@ def test_reference_dataset_must_not_be_the_scored_one(plant):
     con, demo, plain = plant
     with pytest.raises(ConfigError, match="dataset being scored"):
         runs.execute_run(con, RunConfig(demo.id, training=TrainingWindow("dataset", demo.id)))
-    with pytest.raises(ConfigError, match="has no asset 'P-101'"):
+    with pytest.raises(ConfigError, match="has no asset 'P-102'"):
         runs.execute_run(con, RunConfig(demo.id, training=TrainingWindow("dataset", plain.id)))
 
 
@@ -282,7 +283,7 @@ def test_no_trace_sends_more_than_5000_points_and_shades_are_capped():
     fig = detection_figure(view)
     assert max(len(t.x) for t in fig.data if t.x is not None) <= 5000
     assert len(fig.layout.shapes) <= 301
-    threshold = next(t for t in fig.data if t.name.startswith("threshold"))
+    threshold = next(t for t in fig.data if t.name.startswith("alarm line"))
     assert list(threshold.y) == [1.0, 1.0]
 
 

@@ -170,3 +170,16 @@ def test_find_similar_needs_sensors(planted):
     con, info = planted
     with pytest.raises(DataError, match="at least one sensor"):
         similar.find_similar(con, info.id, "p1", _row_time(0), _row_time(10), [])
+
+
+def test_windows_in_marked_operating_modes_are_skipped(planted):
+    from core import modes
+
+    con, info = planted
+    modes.add_mode(con, info.id, "p2", _row_time(2490), _row_time(2510), "maintenance", "ana")
+    q = PLANTS["p1"][0]
+    args = (con, info.id, "p1", _row_time(q), _row_time(q + M - 1), ["a", "b", "c"])
+    kept = similar.find_similar(*args, k=3, skip_modes=False).matches
+    skipped = similar.find_similar(*args, k=3).matches
+    assert set(kept["asset"]) == {"p1", "p2", "p3"}
+    assert "p2" not in set(skipped.head(2)["asset"]), "the planted p2 copy is under a mark"

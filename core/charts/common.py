@@ -24,29 +24,32 @@ class Shade:
     color: str = FAULT_COLOR
 
 
-def add_shades(fig: go.Figure, shades: Iterable[Shade], legend_once: bool = True) -> go.Figure:
-    """Draw each stretch as a full-height rectangle with a hover-free label on the first one."""
-    seen: set[str] = set()
+def add_shades(fig: go.Figure, shades: Iterable[Shade]) -> go.Figure:
+    """Draw each stretch behind every panel; label it once, above the top panel, so stacked
+    sensor plots stay readable."""
     for shade in shades:
-        show_text = shade.label not in seen or not legend_once
-        seen.add(shade.label)
         fig.add_vrect(
-            x0=shade.start,
-            x1=shade.end,
-            fillcolor=shade.color,
-            line_width=0,
-            layer="below",
-            annotation_text=shade.label if show_text else None,
-            annotation_position="top left",
-            annotation_font_size=10,
+            x0=shade.start, x1=shade.end, fillcolor=shade.color, line_width=0, layer="below"
+        )
+        fig.add_annotation(
+            x=shade.start,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            text=shade.label,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font={"size": 9, "color": "#7f1d1d"},
+            textangle=-30,
         )
     return fig
 
 
-def house_layout(fig: go.Figure, height: int) -> go.Figure:
+def house_layout(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
     fig.update_layout(
         height=height,
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        margin={"l": 10, "r": 10, "t": top, "b": 10},
         template="plotly_white",
         hovermode="x unified",
         legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},

@@ -6,6 +6,8 @@ stretches are merged when there are too many to draw.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,6 +21,8 @@ from core.types import TS
 SCORE_COLOR = "#0F766E"
 THRESHOLD_COLOR = "#DC2626"
 TRUTH_LINE = "rgba(220, 38, 38, 0.9)"
+SCORE_FLOOR = 0.01
+"""Scores are drawn on a log axis; zeros (machine off) are drawn at this floor."""
 MAX_SHADES = 300
 """Above this many stretches of one kind, neighbours are merged (the browser slows down)."""
 MAX_LABELS = 8
@@ -58,22 +62,23 @@ def merge_intervals(intervals: list[Interval], max_n: int = MAX_SHADES) -> list[
     return merged
 
 
-def _shade(fig: go.Figure, start, end, **style) -> None:
+def _shade(start, end, **style) -> dict:
     """A stretch spanning every subplot (paper y, shared time x)."""
-    fig.add_shape(
+    return dict(
         type="rect", xref="x", yref="paper", x0=start, x1=end, y0=0, y1=1, layer="below", **style
     )
 
 
-def _label(fig: go.Figure, at, text: str, color: str) -> None:
-    fig.add_annotation(
+def _label(at, text: str, color: str) -> dict:
+    return dict(
         x=at,
         xref="x",
         y=1.0,
         yref="paper",
         text=text,
         showarrow=False,
-        yanchor="bottom",
+        xanchor="left",
+        yanchor="top",
         font={"size": 10, "color": color},
     )
 
@@ -97,39 +102,58 @@ def _legend_swatch(fig: go.Figure, name: str, color: str, line: str | None = Non
     )
 
 
+def _spread(labels: list[dict], ts: pd.Series, parts: int = 10) -> list[dict]:
+    """Drop labels closer than 1/`parts` of the time span to the previous one (no overprint)."""
+    if len(ts) < 2:
+        return labels
+    gap = (pd.Timestamp(ts.iloc[-1]) - pd.Timestamp(ts.iloc[0])) / parts
+    kept: list[dict] = []
+    for label in sorted(labels, key=lambda a: pd.Timestamp(a["x"])):
+        if not kept or pd.Timestamp(label["x"]) - pd.Timestamp(kept[-1]["x"]) >= gap:
+            kept.append(label)
+    return kept
+
+
 def _widest(intervals: list[Interval], n: int) -> list[Interval]:
     return sorted(intervals, key=lambda iv: iv[1] - iv[0], reverse=True)[:n]
 
 
 def _add_stretches(fig: go.Figure, view: RunView) -> None:
+    """Shade off stretches and events, outline known faults: one layout update for all of them
+    (adding shapes one by one is quadratic in plotly)."""
+    shapes, labels = [], []
     off = merge_intervals(flag_intervals(view.scores[TS], view.scores["is_off"]))
-    for start, end in off:
-        _shade(fig, start, end, fillcolor=OFF_COLOR, line_width=0)
-    for start, _ in _widest(off, MAX_LABELS):
-        _label(fig, start, "machine off", "#475569")
+    shapes += [_shade(a, b, fillcolor=OFF_COLOR, line_width=0) for a, b in off]
+    labels += [_label(a, "machine off", "#475569") for a, _ in _widest(off, MAX_LABELS)]
     if off:
         _legend_swatch(fig, "machine off", OFF_COLOR)
 
     starts, ends = pd.to_datetime(view.events["start"]), pd.to_datetime(view.events["end"])
-    events = list(zip(starts, ends, strict=True))
-    for start, end in merge_intervals(events):
-        # a one-point event still gets a visible width in the shading
-        _shade(fig, start, end, fillcolor=EVENT_COLOR, line={"color": EVENT_COLOR, "width": 2})
+    events = merge_intervals(list(zip(starts, ends, strict=True)))
+    # the outline keeps a one-point event visible
+    shapes += [
+        _shade(a, b, fillcolor=EVENT_COLOR, line={"color": EVENT_COLOR, "width": 2})
+        for a, b in events
+    ]
     if events:
         _legend_swatch(fig, "event", EVENT_COLOR)
 
     if not view.truth.empty:
-        for fault in view.truth.to_dict("records"):
-            _shade(
-                fig,
-                fault["start"],
-                fault["end"],
-                fillcolor="rgba(0,0,0,0)",
-                line={"color": TRUTH_LINE, "width": 1.5, "dash": "dot"},
-            )
-        for fault in view.truth.head(MAX_LABELS * 2).to_dict("records"):
-            _label(fig, fault["start"], str(fault["kind"]), TRUTH_LINE)
+        truth = view.truth.sort_values("start").head(MAX_SHADES)
+        outline = {"color": TRUTH_LINE, "width": 1.5, "dash": "dot"}
+        shapes += [
+            _shade(a, b, fillcolor="rgba(0,0,0,0)", line=outline)
+            for a, b in zip(truth["start"], truth["end"], strict=True)
+        ]
+        labels += [
+            _label(a, str(k), TRUTH_LINE)
+            for a, k in zip(truth["start"][: MAX_LABELS * 2], truth["kind"], strict=False)
+        ]
         _legend_swatch(fig, "ground-truth fault", "rgba(0,0,0,0)", line=TRUTH_LINE)
+    fig.update_layout(
+        shapes=list(fig.layout.shapes) + shapes,
+        annotations=list(fig.layout.annotations) + _spread(labels, view.scores[TS]),
+    )
 
 
 def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
@@ -144,7 +168,7 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
         shared_xaxes=True,
         vertical_spacing=0.03,
         row_heights=[1.0] * (n - 1) + [1.4],
-        subplot_titles=[*view.sensors, "anomaly score"],
+        subplot_titles=[*view.sensors, "anomaly score (log scale)"],
     )
     x = view.readings[TS].to_numpy()
     for i, sensor in enumerate(view.sensors, start=1):
@@ -157,7 +181,13 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
     sx = view.scores[TS].to_numpy()
     xs, ys = downsample_xy(sx, view.scores["score"].to_numpy(dtype=np.float64), max_points)
     fig.add_trace(
-        go.Scatter(x=xs, y=ys, name="score", mode="lines", line={"width": 1, "color": SCORE_COLOR}),
+        go.Scatter(
+            x=xs,
+            y=np.maximum(ys, SCORE_FLOOR),
+            name="score",
+            mode="lines",
+            line={"width": 1, "color": SCORE_COLOR},
+        ),
         row=n,
         col=1,
     )
@@ -166,7 +196,7 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
             go.Scatter(
                 x=[sx[0], sx[-1]],
                 y=[view.threshold, view.threshold],
-                name=f"threshold {view.threshold:.3g}",
+                name=f"alarm line ({view.threshold:g})",
                 mode="lines",
                 line={"color": THRESHOLD_COLOR, "dash": "dash", "width": 1.5},
                 hoverinfo="skip",
@@ -178,7 +208,7 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=view.events["peak_ts"],
-                y=view.events["peak_score"],
+                y=np.maximum(view.events["peak_score"].to_numpy(dtype=np.float64), SCORE_FLOOR),
                 name="event peak",
                 mode="markers",
                 marker={"color": "#EA580C", "size": 7, "symbol": "triangle-down"},
@@ -189,6 +219,8 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
             row=n,
             col=1,
         )
+    # a log axis keeps the alarm line readable beside peaks tens of times above it
+    fig.update_yaxes(type="log", row=n, col=1)
     _add_stretches(fig, view)
     fig.update_annotations(font_size=11)
     return house_layout(fig, height=130 + 140 * n)
@@ -224,28 +256,34 @@ def events_table(events: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-SETTING_COLUMNS = ("run", "detector", "params", "training", "threshold_quantile")
-COUNT_COLUMNS = ("n_events", "duration_s")
+COMPARE_METRICS = (
+    "f1",
+    "precision",
+    "recall",
+    "event_recall",
+    "event_precision",
+    "false_alarm_rate",
+    "pr_auc",
+    "median_delay_s",
+)
+"""What the comparison chart shows; the table beside it has every metric."""
 
 
-def comparison_figure(table: pd.DataFrame) -> go.Figure:
+def comparison_figure(table: pd.DataFrame, metrics: Sequence[str] = COMPARE_METRICS) -> go.Figure:
     """One small bar chart per metric, one bar per run (metrics have different scales)."""
-    metrics = [
-        c
-        for c in table.columns
-        if c not in SETTING_COLUMNS and pd.api.types.is_numeric_dtype(table[c])
-    ]
-    cols = min(4, max(len(metrics), 1))
-    rows = max(1, -(-len(metrics) // cols))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=metrics or ["no metrics"])
-    for i, metric in enumerate(metrics):
+    shown = [m for m in metrics if m in table.columns]
+    cols = min(4, max(len(shown), 1))
+    rows = max(1, -(-len(shown) // cols))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=shown or ["no metrics"])
+    for i, metric in enumerate(shown):
+        values = table[metric].astype(float)
         fig.add_trace(
             go.Bar(
                 x=table["run"],
-                y=table[metric],
+                y=values,
                 name=metric,
                 marker_color=SCORE_COLOR,
-                text=[f"{v:.3g}" for v in table[metric]],
+                text=["n/a" if np.isnan(v) else f"{v:.3g}" for v in values],
                 textposition="auto",
                 showlegend=False,
             ),

@@ -30,14 +30,14 @@ def sensor_figure(
         y = frame[sensor].to_numpy(dtype=np.float64)
         xs, ys = downsample_xy(x, y, max_points)
         fig.add_trace(
-            go.Scattergl(x=xs, y=ys, name=sensor, mode="lines", line={"width": 1}),
+            go.Scatter(x=xs, y=ys, name=sensor, mode="lines", line={"width": 1}),
             row=i,
             col=1,
         )
     add_shades(fig, shades)
     fig.update_annotations(font_size=11)
     fig.update_layout(showlegend=False)
-    return house_layout(fig, height=110 + 150 * rows)
+    return house_layout(fig, height=150 + 150 * rows, top=70 if shades else 30)
 
 
 def correlation_figure(matrix: pd.DataFrame) -> go.Figure:

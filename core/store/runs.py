@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import suppress
 from datetime import datetime
 from typing import Any
 
@@ -145,12 +146,19 @@ def _events_table(events: pd.DataFrame) -> pa.Table:
 def _insert_registered(
     con: duckdb.DuckDBPyConnection, view: str, table: pa.Table, sql: str, params: list
 ) -> None:
-    """Run one INSERT ... SELECT over an Arrow table registered as `view`."""
+    """Run one INSERT ... SELECT over an Arrow table registered as `view`.
+
+    After a failed statement the transaction is aborted and even `unregister` fails; the original
+    error is the one worth seeing (the rollback drops the view).
+    """
     con.register(view, table)
     try:
         con.execute(sql, params)
-    finally:
-        con.unregister(view)
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.unregister(view)
+        raise
+    con.unregister(view)
 
 
 def insert_run_scores(con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.DataFrame) -> None:

@@ -41,14 +41,18 @@ class ColumnStats:
 def step_stats(
     con: duckdb.DuckDBPyConnection, table: str, partition: tuple[str, ...] = (ASSET,)
 ) -> StepStats:
-    """Backward steps, zero steps, median positive step and gaps (> 2x median) in one query."""
+    """Backward steps, zero steps, median positive step and gaps (> 2x median) in one query.
+
+    `partition` separates the series (by asset; by asset and tag in a long file); leave it
+    empty for a single series, which spares DuckDB a hash partition.
+    """
     ts = quote_ident(TS)
     part = ", ".join(quote_ident(p) for p in partition)
+    window = f"PARTITION BY {part} ORDER BY rowid" if partition else "ORDER BY rowid"
     row = con.execute(
         f"""
         WITH s AS MATERIALIZED (
-            SELECT (epoch_us({ts}) - epoch_us(lag({ts}) OVER (PARTITION BY {part}
-                    ORDER BY rowid))) / 1e6 AS d
+            SELECT (epoch_us({ts}) - epoch_us(lag({ts}) OVER ({window}))) / 1e6 AS d
             FROM {quote_ident(table)}
         ), m AS (SELECT median(d) FILTER (WHERE d > 0) AS med FROM s)
         SELECT count(*) FILTER (WHERE d < 0), count(*) FILTER (WHERE d = 0), any_value(med),

@@ -1,0 +1,443 @@
+"""How each detector is explained, on the feature matrix it scored: exact where the maths allows.
+
+- Isolation Forest: ``shap.TreeExplainer`` (exact TreeSHAP). It explains the mean path length
+  E[h(x)], not ``score_samples``; values are turned into *path shortening* (training average minus
+  E[h(x)], in splits) so a positive value pushes towards anomalous, as everywhere on screen.
+- PCA: the exact per-feature decomposition of T²/T²_lim + SPE/SPE_lim (the detector's own score):
+  no sampling, values sum to the score.
+- Everything else (LOF, one-class SVM, robust z, ensembles and ``auto``): permutation SHAP of the
+  detector's raw score with a small k-means background of the training features, bounded in rows,
+  evaluations and time. Ensembles are explained as one function (their combined score), not member
+  by member. The rolling robust z-score is not row-wise (each row is judged against the trailing
+  rows), so each row's baseline is held fixed and used as the background.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.detectors import (
+    BaseDetector,
+    EnsembleDetector,
+    IForestDetector,
+    PCADetector,
+    RobustZDetector,
+    _aggregate,  # the robust z row aggregation; see _robust_z_reference
+)
+from core.errors import ConfigError
+from core.features import FeatureBuilder
+from core.machine_state import detect_machine_off
+from core.model import AnomalyModel, AssetPipeline, smooth_scores
+from core.types import ASSET, TS
+
+TREE, PCA_EXACT, PERMUTATION = "tree", "pca", "permutation"
+Progress = Callable[[float, str], None]
+_RNG_LOCK = threading.Lock()
+_BACKGROUND_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class ExplainLimits:
+    """Bounds that keep an explanation interactive; exact methods afford many more rows."""
+
+    exact_rows: int = 1_500
+    """Rows of one event (with its context) explained by TreeSHAP or PCA."""
+    agnostic_rows: int = 32
+    """Rows of one event explained by permutation SHAP (evenly spread, the peak always in)."""
+    run_rows: int = 600
+    """Rows sampled over a whole run for its global summary (exact methods)."""
+    run_rows_agnostic: int = 48
+    """The same for permutation SHAP."""
+    background: int = 10
+    """k-means centroids of the training features used as the permutation background."""
+    permutations: int = 1
+    """Antithetic permutation pairs per row: 2p + 1 model evaluations each (p features)."""
+    time_budget_s: float = 90.0
+    """Permutation SHAP stops taking new rows after this long; the rows done are kept."""
+    seed: int = 0
+
+
+DEFAULT_LIMITS = ExplainLimits()
+
+
+@dataclass
+class RowValues:
+    """Contributions for some rows of one feature window (positive = towards anomalous)."""
+
+    positions: np.ndarray  # which rows of the window, in the order they were explained
+    values: np.ndarray  # (n, p)
+    base: np.ndarray  # (n,)
+    target: np.ndarray  # (n,) the explained quantity computed directly from the model
+    data: np.ndarray  # (n, p) feature values (robust z)
+    members: dict[str, np.ndarray] | None = None  # ensembles: each member's normalised score
+    model_score: np.ndarray | None = None  # the run's score as the model recomputes it
+
+
+def method_for_detector(name: str) -> str:
+    """The explanation method a registry detector gets (known before anything is fitted)."""
+    return {"iforest": TREE, "pca": PCA_EXACT}.get(name, PERMUTATION)
+
+
+def method_of(detector: BaseDetector) -> str:
+    if isinstance(detector, IForestDetector):
+        return TREE
+    if isinstance(detector, PCADetector):
+        return PCA_EXACT
+    return PERMUTATION
+
+
+def average_path_length(n: int) -> float:
+    """c(n), the mean path length of an unsuccessful search in a BST of n points (Liu et al.)."""
+    if n <= 1:
+        return 0.0
+    if n == 2:
+        return 1.0
+    return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
+
+
+def path_length(detector: IForestDetector, X: np.ndarray) -> np.ndarray:
+    """Mean path length E[h(x)], recovered from the detector's score = 2^(-E[h(x)] / c(n))."""
+    c = average_path_length(int(detector.estimator_.max_samples_))
+    return -c * np.log2(detector.score(X))
+
+
+def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple[str, str]:
+    """(quantity, description): what the values explain, in words for the screen."""
+    if method == TREE:
+        c = average_path_length(int(detector.estimator_.max_samples_))
+        return (
+            "path shortening (splits)",
+            "Isolation Forest, exact TreeSHAP. The forest isolates unusual points in few random "
+            "splits, so SHAP explains the mean path length E[h(x)] over its trees. Shown with "
+            "the sign flipped, as path shortening: the training average path minus E[h(x)]. A "
+            "positive value is splits a feature removed from the path: it pushes the point "
+            "towards anomalous. Values add up exactly to the shortening; the detector's raw "
+            f"score 2^(-E[h(x)]/{c:.2f}) rises with it, but is not in the same units.",
+        )
+    if method == PCA_EXACT:
+        return (
+            "PCA index T²/T²lim + SPE/SPElim",
+            "PCA, exact decomposition (no sampling). Each feature's share of Hotelling T² "
+            "(an unusual operating point) plus its squared residual in SPE (a broken relation "
+            "between features), each divided by its training 99th percentile as the detector "
+            "does. Values are never negative and add up exactly to the detector's raw score.",
+        )
+    evals = limits.permutations
+    kind = _robust_z_kind(detector)
+    common = (
+        f"Model-agnostic permutation SHAP ({evals} antithetic permutation pair(s) per point): "
+        "estimates, not exact Shapley values. Values add up exactly to the raw score minus the "
+        "base value; positive = pushes towards anomalous."
+    )
+    if kind == "alone":
+        return (
+            "robust z score",
+            f"{common} The rolling robust z-score judges each point against its trailing median "
+            "and MAD; that baseline is held fixed and is the background, so the base value is 0 "
+            "and the values share the point's score out among its features.",
+        )
+    background = f"The background is {limits.background} k-means centroids of the training "
+    background += "features; the base value is the mean score over them."
+    if isinstance(detector, EnsembleDetector):
+        members = " + ".join(detector.detectors_)
+        return (
+            f"combined score ({members})",
+            f"{common} {background} The ensemble's combined score (the {detector.combine} of "
+            f"its members' normalised scores: {members}) is explained as one function, not "
+            "member by member; the members' own scores at each point are listed beside it.",
+        )
+    return ("raw detector score", f"{common} {background}")
+
+
+def _robust_z_kind(detector: BaseDetector) -> str | None:
+    """'alone' for a robust z detector, 'member' for an ensemble holding one, else None."""
+    if isinstance(detector, RobustZDetector):
+        return "alone"
+    if isinstance(detector, EnsembleDetector) and any(
+        isinstance(d, RobustZDetector) for d in detector.detectors_.values()
+    ):
+        return "member"
+    return None
+
+
+def context_rows(features: FeatureBuilder) -> int:
+    """History a row's features need to equal their full-history values (EWM tails to ~1e-9)."""
+    rows = features._warmup()
+    if "resid" in features.families_:
+        rows = max(rows, 10 * (4 * features.window_ + 1))  # long EWM: (1 - 2/(span+1))^n
+    return int(rows) + 1
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """shap draws permutations from NumPy's global RNG: seed it, then restore it."""
+    with _RNG_LOCK:
+        state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
+
+
+def _robust_z_reference(det: RobustZDetector, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing median and spread each row is judged against, as ``RobustZDetector._score``."""
+    med = pd.DataFrame(X).rolling(det.window, min_periods=1).median().shift(1).bfill().to_numpy()
+    mad = pd.DataFrame(np.abs(X - med)).rolling(det.window, min_periods=1).median()
+    mad = mad.shift(1).bfill().to_numpy()
+    return med, np.maximum(1.4826 * mad, det.min_mad_share * det.train_mad_)
+
+
+def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) -> Callable:
+    """The robust z score of any rows against one fixed baseline (a row-wise function)."""
+    return lambda Z: _aggregate(np.abs(np.asarray(Z) - med) / spread, det.agg)
+
+
+class ModelExplainer:
+    """A fitted `AnomalyModel` and what explaining it needs, built once per pipeline and reused.
+
+    ``train`` (the frame the model was fitted on) is only needed for permutation backgrounds.
+    """
+
+    def __init__(
+        self,
+        model: AnomalyModel,
+        train: pd.DataFrame | None = None,
+        limits: ExplainLimits = DEFAULT_LIMITS,
+    ):
+        self.model = model
+        self.train = train
+        self.limits = limits
+        self._trees: dict[int, Any] = {}
+        self._backgrounds: dict[int, np.ndarray] = {}
+        self._lock = threading.RLock()
+
+    def pipeline(self, asset: str) -> AssetPipeline:
+        return self.model.pipeline_for(asset)
+
+    def method(self, asset: str) -> str:
+        return method_of(self.pipeline(asset).detector)
+
+    def meaning(self, asset: str) -> tuple[str, str]:
+        return meaning(self.method(asset), self.pipeline(asset).detector, self.limits)
+
+    def context_rows(self, asset: str) -> int:
+        return context_rows(self.pipeline(asset).features)
+
+    def frame_hop(self, asset: str) -> int:
+        """Hop of the FFT frames (features repeat with this period of rows), 1 without FFT."""
+        features = self.pipeline(asset).features
+        return max(features.config.fft_window // 4, 1) if features.fft_sensors_ else 1
+
+    def clear(self) -> None:
+        """Forget built explainers and backgrounds (benchmarks measure cold starts)."""
+        with self._lock:
+            self._trees.clear()
+            self._backgrounds.clear()
+
+    # -- per-pipeline helpers --------------------------------------------------------------------
+    def tree_explainer(self, pipe: AssetPipeline) -> Any:
+        """TreeExplainer of the pipeline's forest, built once (about 0.3 s per 100 trees)."""
+        with self._lock:
+            if id(pipe) not in self._trees:
+                import shap
+
+                self._trees[id(pipe)] = shap.TreeExplainer(pipe.detector.estimator_)
+            return self._trees[id(pipe)]
+
+    def background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
+        """k-means centroids of the pipeline's training features (machine on, past warm-up)."""
+        with self._lock:
+            if id(pipe) not in self._backgrounds:
+                self._backgrounds[id(pipe)] = self._fit_background(pipe, asset)
+            return self._backgrounds[id(pipe)]
+
+    def _fit_background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
+        from sklearn.cluster import KMeans
+
+        if self.train is None:
+            raise ConfigError("A model-agnostic explanation needs the model's training data.")
+        sub = self.train[self.train[ASSET].astype(str) == str(asset)]
+        if len(sub) < 50:
+            sub = self.train
+        parts = []
+        for _, rows in sub.groupby(ASSET, sort=False):
+            rows = rows.sort_values(TS, kind="stable")
+            X = pipe.features.transform(rows).values.to_numpy(np.float64)
+            off = detect_machine_off(rows, self.model.sensors_)
+            keep = ~off
+            keep[: pipe.features._warmup()] = False
+            parts.append(X[keep] if keep.sum() >= 20 else X)
+        X = np.concatenate(parts)
+        rng = np.random.default_rng(self.limits.seed)
+        if len(X) > _BACKGROUND_ROWS:
+            X = X[rng.choice(len(X), _BACKGROUND_ROWS, replace=False)]
+        k = min(self.limits.background, len(X))
+        km = KMeans(n_clusters=k, n_init=3, random_state=self.limits.seed).fit(X)
+        return km.cluster_centers_
+
+    # -- explaining ------------------------------------------------------------------------------
+    def explain(
+        self,
+        readings: pd.DataFrame,
+        targets: np.ndarray,
+        progress: Progress | None = None,
+        deadline: float | None = None,
+    ) -> RowValues:
+        """Explain rows ``targets`` (positions, in priority order) of one asset's readings.
+
+        ``readings`` is a time-ordered stretch of one asset with enough history before the first
+        target (`context_rows`); features are computed on the whole stretch, as when scoring.
+        """
+        asset = str(readings[ASSET].iloc[0])
+        pipe = self.pipeline(asset)
+        Xw = pipe.features.transform(readings).values.to_numpy(np.float64)
+        targets = np.asarray(targets, dtype=np.int64)
+        method = method_of(pipe.detector)
+        if method == TREE:
+            out = self._tree_values(pipe, Xw[targets], progress)
+            out.positions = targets
+        elif method == PCA_EXACT:
+            out = self._pca_values(pipe.detector, Xw[targets])
+            out.positions = targets
+        else:
+            out = self._permutation_values(pipe, asset, Xw, targets, progress, deadline)
+        out.model_score = self._run_score(pipe, Xw, out.positions)
+        if isinstance(pipe.detector, EnsembleDetector) and len(out.positions):
+            rows = Xw[out.positions]
+            out.members = {
+                m: pipe.detector._normalise(m, s)
+                for m, s in self._member_raw(pipe.detector, Xw, out.positions, rows).items()
+            }
+        return out
+
+    def _tree_values(
+        self, pipe: AssetPipeline, X: np.ndarray, progress: Progress | None
+    ) -> RowValues:
+        explainer = self.tree_explainer(pipe)
+        mean_path = float(np.ravel(explainer.expected_value)[0])
+        parts, step = [], 250
+        for i in range(0, len(X), step):
+            parts.append(explainer.shap_values(X[i : i + step], check_additivity=False))
+            if progress is not None:
+                progress(min(1.0, (i + step) / max(len(X), 1)), "TreeSHAP")
+        phi = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]))
+        target = mean_path - path_length(pipe.detector, X) if len(X) else np.zeros(0)
+        return RowValues(np.arange(len(X)), -phi, np.zeros(len(X)), target, X.astype(np.float32))
+
+    @staticmethod
+    def _pca_values(det: PCADetector, X: np.ndarray) -> RowValues:
+        parts = det.contributions(X)
+        values = parts.t2 / det.t2_limit_
+        if det.spe_limit_ is not None:
+            values = values + parts.spe / det.spe_limit_
+        return RowValues(
+            np.arange(len(X)), values, np.zeros(len(X)), det.score(X), X.astype(np.float32)
+        )
+
+    def _row_functions(
+        self, pipe: AssetPipeline, asset: str, Xw: np.ndarray, targets: np.ndarray
+    ) -> Callable[[int], tuple[Callable, np.ndarray]]:
+        """For target row t: the row-wise function to explain and its background."""
+        det = pipe.detector
+        kind = _robust_z_kind(det)
+        if kind is None:
+            bg = self.background(pipe, asset)
+            return lambda t: (det.score, bg)
+        if kind == "alone":
+            med, spread = _robust_z_reference(det, Xw)
+            return lambda t: (_frozen_robust_z(det, med[t], spread[t]), med[t][None, :])
+        refs = {
+            m: _robust_z_reference(d, Xw)
+            for m, d in det.detectors_.items()
+            if isinstance(d, RobustZDetector)
+        }
+        bg = self.background(pipe, asset)
+
+        def combined(t: int) -> Callable:
+            def f(Z: np.ndarray) -> np.ndarray:
+                raw = {
+                    m: _frozen_robust_z(d, refs[m][0][t], refs[m][1][t])(Z)
+                    if m in refs
+                    else d.score(Z)
+                    for m, d in det.detectors_.items()
+                }
+                return det._combine(raw)
+
+            return f
+
+        return lambda t: (combined(t), bg)
+
+    def _permutation_values(
+        self,
+        pipe: AssetPipeline,
+        asset: str,
+        Xw: np.ndarray,
+        targets: np.ndarray,
+        progress: Progress | None,
+        deadline: float | None,
+    ) -> RowValues:
+        import shap
+
+        p = Xw.shape[1]
+        evals = self.limits.permutations * (2 * p + 1)
+        row_fn = self._row_functions(pipe, asset, Xw, targets)
+        values, base, target, done = [], [], [], []
+        explainer, last = None, None
+        with _seeded(self.limits.seed):
+            for i, t in enumerate(targets):
+                if deadline is not None and done and time.perf_counter() > deadline:
+                    break
+                f, bg = row_fn(int(t))
+                if explainer is None or (f, id(bg)) != last:
+                    masker = shap.maskers.Independent(bg, max_samples=len(bg))
+                    explainer = shap.PermutationExplainer(f, masker)
+                    last = (f, id(bg))
+                res = explainer(Xw[t : t + 1], max_evals=evals, batch_size=2 * p + 1, silent=True)
+                values.append(res.values[0])
+                base.append(float(np.ravel(res.base_values)[0]))
+                target.append(float(f(Xw[t : t + 1])[0]))
+                done.append(int(t))
+                if progress is not None:
+                    progress((i + 1) / len(targets), f"Permutation SHAP: point {i + 1}")
+        positions = np.asarray(done, dtype=np.int64)
+        return RowValues(
+            positions,
+            np.asarray(values, dtype=np.float64).reshape(len(done), p),
+            np.asarray(base),
+            np.asarray(target),
+            Xw[positions].astype(np.float32),
+        )
+
+    def _run_score(self, pipe: AssetPipeline, Xw: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """The run's score at ``positions`` recomputed (smoothed, normalised): a fidelity check
+        that the re-fitted model is the run's. Off and restart rows are not special-cased."""
+        k = max(int(self.model.smooth), 1)
+        if len(positions) == 0:
+            return np.zeros(0)
+        if _robust_z_kind(pipe.detector) is None:
+            idx = positions[:, None] - np.arange(k)[::-1]
+            valid = idx >= 0
+            raw = pipe.detector.score(Xw[np.clip(idx, 0, None).ravel()]).reshape(idx.shape)
+            smoothed = np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
+        else:
+            smoothed = smooth_scores(pipe.detector.score(Xw), k)[positions]
+        return pipe.normalise(smoothed)
+
+    @staticmethod
+    def _member_raw(
+        det: EnsembleDetector, Xw: np.ndarray, positions: np.ndarray, rows: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Each member's raw score at the explained rows (robust z judged in its window)."""
+        out = {}
+        for m, d in det.detectors_.items():
+            out[m] = d.score(Xw)[positions] if not d.row_wise else d.score(rows)
+        return out

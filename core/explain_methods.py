@@ -57,7 +57,7 @@ class ExplainLimits:
     run_rows_agnostic: int = 48
     """The same for permutation SHAP."""
     background: int = 10
-    """k-means centroids of the training features used as the permutation background."""
+    """Typical training points (k-means medoids) used as the permutation background."""
     permutations: int = 1
     """Antithetic permutation pairs per row: 2p + 1 model evaluations each (p features)."""
     time_budget_s: float = 90.0
@@ -144,8 +144,11 @@ def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple
             "and MAD; that baseline is held fixed and is the background, so the base value is 0 "
             "and the values share the point's score out among its features.",
         )
-    background = f"The background is {limits.background} k-means centroids of the training "
-    background += "features; the base value is the mean score over them."
+    background = (
+        f"The background is {limits.background} typical training points (k-means medoids of "
+        "the training rows scoring below the median); the base value is their mean score, so "
+        "the values explain how this point differs from normal operation."
+    )
     if isinstance(detector, EnsembleDetector):
         members = " + ".join(detector.detectors_)
         return (
@@ -261,6 +264,11 @@ class ModelExplainer:
             return self._backgrounds[id(pipe)]
 
     def _fit_background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
+        """Typical normal points: k-means medoids of the training rows scoring below the median.
+
+        Real rows, not centroids: a centroid averages operating points (and rare transients with
+        huge robust z) into a point the plant never visits, which the detector finds anomalous.
+        """
         from sklearn.cluster import KMeans
 
         if self.train is None:
@@ -268,21 +276,26 @@ class ModelExplainer:
         sub = self.train[self.train[ASSET].astype(str) == str(asset)]
         if len(sub) < 50:
             sub = self.train
-        parts = []
+        rng = np.random.default_rng(self.limits.seed)
+        rows_x, rows_score = [], []
         for _, rows in sub.groupby(ASSET, sort=False):
             rows = rows.sort_values(TS, kind="stable")
             X = pipe.features.transform(rows).values.to_numpy(np.float64)
-            off = detect_machine_off(rows, self.model.sensors_)
-            keep = ~off
+            keep = ~detect_machine_off(rows, self.model.sensors_)
             keep[: pipe.features._warmup()] = False
-            parts.append(X[keep] if keep.sum() >= 20 else X)
-        X = np.concatenate(parts)
-        rng = np.random.default_rng(self.limits.seed)
-        if len(X) > _BACKGROUND_ROWS:
-            X = X[rng.choice(len(X), _BACKGROUND_ROWS, replace=False)]
-        k = min(self.limits.background, len(X))
-        km = KMeans(n_clusters=k, n_init=3, random_state=self.limits.seed).fit(X)
-        return km.cluster_centers_
+            idx = np.flatnonzero(keep) if keep.sum() >= 20 else np.arange(len(X))
+            if len(idx) > _BACKGROUND_ROWS:
+                idx = np.sort(rng.choice(idx, _BACKGROUND_ROWS, replace=False))
+            row_wise = _robust_z_kind(pipe.detector) is None
+            score = pipe.detector.score(X[idx]) if row_wise else pipe.detector.score(X)[idx]
+            rows_x.append(X[idx])
+            rows_score.append(score)
+        X, score = np.concatenate(rows_x), np.concatenate(rows_score)
+        typical = X[score <= np.median(score)]
+        k = min(self.limits.background, len(typical))
+        km = KMeans(n_clusters=k, n_init=3, random_state=self.limits.seed).fit(typical)
+        dist = ((typical[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        return typical[np.unique(dist.argmin(axis=0))]
 
     # -- explaining ------------------------------------------------------------------------------
     def explain(

@@ -56,9 +56,21 @@ def summary_items(info: DatasetInfo) -> list[tuple[str, str]]:
         ("Sensors", str(len(info.sensors))),
         ("Assets", str(len(info.assets))),
         ("Sampling", _human_seconds(interval) if interval else "irregular"),
-        ("From", f"{info.time_start:%Y-%m-%d}" if info.time_start else "-"),
-        ("To", f"{info.time_end:%Y-%m-%d}" if info.time_end else "-"),
+        ("Span", _human_seconds(_span_seconds(info)) if _span_seconds(info) else "-"),
     ]
+
+
+def time_range_text(info: DatasetInfo) -> str:
+    """'2026-01-01 00:00 → 2026-02-04 17:19', or a dash for an empty dataset."""
+    if info.time_start is None or info.time_end is None:
+        return "-"
+    return f"{info.time_start:%Y-%m-%d %H:%M} → {info.time_end:%Y-%m-%d %H:%M}"
+
+
+def _span_seconds(info: DatasetInfo) -> float:
+    if info.time_start is None or info.time_end is None:
+        return 0.0
+    return (info.time_end - info.time_start).total_seconds()
 
 
 def quality_items(info: DatasetInfo) -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ import duckdb
 from core import store
 from core.errors import DataError
 from core.ingest_files import (
+    LateMissingMarker,
     SourceFile,
     check_names,
     detect_format,
@@ -68,20 +69,27 @@ def ingest_file(
         raise DataError(f"{display}: there is no such file.")
     head = read_head(path)
     kind = detect_format(head, display)
-    view = f"__vigil_excel_{uuid.uuid4().hex}"
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(_sha256, path)  # hashing overlaps DuckDB's reading
         try:
-            # Opening and planning only read: their errors leave the connection clean.
-            f = open_file(con, path, head, kind, display, view)
-            with explained_read_errors(display, kind):
-                plan = plan_columns(con, f)
-            with store.transaction(con):
-                info, warnings = _store(con, f, plan, name, digest)
-        finally:
-            if kind == "excel":
-                sql.unregister_frame(con, view)
+            info, warnings = _ingest(con, path, head, kind, display, name, digest)
+        except LateMissingMarker:  # rare: an "NA" first seen past the sniffed start
+            info, warnings = _ingest(con, path, head, kind, display, name, digest, True)
     return IngestResult(dataset=info, warnings=warnings)
+
+
+def _ingest(con, path, head, kind, display, name, digest, all_markers=False):
+    """Open and plan (read only), then write everything inside one transaction."""
+    view = f"__vigil_excel_{uuid.uuid4().hex}"
+    try:
+        f = open_file(con, path, head, kind, display, view, all_markers)
+        with explained_read_errors(display, kind):
+            plan = plan_columns(con, f)
+        with store.transaction(con):
+            return _store(con, f, plan, name, digest)
+    finally:
+        if kind == "excel":
+            sql.unregister_frame(con, view)
 
 
 def _store(con, f: SourceFile, plan: Plan, name: str | None, digest: Future[str]):
@@ -141,9 +149,7 @@ def _load(
     source = _final_source(f, plan)
     if plan.tag is not None:
         return "long", _load_long(con, f, source, plan, table, f"__vigil_long_{dataset_id}")
-    sql.create_wide_readings(
-        con, table, source, plan.time, plan.asset, plan.sensors, DEFAULT_ASSET, f.kind != "csv"
-    )
+    sql.create_wide_readings(con, table, source, plan.time, plan.asset, plan.sensors, DEFAULT_ASSET)
     _drop_missing_times(con, f, source, plan, table)
     return "wide", (0, 0)
 
@@ -181,6 +187,9 @@ def _drop_missing_times(con, f: SourceFile, source: Source, plan: Plan, table: s
 def _quality(con, f: SourceFile, table: str, plan: Plan, layout: str, long_counts: tuple[int, int]):
     """The quality report; sorts a wide table when time went backwards or assets interleave."""
     stats = column_stats(con, table, plan.sensors)
+    if stats.not_finite:
+        sql.null_non_finite(con, table, stats.not_finite)
+        stats = column_stats(con, table, plan.sensors)
     if stats.n_rows == 0:
         raise DataError(f"{f.display} has no data rows: there is nothing to load.")
     series = (ASSET,) if len(stats.assets) > 1 else ()
@@ -201,7 +210,7 @@ def _quality(con, f: SourceFile, table: str, plan: Plan, layout: str, long_count
         largest_gap_seconds=steps.largest_gap,
         n_non_monotonic=backwards,
         constant_sensors=stats.constant,
-        nan_share={s: round(1 - n / stats.n_rows, 6) for s, n in stats.value_counts.items()},
+        nan_share={s: (stats.n_rows - n) / stats.n_rows for s, n in stats.value_counts.items()},
         ignored_columns=plan.ignored,
         notes=plan.notes,
     )

@@ -23,7 +23,7 @@ from core.errors import DataError
 from core.store import staging as sql
 from core.store.staging import CsvDialect, Source
 
-HEAD_BYTES = 1 << 20
+HEAD_BYTES = 1 << 18
 """Bytes read up front to tell the format, the encoding, the delimiter and the header."""
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
 
@@ -74,12 +74,19 @@ def detect_format(head: bytes, display: str) -> str:
     return "csv"
 
 
-def open_file(con, path: Path, head: bytes, kind: str, display: str, view: str) -> SourceFile:
+class LateMissingMarker(DataError):
+    """A missing-value text (e.g. NA) first seen past the start of a CSV: read it again."""
+
+
+def open_file(
+    con, path: Path, head: bytes, kind: str, display: str, view: str, all_markers: bool = False
+) -> SourceFile:
+    """Open for reading; `all_markers` reads every text of MISSING_MARKERS as missing (slower)."""
     if kind == "parquet":
         return _open_parquet(con, path, display)
     if kind == "excel":
         return _open_excel(con, path, display, view)
-    return _open_csv(con, path, head, display)
+    return _open_csv(con, path, head, display, all_markers)
 
 
 def check_names(names: list[str], display: str, what: str = "columns") -> None:
@@ -113,7 +120,7 @@ def _guess_delimiter(header: str) -> str | None:
     return best
 
 
-def _open_csv(con, path: Path, head: bytes, display: str) -> SourceFile:
+def _open_csv(con, path: Path, head: bytes, display: str, all_markers: bool) -> SourceFile:
     encoding = _encoding(head)
     lines = [line for line in _text_lines(head, encoding) if line.strip()]
     if len(lines) < 2 and len(head) < HEAD_BYTES:
@@ -122,10 +129,12 @@ def _open_csv(con, path: Path, head: bytes, display: str) -> SourceFile:
     decimal_comma = delim in (";", "\t") and any(
         _DECIMAL_COMMA.match(cell.strip()) for line in lines[1:50] for cell in line.split(delim)
     )
+    missing = sql.MISSING_MARKERS if all_markers else _missing_markers(lines, delim)
     try:
-        dialect = sql.sniff_csv(con, path, delim, encoding, decimal_comma)
+        dialect = sql.sniff_csv(con, path, delim, encoding, decimal_comma, missing)
     except duckdb.Error as exc:
-        raise _csv_layout_error(con, path, lines[0], delim, encoding, display) from exc
+        error = explain_read_error(exc, display, None) if "on Line" in str(exc) else None
+        raise error or _csv_layout_error(con, path, lines[0], delim, encoding, display) from exc
     names = _header_names(lines[dialect.skip], dialect, display)
     unnamed = {s for n, (s, _) in zip(names, dialect.columns, strict=True) if not n.strip()}
     columns = [
@@ -135,6 +144,15 @@ def _open_csv(con, path: Path, head: bytes, display: str) -> SourceFile:
     dialect = replace(dialect, columns=columns)
     source = sql.csv_source(path, dialect)
     return SourceFile(display, "csv", path, source, columns, dialect, unnamed)
+
+
+def _missing_markers(lines: list[str], delim: str | None) -> tuple[str, ...]:
+    """The missing-value texts (NA, -, #N/A...) that fill whole cells in the first lines."""
+    d = re.escape(delim or ",")
+    markers = "|".join(re.escape(m) for m in sorted(sql.MISSING_MARKERS, key=len, reverse=True))
+    pattern = re.compile(rf"(?:^|{d})\s*({markers})\s*(?={d}|$)", re.MULTILINE)
+    found = set(pattern.findall("\n".join(lines[1:])))
+    return tuple(m for m in sql.MISSING_MARKERS if m in found)
 
 
 def _encoding(head: bytes) -> str:
@@ -253,6 +271,8 @@ def explain_read_error(
             f"{display}: the time column {column[1]!r} has {shown} on {where}, which is not a "
             "timestamp in the format of the rows above it. Fix or remove that row."
         )
+    if column and value and value[1].strip() in sql.MISSING_MARKERS:
+        return LateMissingMarker(f"{display}: {where} has {value[1]!r} in {column[1]!r}.")
     if column:
         return DataError(
             f"{display}: column {column[1]!r} holds numbers but {where} has {shown}, which is "

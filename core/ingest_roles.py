@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from core.errors import DataError
-from core.ingest_files import SourceFile
+from core.ingest_files import LateMissingMarker, SourceFile
 from core.store import staging as sql
 from core.store.staging import Source, TimeSpec
 from core.types import RESERVED_COLUMNS
@@ -129,6 +129,8 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
         p = profiles[col]
         if col == plan.asset or (p.n_values and p.n_numeric < p.n_values / 2):
             continue
+        if p.n_numeric < p.n_values and p.bad_value.strip() in sql.MISSING_MARKERS:
+            raise LateMissingMarker(f"{f.display}: {col!r} has {p.bad_value!r}.")
         if p.n_numeric < p.n_values:
             raise DataError(
                 f"{f.display}: column {col!r} holds numbers but {f.where(p.bad_row)} has "

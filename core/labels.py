@@ -637,6 +637,7 @@ def queue_table(queue: pd.DataFrame) -> pd.DataFrame:
         {
             "event": queue["event_id"].astype("int64"),
             "status": [STATUS_TEXT.get(s, s) for s in queue["status"]],
+            "kind": queue["kind"].fillna(""),
             "asset": queue["asset"],
             "start": queue["start"],
             "end": queue["end"],
@@ -644,7 +645,6 @@ def queue_table(queue: pd.DataFrame) -> pd.DataFrame:
             "peak score": queue["peak_score"].round(3),
             "severity": queue["severity"].round(2),
             "top sensors": [", ".join(s) for s in queue["top_sensors"]],
-            "kind": queue["kind"].fillna(""),
             "comment": queue["comment"],
         }
     )

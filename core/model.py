@@ -33,6 +33,9 @@ scores). Shift- and scale-free, so it suits bounded scores (Isolation Forest) to
 DEFAULT_MARGIN = 2.0
 DEFAULT_SMOOTH = 3
 """Scores are averaged over this many samples (trailing) before the threshold applies."""
+DEFAULT_STARTUP = "60min"
+"""After a stop, rows are neither trained on nor alarmed for this long (at least the features'
+warm-up): rolling windows still straddle the stop and temperatures are still settling."""
 POOLED = "__pooled__"
 """Key of the fallback pipeline for assets not seen in training."""
 THRESHOLD_QUANTILE = Param("threshold_quantile", float, 0.5, 1.0, low_open=True, high_open=True)
@@ -124,6 +127,7 @@ class AnomalyModel:
         *,
         smooth: int = DEFAULT_SMOOTH,
         margin: float = DEFAULT_MARGIN,
+        startup: str = DEFAULT_STARTUP,
     ):
         self.detector = detector
         self.params = dict(params or {})
@@ -131,6 +135,7 @@ class AnomalyModel:
         self.feature_config = feature_config or FeatureConfig()
         self.smooth = smooth
         self.margin = margin
+        self.startup = startup
         # Fail fast on a bad configuration, before any data is read.
         make_detector(detector, **self.params)
         if threshold_quantile is not None:
@@ -170,7 +175,8 @@ class AnomalyModel:
             off = np.zeros(len(sub), dtype=bool)  # mostly "off" means the heuristic misfired
         features = FeatureBuilder(self.feature_config, sensors=self.sensors_).fit(sub, mask=~off)
         X = features.transform(sub).values.to_numpy()
-        usable = ~off & ~_warmup_mask(sub, features) & ~_restart_guard(sub, off, features)
+        guard = _restart_guard(sub, off, self._guard_samples(features))
+        usable = ~off & ~_warmup_mask(sub, features) & ~guard
         if usable.sum() < 20:
             usable = ~off if (~off).sum() >= 20 else np.ones(len(sub), dtype=bool)
         detector = make_detector(self.detector, **self.params).fit(X[usable])
@@ -185,6 +191,10 @@ class AnomalyModel:
         if not threshold > med:
             threshold = med + (float(np.nanstd(smoothed)) or 1.0)
         return AssetPipeline(features, detector, med, threshold, int(usable.sum()))
+
+    def _guard_samples(self, features: FeatureBuilder) -> int:
+        seconds = pd.Timedelta(self.startup).total_seconds()
+        return max(features._warmup(), int(round(seconds / features.interval_seconds_)))
 
     # -- scoring -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -228,7 +238,7 @@ class AnomalyModel:
             raw = pipe.detector.score(X)
             s = pipe.normalise(_smooth_in_time(raw, sub, self.smooth))
             off = detect_machine_off(sub, self.sensors_)
-            s[off | _restart_guard(sub, off, pipe.features)] = 0.0
+            s[off | _restart_guard(sub, off, self._guard_samples(pipe.features))] = 0.0
             score[rows], is_off[rows] = s, off
             deviation[rows] = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
             thresholds[asset] = 1.0
@@ -285,14 +295,13 @@ def _warmup_mask(sub: pd.DataFrame, features: FeatureBuilder) -> np.ndarray:
     return mask
 
 
-def _restart_guard(sub: pd.DataFrame, off: np.ndarray, features: FeatureBuilder) -> np.ndarray:
-    """Rows just after a stop, while rolling windows still straddle it (kept out of training
-    and alarms, like the warm-up at the start of the data)."""
+def _restart_guard(sub: pd.DataFrame, off: np.ndarray, samples: int) -> np.ndarray:
+    """The ``samples`` rows after each stop (kept out of training and alarms)."""
     order = np.argsort(sub[TS].to_numpy(), kind="stable")
     off_sorted = off[order]
     idx = np.arange(len(off_sorted))
     last_off = np.maximum.accumulate(np.where(off_sorted, idx, -1))
-    guard = (last_off >= 0) & ~off_sorted & (idx - last_off <= features._warmup())
+    guard = (last_off >= 0) & ~off_sorted & (idx - last_off <= samples)
     out = np.zeros(len(off), dtype=bool)
     out[order] = guard
     return out

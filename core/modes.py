@@ -76,6 +76,22 @@ def list_modes(
     return marks.loc[keep, cols].reset_index(drop=True)
 
 
+def modes_table(marks: pd.DataFrame) -> pd.DataFrame:
+    """Mode marks as the page lists them."""
+    return pd.DataFrame(
+        {
+            "mark": marks["id"],
+            "asset": marks["asset"],
+            "start": marks["start_ts"],
+            "end": marks["end_ts"],
+            "mode": marks["mode"],
+            "comment": marks["comment"],
+            "marked by": marks["analyst"],
+            "marked at": marks["created_at"],
+        }
+    )
+
+
 def intervals_mask(starts: np.ndarray, ends: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """True where `ts` lies in any closed interval [start, end] (vectorised, any overlap)."""
     ts = np.asarray(ts, dtype="datetime64[us]")

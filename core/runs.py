@@ -193,6 +193,12 @@ class ParamOption:
     step: float | None = None
     choices: tuple[Any, ...] | None = None
     help: str = ""
+    label: str = ""
+    placeholder: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,8 @@ def threshold_option() -> ParamOption:
         step,
         help="Alarm line = this quantile of the training scores. Empty: calibrated quantile "
         "with a safety margin (recommended).",
+        label="Threshold quantile",
+        placeholder="calibrated (recommended)",
     )
 
 

@@ -8,15 +8,22 @@ from pages import ui
 
 
 def param_widget(detector: str, p: runs.ParamOption):
-    """A widget whose range is the parameter's declared limits."""
+    """A widget whose range is the parameter's declared limits (an empty default stays empty)."""
     kw = {"key": f"detect_{detector}_{p.name}", "help": p.help or None}
     if p.kind == "choice":
-        return st.selectbox(p.name, p.choices, index=p.choices.index(p.default), **kw)
+        return st.selectbox(p.label, p.choices, index=p.choices.index(p.default), **kw)
     cast = int if p.kind == "int" else float
     limits = {k: cast(v) for k, v in (("min_value", p.low), ("max_value", p.high)) if v is not None}
+    value = None if p.default is None else cast(p.default)
     fmt = None if p.kind == "int" else "%g"
     return st.number_input(
-        p.name, value=cast(p.default), step=cast(p.step), format=fmt, **kw, **limits
+        p.label,
+        value=value,
+        step=cast(p.step),
+        format=fmt,
+        placeholder=p.placeholder,
+        **kw,
+        **limits,
     )
 
 

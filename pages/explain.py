@@ -31,7 +31,14 @@ def meaning(expl: explain.Explanation) -> str:
     for note in expl.notes:
         st.warning(note, icon=":material/info:")
     st.caption(f"**{expl.quantity}** · {expl.description}")
-    return st.radio("Show", ["sensor", "feature"], horizontal=True, key="explain_level")
+    return st.radio(
+        "Level",
+        ["sensor", "feature"],
+        format_func={"sensor": "Per sensor (its features summed)", "feature": "Per feature"}.get,
+        horizontal=True,
+        label_visibility="collapsed",
+        key="explain_level",
+    )
 
 
 con = ui.workspace()

@@ -14,8 +14,8 @@ if info is None:
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
 
-st.caption(f"{info.name} · from {info.source_file}")
-for column, (label, value) in zip(st.columns(6), explore.summary_items(info), strict=True):
+st.caption(f"{info.name} · from {info.source_file} · {explore.time_range_text(info)}")
+for column, (label, value) in zip(st.columns(5), explore.summary_items(info), strict=True):
     column.metric(label, value)
 
 left, right = st.columns([1, 3])

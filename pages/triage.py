@@ -26,7 +26,10 @@ def apply(done: str, action: Callable[[], object]) -> None:
 
 
 def chart_range(key: str, view: labels.LabelView) -> tuple | None:
-    """Draw the labelling chart; return the box-selected time range, if any."""
+    """Draw the labelling chart; return the box-selected time range, if any.
+
+    The figure must not depend on the selection: a changed figure clears it in the browser.
+    """
     event = st.plotly_chart(
         label_view_figure(view), key=key, on_select="rerun", selection_mode="box"
     )
@@ -90,7 +93,7 @@ def event_detail(run_id: int, queue, pos: int) -> None:
             st.rerun()
     nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
     key = f"{run_id}_{event['event_id']}"
-    c = st.columns([3, 2, 3], vertical_alignment="bottom")
+    c = st.columns([4, 2, 3], vertical_alignment="bottom")
     sensors = c[0].multiselect(
         "Involved sensors",
         info.sensors,
@@ -107,11 +110,10 @@ def event_detail(run_id: int, queue, pos: int) -> None:
             st.session_state[CURRENT] = after["event_id"]
             apply(
                 f"{text}: event {event['event_id']}.",
-                lambda v=verdict: labels.label_events(
-                    con, info.id, queue.iloc[[pos]], v, analyst,
-                    kind if v == "confirmed" else None, sensors, comment,
+                lambda v=verdict, k=kind if verdict == "confirmed" else None: labels.label_events(
+                    con, info.id, queue.iloc[[pos]], v, analyst, k, sensors, comment
                 ),
-            )  # fmt: skip
+            )
     if b[3].button("Save comment", key="triage_comment_save", disabled=not event["label_id"]):
         apply(
             "Comment saved.",
@@ -198,9 +200,11 @@ def review_queue() -> int | None:
         on_select="rerun",
         selection_mode="multi-row",
     )["selection"]["rows"]
-    if len(picked) == 1:
-        st.session_state[CURRENT] = labels.queue_event(queue, picked[0])["event_id"]
-    elif picked:
+    if picked != st.session_state.get("triage_last_pick"):  # a new click opens that event
+        st.session_state["triage_last_pick"] = picked
+        if len(picked) == 1:
+            st.session_state[CURRENT] = labels.queue_event(queue, picked[0])["event_id"]
+    if len(picked) > 1:
         bulk_actions(queue.iloc[picked])
     if queue.empty:
         st.info("No event matches the filters.")
@@ -246,7 +250,7 @@ def browse_and_mark(run_id: int | None) -> None:
     marks = modes.list_modes(con, info.id)
     if not marks.empty:
         st.markdown("**Operating-mode marks** (kept out of training and alarms)")
-        st.dataframe(marks, hide_index=True)
+        st.dataframe(modes.modes_table(marks), hide_index=True)
         c = st.columns([2, 1, 5], vertical_alignment="bottom")
         mark = c[0].selectbox("Mark", marks["id"].tolist(), key="triage_b_mark_id")
         if c[1].button("Remove", key="triage_b_unmark"):
@@ -276,8 +280,8 @@ def labels_and_audit() -> None:
 
 
 def import_export() -> None:
-    c = st.columns(2)
-    for col, fmt in zip(c, ("csv", "parquet"), strict=True):
+    c = st.columns([1, 1, 4])
+    for col, fmt in zip(c, ("csv", "parquet"), strict=False):
         col.download_button(
             f"Export labels as {fmt.upper()}",
             lambda fmt=fmt: labels.export_labels(ui.workspace(), info.id, fmt),
@@ -303,9 +307,10 @@ if info is None:
     st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
     st.stop()
 analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
+notice = st.container()  # always there, so the tabs below keep their place (and open tab)
 if flash := st.session_state.pop(FLASH, None):
-    (st.success if flash[0] == "success" else st.error)(flash[1])
-if st.button("Undo my last change", icon=":material/undo:", key="triage_undo"):
+    (notice.success if flash[0] == "success" else notice.error)(flash[1])
+if st.button("Undo my last label change", icon=":material/undo:", key="triage_undo"):
     apply("Nothing to undo.", lambda: labels.undo_last(con, info.id, analyst))
 queue_tab, chart_tab, labels_tab, io_tab = st.tabs(
     ["Review queue", "Label the chart", "Labels & audit", "Import / export"]

@@ -15,7 +15,7 @@ def test_open_load_demo_and_see_a_chart(tmp_path):
     with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
         page.goto(url)
         wait_for_app(page)
-        assert page.get_by_text("Your workspace is empty").is_visible()
+        page.get_by_text("Your workspace is empty").wait_for()
         page.get_by_role("button", name="Load the demo plant").click()
         page.get_by_text("Datasets in this workspace").wait_for(timeout=120_000)
         wait_for_app(page)
@@ -23,5 +23,5 @@ def test_open_load_demo_and_see_a_chart(tmp_path):
         wait_for_app(page)
         page.locator(".js-plotly-plot").first.wait_for()
         assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
-        assert page.get_by_text("readings in the window").is_visible()
+        page.get_by_text("readings in the window").wait_for()
         page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)

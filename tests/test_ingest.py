@@ -15,6 +15,7 @@ import pytest
 from core import store
 from core.errors import DataError
 from core.ingest import ingest_file
+from core.ingest_files import HEAD_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,11 +247,21 @@ def test_mostly_text_column_is_ignored_and_empty_time_rows_dropped(workspace, tm
 
 
 def test_missing_value_tokens_are_missing_not_text(workspace, tmp_path):
-    cells = ["1.5", "NaN", "", "NA", "#N/A", "2.5", "nan", "n/a"]
+    cells = ["1.5", "NaN", "", "NA", "#N/A", "2.5", "nan", "n/a", "inf", "-"]
     body = "".join(f"{t},{c}\n" for t, c in zip(minutes(len(cells)), cells, strict=True))
     info = ingest_file(workspace, write(tmp_path, "na.csv", "time,flow\n" + body)).dataset
-    assert info.quality.nan_share == {"flow": 0.75}
-    assert store.read_readings(workspace, info)["flow"].isna().sum() == 6
+    assert info.quality.nan_share == {"flow": 0.8}
+    assert store.read_readings(workspace, info)["flow"].isna().sum() == 8
+    nulls = workspace.execute(f"SELECT count(*) FROM {info.table_name} WHERE flow IS NULL")
+    assert nulls.fetchall() == [(8,)]  # stored as NULL, not NaN: SQL aggregates stay clean
+
+
+def test_missing_marker_first_seen_past_the_start(workspace, tmp_path):
+    path = write(tmp_path, "late.csv", BIG + "2024-03-01 00:00:00,M1,NA\n")
+    info = ingest_file(workspace, path).dataset
+    assert info.n_rows == 15_001
+    assert info.quality.nan_share == {"a": pytest.approx(1 / 15_001)}
+    assert [d.id for d in store.list_datasets(workspace)] == [info.id]
 
 
 def test_metadata_names_and_hash(workspace, tmp_path):
@@ -281,8 +292,9 @@ def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
 GOOD = "".join(f"{t},{i}\n" for i, t in enumerate(minutes(3)))
 LONG_MIXED = "time,a,b\n" + "".join(f"{t},{i},1\n" for i, t in enumerate(minutes(30_000)))
 """30,000 clean rows: more than DuckDB's sniffer samples, so what follows is only seen on load."""
-BIG = "time,machine,a\n" + "".join(f"{t},M1,{i}\n" for i, t in enumerate(minutes(60_000)))
-"""More than the first megabyte that decides the encoding."""
+BIG = "time,machine,a\n" + "".join(f"{t},M1,{i}\n" for i, t in enumerate(minutes(15_000)))
+"""More than the head of the file that decides encoding and missing-value markers."""
+assert len(BIG) > HEAD_BYTES
 BAD_INPUTS = [
     ("empty", "e.csv", b"", "is empty"),
     ("blank lines only", "e.csv", "\n\n \n", "is empty"),
@@ -313,9 +325,9 @@ BAD_INPUTS = [
     ("bad time past the sample", "t.csv", LONG_MIXED + "not a time,1,2\n", "on line 30002"),
     ("headerless", "x.csv", "2024-01-01 00:00,1.5\n2024-01-01 00:01,2\n", "looks like data"),
     ("not utf-8 past the start", "x.csv", BIG.encode() + b"2024-03-01 00:00:00,M\xe9,1\n",
-     "line 60002 is not valid UTF-8"),
+     "line 15002 is not valid UTF-8"),
     ("not utf-8 in a number past the start", "x.csv", BIG.encode() + b"2024-03-01,M1,\xe91\n",
-     "column 'a' holds numbers but line 60002 has"),
+     "line 15002 is not valid UTF-8"),
     ("broken parquet", "p.parquet", b"PAR1 this is not parquet at all", "Parquet"),
     ("parquet name, text inside", "p.parquet", "time,a\n", "not a valid Parquet file"),
     ("truncated parquet", "p.parquet", _parquet_bytes, "Parquet"),

@@ -104,6 +104,15 @@ def test_false_alarm_unsure_and_navigation(prepared):
     assert "precision so far 0%" in _progress_text(at)
 
 
+def test_selecting_a_row_opens_it_and_navigation_still_works(prepared):
+    at = _open()
+    at.session_state["triage_table_0"] = {"selection": {"rows": [2], "columns": []}}
+    at.run()
+    assert any("Event 3 of 3" in m.value and "peak 0.70" in m.value for m in at.markdown)
+    at.button(key="triage_next").click().run()
+    assert any("Event 1 of 3" in m.value for m in at.markdown), "next wraps around"
+
+
 def test_bulk_action_on_selected_rows(prepared):
     db, info, _ = prepared
     at = _open()

@@ -19,6 +19,7 @@ TOWARDS_NORMAL = "#2563eb"
 TOTAL = "#475569"
 DIVERGING = "RdBu_r"
 LEVELS = ("sensor", "feature")
+_TITLE = {"size": 14}
 
 
 def _frame(expl: Explanation, level: str) -> pd.DataFrame:
@@ -66,15 +67,19 @@ def contribution_figure(
             hovertemplate="%{y}: %{x:.4g}<extra></extra>",
         )
     )
-    house_layout(fig, height=max(300, 34 * len(labels) + 90))
+    running = np.cumsum(deltas)
+    lo, hi = float(min(running.min(), 0.0)), float(max(running.max(), 0.0))
+    pad = 0.18 * (hi - lo or 1.0)  # room for the value labels outside the bars
+    house_layout(fig, height=max(300, 30 * len(labels) + 90))
     fig.update_layout(
-        title={"text": _point_title(expl, row), "font": {"size": 14}},
+        title={"text": _point_title(expl, row), "font": _TITLE},
         hovermode="closest",
         showlegend=False,
-        margin={"l": 10, "r": 40, "t": 40, "b": 10},
+        margin={"l": 10, "r": 20, "t": 40, "b": 10},
     )
+    fig.update_traces(cliponaxis=False)
     fig.update_yaxes(autorange="reversed", automargin=True)
-    fig.update_xaxes(title=expl.quantity)
+    fig.update_xaxes(title=expl.quantity, range=[lo - pad, hi + pad])
     return fig
 
 
@@ -128,8 +133,13 @@ def heatmap_figure(expl: Explanation, level: str = "sensor", top: int = 12) -> g
             fig.add_vline(x=edge, line={"color": "#ea580c", "width": 1, "dash": "dot"}, row="all")
     if expl.peak is not None:
         fig.add_vline(x=ts.iloc[expl.peak], line={"color": "#0f172a", "width": 1}, row="all")
-    house_layout(fig, height=160 + 26 * len(columns))
-    fig.update_layout(hovermode="closest", showlegend=False)
+    house_layout(fig, height=190 + 26 * len(columns))
+    fig.update_layout(
+        title={"text": "Contributions over the event (shaded) and its context", "font": _TITLE},
+        hovermode="closest",
+        showlegend=False,
+        margin={"t": 60},
+    )
     fig.update_yaxes(autorange="reversed", row=2, col=1)
     fig.update_yaxes(title="score", row=1, col=1)
     return fig
@@ -154,8 +164,14 @@ def importance_figure(expl: Explanation, level: str = "sensor", top: int = 15) -
                     hovertemplate="%{y}: %{x:.3g}<extra>" + name + "</extra>",
                 )
             )
-    house_layout(fig, height=max(280, 24 * len(order) + 110))
-    fig.update_layout(barmode="group", hovermode="closest")
+    house_layout(fig, height=max(300, 24 * len(order) + 130))
+    fig.update_layout(
+        title={"text": "Importance: mean |contribution|", "font": _TITLE},
+        barmode="group",
+        hovermode="closest",
+        margin={"t": 80},
+        legend={"y": 1.0},
+    )
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_xaxes(title=f"mean |contribution| ({expl.quantity})")
     return fig
@@ -204,8 +220,16 @@ def beeswarm_figure(
         )
     )
     fig.add_vline(x=0, line={"color": "#94a3b8", "width": 1})
-    house_layout(fig, height=max(280, 30 * len(columns) + 100))
-    fig.update_layout(hovermode="closest", showlegend=False)
+    house_layout(fig, height=max(300, 30 * len(columns) + 130))
+    fig.update_layout(
+        title={
+            "text": "Each sampled point, coloured by how far the sensor was from normal",
+            "font": _TITLE,
+        },
+        hovermode="closest",
+        showlegend=False,
+        margin={"t": 80},
+    )
     fig.update_yaxes(
         tickmode="array",
         tickvals=list(range(len(columns))),

@@ -29,11 +29,9 @@ def _axis(row: int) -> str:
     return "" if row == 1 else str(row)
 
 
-def _stretch(x0: Any, x1: Any, color: str, dash: str | None = None) -> dict[str, Any]:
+def _stretch(x0: Any, x1: Any, fill: str, outline: str | None = None) -> dict[str, Any]:
     """A full-height rectangle behind every row (rows share the x axis)."""
-    line = (
-        {"width": 1, "color": color.replace("0.2", "0.8"), "dash": dash} if dash else {"width": 0}
-    )
+    line = {"width": 1, "color": outline, "dash": "dot"} if outline else {"width": 0}
     return {
         "type": "rect",
         "xref": "x",
@@ -42,7 +40,7 @@ def _stretch(x0: Any, x1: Any, color: str, dash: str | None = None) -> dict[str,
         "x1": x1,
         "y0": 0,
         "y1": 1,
-        "fillcolor": color,
+        "fillcolor": fill,
         "line": line,
         "layer": "below",
     }
@@ -140,7 +138,7 @@ def label_view_figure(view: LabelView) -> go.Figure:
         )
         notes.append(_tag(label["start_ts"], text))
     if view.focus is not None:
-        shapes.append(_stretch(view.focus[0], view.focus[1], EVENT_COLOR, dash="dot"))
+        shapes.append(_stretch(*view.focus, EVENT_COLOR, "rgba(234, 88, 12, 0.8)"))
     layout.update(
         height=60 + 130 * rows,
         margin={"l": 10, "r": 10, "t": 24, "b": 10},

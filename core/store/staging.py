@@ -17,9 +17,9 @@ import pandas as pd
 from core.store.connection import quote_ident
 from core.types import ASSET, TS
 
-NULL_TOKENS = ["", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NAN", "-nan", "NULL", "null", "None",
-               "#DIV/0!", "#VALUE!"]  # fmt: skip
-"""Cell texts read as a missing value (not as text that would make a sensor look mixed)."""
+MISSING_MARKERS = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "-", "#DIV/0!", "#VALUE!")
+"""Cell texts that mean "no value". Only those seen in a file are given to DuckDB: each one
+costs time on every cell. NaN and inf need none: they parse as numbers and are nulled after."""
 OFFSET_PATTERN = r"\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$"
 """A clock time followed by a UTC offset: such text is converted to UTC."""
 
@@ -45,6 +45,7 @@ class CsvDialect:
     timestamp_format: str | None = None
     encoding: str = "utf-8"
     decimal_comma: bool = False
+    missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ def _csv_options(dialect: CsvDialect) -> tuple[str, list[Any]]:
         "quote": dialect.quote,
         "escape": dialect.escape,
         "skip": dialect.skip,
-        "nullstr": NULL_TOKENS,
         "encoding": dialect.encoding,
     }
+    if dialect.missing:
+        opts["nullstr"] = ["", *dialect.missing]
     if dialect.date_format:
         opts["dateformat"] = dialect.date_format
     if dialect.timestamp_format:
@@ -97,10 +99,11 @@ def sniff_csv(
     delimiter: str | None,
     encoding: str,
     decimal_comma: bool,
+    missing: tuple[str, ...],
 ) -> CsvDialect:
     """Run DuckDB's sniffer once (header forced on: the caller checked the header itself)."""
     opts = ["header=true", "encoding=?", "nullstr=?"]
-    params: list[Any] = [str(path), encoding, NULL_TOKENS]
+    params: list[Any] = [str(path), encoding, ["", *missing]]
     if delimiter:
         opts.append("delim=?")
         params.append(delimiter)
@@ -122,6 +125,7 @@ def sniff_csv(
         timestamp_format=row[6],
         encoding=encoding,
         decimal_comma=decimal_comma,
+        missing=missing,
     )
 
 
@@ -136,7 +140,7 @@ def csv_source(path: Path, dialect: CsvDialect, types: dict[str, str] | None = N
 def check_csv_rows(con: duckdb.DuckDBPyConnection, path: Path, dialect: CsvDialect) -> None:
     """Read every row as text so DuckDB reports the first malformed line (e.g. a ragged row)."""
     source = csv_source(path, dialect, {name: "VARCHAR" for name, _ in dialect.columns})
-    con.execute(f"SELECT count(*) FROM {source.sql}", list(source.params)).fetchall()[0]
+    con.execute(f"SELECT count(COLUMNS(*)) FROM {source.sql}", list(source.params)).fetchall()
 
 
 def parquet_source(path: Path) -> Source:
@@ -299,14 +303,8 @@ def _select_parts(
     return sql, [*params, default_asset]
 
 
-def _as_double(column: str, alias: str, nan_to_null: bool) -> str:
-    """A numeric column as DOUBLE; NaN stored as NULL so every missing value looks the same.
-
-    CSV needs no `nullif` (NaN texts are in NULL_TOKENS) and skipping it saves time on big files.
-    """
-    value = f"CAST({quote_ident(column)} AS DOUBLE)"
-    value = f"nullif({value}, 'NaN'::DOUBLE)" if nan_to_null else value
-    return f"{value} AS {quote_ident(alias)}"
+def _as_double(column: str, alias: str) -> str:
+    return f"CAST({quote_ident(column)} AS DOUBLE) AS {quote_ident(alias)}"
 
 
 def create_wide_readings(
@@ -317,11 +315,10 @@ def create_wide_readings(
     asset_column: str | None,
     sensors: list[str],
     default_asset: str,
-    nan_to_null: bool = True,
 ) -> None:
     """One pass over the file straight into the readings table (file order kept)."""
     head, params = _select_parts(spec, asset_column, default_asset)
-    cols = ", ".join(_as_double(s, s, nan_to_null) for s in sensors)
+    cols = ", ".join(_as_double(s, s) for s in sensors)
     con.execute(
         f"CREATE TABLE {quote_ident(table)} AS SELECT {head}, {cols} FROM {source.sql}",
         params + list(source.params),
@@ -341,7 +338,7 @@ def stage_long(
     head, params = _select_parts(spec, asset_column, default_asset)
     con.execute(
         f"CREATE TEMP TABLE {quote_ident(temp)} AS SELECT {head}, "
-        f"CAST({quote_ident(tag_column)} AS VARCHAR) AS tag, {_as_double(value_column, 'value', True)} "
+        f"CAST({quote_ident(tag_column)} AS VARCHAR) AS tag, {_as_double(value_column, 'value')} "
         f"FROM {source.sql}",
         params + list(source.params),
     )
@@ -383,6 +380,13 @@ def count_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> int:
 def delete_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Drop rows whose time cell was empty (a row without a time cannot be placed)."""
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE {quote_ident(TS)} IS NULL")
+
+
+def null_non_finite(con: duckdb.DuckDBPyConnection, table: str, sensors: list[str]) -> None:
+    """NaN and inf become NULL, so every missing value looks the same to SQL and to detectors."""
+    for sensor in sensors:
+        c = quote_ident(sensor)
+        con.execute(f"UPDATE {quote_ident(table)} SET {c} = NULL WHERE NOT isfinite({c})")
 
 
 def sort_readings(con: duckdb.DuckDBPyConnection, table: str) -> None:

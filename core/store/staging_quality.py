@@ -6,6 +6,7 @@ caller sorts when time went backwards and measures again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +37,7 @@ class ColumnStats:
     assets: list[str]
     value_counts: dict[str, int]
     constant: list[str]
+    not_finite: list[str]
 
 
 def step_stats(
@@ -71,16 +73,24 @@ def count_repeated_keys(con: duckdb.DuckDBPyConnection, table: str, keys: tuple[
 
 
 def column_stats(con: duckdb.DuckDBPyConnection, table: str, sensors: list[str]) -> ColumnStats:
-    """Everything per column the report needs, in one aggregate pass."""
+    """Everything per column the report needs, in one aggregate pass.
+
+    NaN sorts above every number and -inf below, so min and max also tell which sensors hold
+    values that are not finite.
+    """
     ts, asset = quote_ident(TS), quote_ident(ASSET)
     exprs = [f"count(*), min({ts}), max({ts}), list(DISTINCT {asset} ORDER BY {asset})"]
     for s in sensors:
         c = quote_ident(s)
-        exprs.append(f"count({c}), min({c}) = max({c})")
+        exprs.append(f"count({c}), min({c}), max({c})")
     row = con.execute(f"SELECT {', '.join(exprs)} FROM {quote_ident(table)}").fetchall()[0]
-    counts, constant = {}, []
+    counts, constant, not_finite = {}, [], []
     for i, s in enumerate(sensors):
-        counts[s] = int(row[4 + 2 * i])
-        if counts[s] == 0 or row[5 + 2 * i]:
+        n, low, high = row[4 + 3 * i : 7 + 3 * i]
+        counts[s] = int(n)
+        if n == 0 or low == high:
             constant.append(s)
-    return ColumnStats(int(row[0]), row[1], row[2], list(row[3] or []), counts, constant)
+        if n and not (math.isfinite(low) and math.isfinite(high)):
+            not_finite.append(s)
+    assets = list(row[3] or [])
+    return ColumnStats(int(row[0]), row[1], row[2], assets, counts, constant, not_finite)

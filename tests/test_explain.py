@@ -1,0 +1,327 @@
+"""Explanations: additivity per detector, the sensor roll-up, fault attribution, cache, figures."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import explain, runs, store
+from core.charts.explain import (
+    beeswarm_figure,
+    contribution_figure,
+    heatmap_figure,
+    importance_figure,
+    top_columns,
+)
+from core.demo import generate_plant, load_demo
+from core.errors import DataError
+from core.explain import _priority, _windows
+from core.explain_methods import ExplainLimits, ModelExplainer, method_for_detector
+from core.model import AnomalyModel
+
+FAST = ExplainLimits(agnostic_rows=4, run_rows=200, run_rows_agnostic=6, background=5)
+
+
+# --- direct: one fitted model, its features, no workspace ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plant():
+    return generate_plant(seed=5, n_assets=1, rows_per_asset=2500)
+
+
+def _explainer(plant, detector: str) -> tuple[ModelExplainer, pd.DataFrame]:
+    frame = plant.readings
+    train = frame.iloc[:900].reset_index(drop=True)
+    return ModelExplainer(AnomalyModel(detector).fit(train), train, FAST), frame
+
+
+def _targets(explainer: ModelExplainer, frame: pd.DataFrame) -> np.ndarray:
+    """The top-scoring row after training plus three ordinary ones."""
+    pipe = explainer.pipeline(frame["asset"].iloc[0])
+    X = pipe.features.transform(frame).values.to_numpy()
+    later = np.arange(1000, len(frame))
+    top = later[np.argmax(pipe.detector.score(X[later]))]
+    return np.array([top, 1200, 1700, 2300])
+
+
+def _c(n: int) -> float:
+    """c(n) as in Liu et al. (written out here, independent of the code under test)."""
+    if n <= 1:
+        return 0.0
+    if n == 2:
+        return 1.0
+    return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
+
+
+def _mean_path_length(forest, X: np.ndarray) -> np.ndarray:
+    """E[h(x)] straight from the trees: depth of the leaf reached plus c(points in the leaf)."""
+    total = np.zeros(len(X))
+    for tree, cols in zip(forest.estimators_, forest.estimators_features_, strict=True):
+        Xs = X[:, cols].astype(np.float32)
+        leaves = tree.apply(Xs)
+        depth = np.asarray(tree.decision_path(Xs).sum(axis=1)).ravel() - 1
+        total += depth + np.array([_c(int(k)) for k in tree.tree_.n_node_samples[leaves]])
+    return total / len(forest.estimators_)
+
+
+def test_iforest_values_add_up_to_the_path_shortening(plant):
+    explainer, frame = _explainer(plant, "iforest")
+    targets = _targets(explainer, frame)
+    rv = explainer.explain(frame, targets)
+    pipe = explainer.pipeline("P-101")
+    X = pipe.features.transform(frame).values.to_numpy()[targets]
+    mean_path = float(np.ravel(explainer.tree_explainer(pipe).expected_value)[0])
+    explained = mean_path - _mean_path_length(pipe.detector.estimator_, X)
+    np.testing.assert_allclose(rv.base + rv.values.sum(axis=1), explained, atol=1e-9)
+    np.testing.assert_allclose(rv.target, explained, atol=1e-9)
+    # the sign is "towards anomalous": a higher detector score means a longer shortening
+    score = pipe.detector.score(X)
+    assert np.all(np.diff(rv.target[np.argsort(score)]) > -1e-9)
+    assert rv.target[0] > 0, "the top-scoring row is isolated faster than average"
+
+
+def test_pca_contributions_are_exact_and_sum_to_the_score(plant):
+    explainer, frame = _explainer(plant, "pca")
+    targets = _targets(explainer, frame)
+    rv = explainer.explain(frame, targets)
+    pipe = explainer.pipeline("P-101")
+    X = pipe.features.transform(frame).values.to_numpy()[targets]
+    assert (rv.values >= 0).all() and (rv.base == 0).all()
+    np.testing.assert_allclose(rv.values.sum(axis=1), pipe.detector.score(X), rtol=1e-10)
+
+
+@pytest.mark.parametrize("detector", ["lof", "ocsvm", "robust_z", "auto"])
+def test_agnostic_values_add_up_to_the_detectors_own_score(plant, detector):
+    explainer, frame = _explainer(plant, detector)
+    targets = _targets(explainer, frame)
+    rv = explainer.explain(frame, targets)
+    pipe = explainer.pipeline("P-101")
+    X = pipe.features.transform(frame).values.to_numpy()
+    own = pipe.detector.score(X)[targets]  # robust z is judged in time order: score it whole
+    np.testing.assert_allclose(rv.target, own, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rv.base + rv.values.sum(axis=1), own, rtol=1e-9, atol=1e-9)
+    if detector == "robust_z":
+        assert (np.abs(rv.base) < 1e-12).all(), "the row's own baseline is the background"
+    if detector == "auto":
+        assert set(rv.members) == {"pca", "iforest"}
+
+
+def test_time_budget_keeps_the_first_priority_row(plant):
+    explainer, frame = _explainer(plant, "lof")
+    targets = _targets(explainer, frame)
+    rv = explainer.explain(frame, targets, deadline=0.0)
+    assert list(rv.positions) == [targets[0]]
+
+
+def test_priority_puts_the_peak_first_and_spreads_the_rest():
+    in_scope = np.zeros(100, dtype=bool)
+    in_scope[40:80] = True
+    order = _priority(in_scope, peak=55, cap=10)
+    assert order[0] == 55 and len(order) == 10 and len(set(order)) == 10
+    assert in_scope[order].sum() >= 7, "about 70% inside the event"
+    assert order[1:4].max() - order[1:4].min() > 10, "any prefix is spread out"
+    assert sorted(_priority(in_scope, peak=55, cap=500)) == list(range(100))
+
+
+def test_windows_merge_overlaps_and_keep_fft_frames_aligned():
+    spans = _windows(np.array([1000, 1010, 5000]), context=100, offset=7, hop=8)
+    assert [hi for _, hi in spans] == [1011, 5001]
+    assert all((7 + lo) % 8 == 0 for lo, _ in spans)
+    assert spans[0][0] <= 900 and spans[1][0] <= 4900
+
+
+def test_method_per_detector():
+    assert method_for_detector("iforest") == "tree"
+    assert method_for_detector("pca") == "pca"
+    assert {method_for_detector(d) for d in ("lof", "ocsvm", "robust_z", "auto")} == {
+        "permutation"
+    }
+
+
+# --- through stored runs ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    """A two-pump demo plant with a PCA run and an Isolation Forest run."""
+    from core.explain_model import clear_models
+
+    con = store.open_workspace(tmp_path_factory.mktemp("explain") / "workspace.duckdb")
+    info = load_demo(con, seed=5, n_assets=2, rows_per_asset=4000)
+    made = {
+        d: runs.execute_run(con, runs.RunConfig(dataset_id=info.id, detector=d))
+        for d in ("pca", "iforest")
+    }
+    yield con, info, made
+    clear_models()
+    con.close()
+
+
+def _top_event(con, run_id: int) -> int:
+    return int(runs.run_events(con, run_id)["event_id"].iloc[0])
+
+
+def test_sensor_rollup_sums_each_sensors_features_exactly(demo_runs):
+    con, _, made = demo_runs
+    expl = explain.explain_event(con, made["pca"].id, _top_event(con, made["pca"].id))
+    for sensor in expl.sensors:
+        cols = [j for j, f in enumerate(expl.features) if expl.sensor_of[f] == sensor]
+        assert cols, f"every sensor has features ({sensor})"
+        np.testing.assert_allclose(
+            expl.sensor_values[sensor], expl.values[:, cols].sum(axis=1), rtol=1e-12, atol=1e-12
+        )
+    np.testing.assert_allclose(
+        expl.sensor_values.sum(axis=1), expl.values.sum(axis=1), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(expl.output, expl.target, rtol=1e-10)
+
+
+def test_event_explanation_reproduces_the_runs_scores(demo_runs):
+    """Features are rebuilt on a window around the event: the re-fitted model must score those
+    rows exactly as the run did, or the explanation says so in its notes."""
+    con, _, made = demo_runs
+    for detector in ("pca", "iforest"):
+        run = made[detector]
+        events = runs.run_events(con, run.id)
+        if events.empty:
+            continue
+        expl = explain.explain_event(con, run.id, int(events["event_id"].iloc[-1]))
+        assert expl.notes == (), expl.notes
+        assert expl.rows["ts"].is_monotonic_increasing
+        assert expl.in_scope.any() and (~expl.in_scope).any(), "event plus context"
+        peak = pd.Timestamp(events["peak_ts"].iloc[-1])
+        assert expl.rows["ts"].iloc[expl.peak] == peak
+
+
+def _share(hits: list[bool]) -> float:
+    return sum(hits) / max(len(hits), 1)
+
+
+def test_injected_faults_rank_their_sensor_in_the_top_two(demo_runs):
+    """Each detected fault's event names the faulty sensor first or second (PCA, exact)."""
+    con, info, made = demo_runs
+    run = made["pca"]
+    events = runs.run_events(con, run.id)
+    hits = []
+    for fault in store.read_ground_truth(con, info.id).itertuples():
+        match = events[
+            (events["asset"] == fault.asset)
+            & (events["start"] <= fault.end)
+            & (events["end"] >= fault.start)
+        ]
+        if match.empty:
+            continue
+        expl = explain.explain_event(con, run.id, int(match["event_id"].iloc[0]))
+        top2 = list(expl.ranking("sensor").index[:2])
+        hits.append(any(s in top2 for s in fault.sensors))
+    print(f"\nPCA: faulty sensor in the top 2 for {sum(hits)}/{len(hits)} detected faults")
+    assert len(hits) >= 6, "the demo's faults are mostly detected"
+    assert _share(hits) >= 0.75
+
+
+def test_iforest_ranks_the_faulty_sensor_on_fault_windows(demo_runs):
+    """Isolation Forest (TreeSHAP) over the points of each fault after the training window."""
+    con, info, made = demo_runs
+    run = made["iforest"]
+    scores = runs.run_scores(con, run.id)
+    hits = []
+    for fault in store.read_ground_truth(con, info.id).itertuples():
+        inside = (scores["asset"] == fault.asset) & scores["ts"].between(fault.start, fault.end)
+        points = scores[inside & ~scores["is_off"]]
+        if points.empty or points["ts"].min() < info.time_start + pd.Timedelta(hours=24):
+            continue  # inside the training window (first 30% of 4000 minutes)
+        expl = explain.explain_points(con, run.id, points)
+        hits.append(any(s in list(expl.ranking("sensor").index[:2]) for s in fault.sensors))
+    print(f"\nIsolation Forest: faulty sensor in the top 2 for {sum(hits)}/{len(hits)} faults")
+    assert len(hits) >= 6
+    assert _share(hits) >= 0.6
+
+
+def test_cache_hit_returns_identical_values_without_recomputing(demo_runs, monkeypatch):
+    con, _, made = demo_runs
+    run_id = made["pca"].id
+    event_id = int(runs.run_events(con, run_id)["event_id"].iloc[1])
+    first = explain.explain_event(con, run_id, event_id, refresh=True)
+    assert not first.from_cache
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a cache hit must not recompute")
+
+    monkeypatch.setattr(explain, "fitted_run", refuse)
+    again = explain.explain_event(con, run_id, event_id)
+    assert again.from_cache
+    np.testing.assert_array_equal(again.values, first.values)
+    np.testing.assert_array_equal(again.base_values, first.base_values)
+    np.testing.assert_array_equal(again.data, first.data)
+    pd.testing.assert_frame_equal(again.rows, first.rows)
+    assert (again.features, again.peak, again.window) == (first.features, first.peak, first.window)
+    assert explain.top_sensors_text(again) == explain.top_sensors_text(first)
+    cached = store.list_explanations(con, run_id)
+    assert any(c["scope"] == explain.event_scope(event_id) for c in cached)
+
+
+@pytest.mark.parametrize("detector", ["pca", "iforest"])
+def test_run_explanation_samples_flagged_and_normal_points(demo_runs, detector):
+    con, _, made = demo_runs
+    limits = ExplainLimits(run_rows=120)
+    expl = explain.explain_run(con, made[detector].id, limits=limits, refresh=True)
+    assert expl.scope == "run" and len(expl.rows) == 120
+    assert expl.method == method_for_detector(detector)
+    flagged = runs.run_scores(con, made[detector].id)["is_anomaly"].sum()
+    assert expl.in_scope.sum() == min(60, flagged), "half the sample is flagged points"
+    assert not expl.rows["is_off"].any()
+    assert expl.rows["ts"].is_monotonic_increasing or expl.rows["asset"].nunique() > 1
+    np.testing.assert_allclose(expl.output, expl.target, atol=1e-9)
+
+
+def test_top_sensors_text_lists_k_sensors_with_signed_values(demo_runs):
+    con, info, made = demo_runs
+    expl = explain.explain_event(con, made["pca"].id, _top_event(con, made["pca"].id))
+    text = explain.top_sensors_text(expl, k=3)
+    parts = text.split(", ")
+    assert len(parts) == 3
+    for part in parts:
+        name, value = part.rsplit(" ", 1)
+        assert name in info.sensors and re.fullmatch(r"[+-]\d+(\.\d+)?", value), part
+    ranking = expl.ranking("sensor")
+    assert [p.rsplit(" ", 1)[0] for p in parts] == list(ranking.index[:3])
+
+
+def test_unknown_event_is_a_data_error(demo_runs):
+    con, _, made = demo_runs
+    with pytest.raises(DataError, match="no event #9999"):
+        explain.explain_event(con, made["pca"].id, 9999)
+
+
+def test_figures_carry_the_explanations_numbers(demo_runs):
+    con, _, made = demo_runs
+    expl = explain.explain_event(con, made["pca"].id, _top_event(con, made["pca"].id))
+    water = contribution_figure(expl, level="sensor", top=4).data[0]
+    assert list(water.y[:1]) == ["base value"] and water.y[-1] == expl.quantity
+    assert len(water.y) == 1 + 4 + 1 + 1, "base, top 4, the rest, total"
+    assert water.x[-1] == pytest.approx(expl.output[expl.peak])
+    assert sum(water.x[:-1]) == pytest.approx(expl.output[expl.peak])
+    heat = heatmap_figure(expl, top=5).data[1]
+    assert np.asarray(heat.z).shape == (5, len(expl.rows))
+    assert list(heat.y) == top_columns(expl, "sensor", 5)
+    feature_heat = heatmap_figure(expl, level="feature", top=6).data[1]
+    assert set(feature_heat.y) <= set(expl.features)
+    run = explain.explain_run(con, made["pca"].id)
+    bars = importance_figure(run).data
+    assert {b.name.split(" (")[0] for b in bars} == {"flagged points", "normal points"}
+    swarm = beeswarm_figure(run, top=4).data[0]
+    assert len(swarm.x) == 4 * len(run.rows)
+
+
+def test_explanations_table_and_versioned_cache(workspace):
+    assert store.schema_version(workspace) >= 4
+    assert "explanations" in store.table_names(workspace)
+    store.save_explanation(workspace, 1, "run", "tree", 1, {"a": 1}, b"\x00\x01", 0.5)
+    assert store.load_explanation(workspace, 1, "run", "tree", 1) == ({"a": 1}, b"\x00\x01")
+    assert store.load_explanation(workspace, 1, "run", "tree", 2) is None, "other version"
+    store.save_explanation(workspace, 1, "run", "tree", 1, {"a": 2}, b"\x02", 0.1)
+    assert store.load_explanation(workspace, 1, "run", "tree", 1)[0] == {"a": 2}
+    store.delete_explanations(workspace, 1)
+    assert store.list_explanations(workspace, 1) == []

@@ -50,7 +50,7 @@ def bench_tree(con, rows: int, top: int, repeat: int) -> None:
     print(f"re-fit of the run's model for explaining (once per process): {t:.1f} s")
     ours, bare = [], []
     expl = None
-    import shap
+    import shap  # imported before timing either side
 
     estimator = fitted.model.pipeline_for(str(points["asset"].iloc[0])).detector.estimator_
     for _ in range(repeat):

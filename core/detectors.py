@@ -237,7 +237,7 @@ class ZMaxDetector(BaseDetector):
         "contamination": CONTAMINATION,
     }
 
-    def __init__(self, *, quantile: float = 0.99, agg: str = "max", contamination: float = 0.005):
+    def __init__(self, *, quantile: float = 0.9, agg: str = "max", contamination: float = 0.005):
         self.quantile = quantile
         self.agg = agg
         self.contamination = contamination

@@ -1,28 +1,21 @@
 """Explanations of a run's events and of the run as a whole, per feature and rolled up to sensors.
 
 Compute -> typed result -> figure: `explain_event` and `explain_run` return an `Explanation`
-(feature-level values, base values, what they mean, a sensor roll-up); `core.charts.explain`
-draws it. Features are engineered per sensor, so a sensor's contribution is the sum of its
-features' contributions (`Explanation.sensor_values`), which keeps additivity. Explanations are
-computed when an analyst opens them, then cached in the workspace (`core.store.explanations`).
-How each detector is explained is in `core.explain_methods`; where the model comes from in
-`core.explain_model`.
+(`core.explain_result`: feature-level values, base values, what they mean, a sensor roll-up);
+`core.charts.explain` draws it. Features are engineered per sensor, so a sensor's contribution is
+the sum of its features' contributions, which keeps additivity. Explanations are computed when an
+analyst opens them, then cached in the workspace (`core.store.explanations`). How each detector
+is explained is in `core.explain_methods`; where the model comes from in `core.explain_model`.
 """
 
 from __future__ import annotations
 
-import io
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core import runs, store
 from core.errors import DataError
@@ -34,17 +27,26 @@ from core.explain_methods import (
     method_for_detector,
 )
 from core.explain_model import FittedRun, fitted_run
+from core.explain_result import (
+    EXPLAIN_VERSION,
+    ROW_COLUMNS,
+    RUN_SCOPE,
+    Explanation,
+    decode,
+    encode,
+    event_label,
+    event_scope,
+    members_text,
+    top_sensors_text,
+)
 from core.types import ASSET, TS
 
-EXPLAIN_VERSION = 1
-"""Format and algorithm version of cached explanations; bump it to invalidate the cache."""
-RUN_SCOPE = "run"
-ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "in_scope")
 Progress = Callable[[float, str], None]
 
 __all__ = [
     "DEFAULT_LIMITS",
     "EXPLAIN_VERSION",
+    "RUN_SCOPE",
     "ExplainLimits",
     "Explanation",
     "cached_explanation",
@@ -58,188 +60,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False)
-class Explanation:
-    """Contributions of features to a detector's output at some rows of a run.
-
-    ``values[i, j]`` is feature j's contribution at row i; positive pushes towards anomalous.
-    ``base_values[i] + values[i].sum() == output[i]``, the explained ``quantity`` (described for
-    the screen in ``description``); ``target`` is that quantity computed directly from the model,
-    so ``output - target`` shows how additive the method is. ``rows`` holds each row's ts, asset,
-    run score, flags and ``in_scope`` (inside the event, or flagged for a run-wide sample).
-    """
-
-    run_id: int | None
-    scope: str
-    method: str
-    detector: str
-    quantity: str
-    description: str
-    features: list[str]
-    sensor_of: dict[str, str]
-    sensors: list[str]
-    rows: pd.DataFrame
-    values: np.ndarray
-    base_values: np.ndarray
-    target: np.ndarray
-    data: np.ndarray
-    peak: int | None = None
-    window: tuple[pd.Timestamp, pd.Timestamp] | None = None
-    notes: tuple[str, ...] = ()
-    elapsed_s: float = 0.0
-    from_cache: bool = False
-
-    @property
-    def output(self) -> np.ndarray:
-        """Base value plus the sum of contributions, per row (the explained quantity)."""
-        return self.base_values + self.values.sum(axis=1)
-
-    @cached_property
-    def membership(self) -> np.ndarray:
-        """(features x sensors) 0/1 matrix: which sensor each feature is derived from."""
-        index = {s: k for k, s in enumerate(self.sensors)}
-        m = np.zeros((len(self.features), len(self.sensors)))
-        for j, name in enumerate(self.features):
-            m[j, index[self.sensor_of[name]]] = 1.0
-        return m
-
-    @cached_property
-    def sensor_values(self) -> pd.DataFrame:
-        """Contributions rolled up to sensors: the sum over each sensor's features, per row."""
-        return pd.DataFrame(self.values @ self.membership, columns=self.sensors)
-
-    @cached_property
-    def feature_values(self) -> pd.DataFrame:
-        return pd.DataFrame(self.values, columns=self.features)
-
-    @cached_property
-    def sensor_deviation(self) -> pd.DataFrame:
-        """Per row and sensor, the largest |robust z| among its features (colours the swarm)."""
-        z = np.abs(self.data.astype(np.float64))
-        out = np.zeros((len(z), len(self.sensors)))
-        for k in range(len(self.sensors)):
-            cols = np.flatnonzero(self.membership[:, k])
-            if len(cols):
-                out[:, k] = z[:, cols].max(axis=1)
-        return pd.DataFrame(out, columns=self.sensors)
-
-    @property
-    def in_scope(self) -> np.ndarray:
-        return self.rows["in_scope"].to_numpy(dtype=bool)
-
-    def ranking(self, level: str = "sensor") -> pd.Series:
-        """Mean contribution over the rows in scope (all rows if none), largest first."""
-        frame = self.sensor_values if level == "sensor" else self.feature_values
-        mask = self.in_scope if self.in_scope.any() else np.ones(len(frame), dtype=bool)
-        return frame[mask].mean().sort_values(ascending=False)
-
-    def members(self) -> dict[str, np.ndarray]:
-        """Ensembles: each member's normalised score per row (what the combined score mixes)."""
-        return {
-            c.removeprefix("member_"): self.rows[c].to_numpy()
-            for c in self.rows
-            if c.startswith("member_")
-        }
-
-
-def _fmt(value: float) -> str:
-    size = abs(value)
-    if size >= 100:
-        return f"{value:+.0f}"
-    return f"{value:+.1f}" if size >= 1 else f"{value:+.2f}"
-
-
-def top_sensors_text(explanation: Explanation, k: int = 3) -> str:
-    """'bearing_temp_c +2.1, vibration_rms_mm_s +1.4, motor_temp_c +0.3': the k sensors pushing
-    hardest towards anomalous, by mean contribution over the event (or the run's flagged rows),
-    in the units of ``explanation.quantity``."""
-    ranked = explanation.ranking("sensor").head(k)
-    return ", ".join(f"{name} {_fmt(float(v))}" for name, v in ranked.items())
-
-
-def members_text(explanation: Explanation, row: int) -> str:
-    """Ensembles: each member's normalised score at one point ('' for a single detector)."""
-    members = explanation.members()
-    if not members:
-        return ""
-    parts = ", ".join(f"{m} {float(v[row]):.2f}" for m, v in members.items())
-    return (
-        f"Members at this point, each normalised on its training scores: {parts}. "
-        "The combined score mixes them; the values above explain the combination."
-    )
-
-
-def event_scope(event_id: int) -> str:
-    return f"event:{int(event_id)}"
-
-
-def event_label(event: pd.Series | dict[str, Any]) -> str:
-    """One line for pickers: '#4 · P-101 · 01-03 10:22 · 45 min · peak 3.2'."""
-    minutes = float(event["duration_s"]) / 60
-    span = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-    start = pd.Timestamp(event["start"])
-    return (
-        f"#{int(event['event_id'])} · {event['asset']} · {start:%Y-%m-%d %H:%M} · {span} · "
-        f"peak {float(event['peak_score']):.1f}"
-    )
-
-
 # --- caching ---------------------------------------------------------------------------------
-
-
-def _encode(expl: Explanation) -> tuple[dict[str, Any], bytes]:
-    cols: dict[str, Any] = {c: expl.rows[c].to_numpy() for c in expl.rows.columns}
-    cols["base"] = expl.base_values.astype(np.float64)
-    cols["target"] = expl.target.astype(np.float64)
-    for j in range(len(expl.features)):
-        cols[f"v{j}"] = expl.values[:, j].astype(np.float64)
-        cols[f"x{j}"] = expl.data[:, j].astype(np.float32)
-    sink = io.BytesIO()
-    pq.write_table(pa.table(cols), sink, compression="zstd")
-    window = None if expl.window is None else [t.isoformat() for t in expl.window]
-    meta = {
-        "version": EXPLAIN_VERSION,
-        "method": expl.method,
-        "detector": expl.detector,
-        "quantity": expl.quantity,
-        "description": expl.description,
-        "features": expl.features,
-        "sensor_of": expl.sensor_of,
-        "sensors": expl.sensors,
-        "row_columns": list(expl.rows.columns),
-        "peak": expl.peak,
-        "window": window,
-        "notes": list(expl.notes),
-        "elapsed_s": expl.elapsed_s,
-    }
-    return meta, sink.getvalue()
-
-
-def _decode(run_id: int, scope: str, meta: dict[str, Any], payload: bytes) -> Explanation:
-    table = pq.read_table(io.BytesIO(payload)).to_pandas()
-    p = len(meta["features"])
-    window = meta.get("window")
-    return Explanation(
-        run_id=run_id,
-        scope=scope,
-        method=meta["method"],
-        detector=meta["detector"],
-        quantity=meta["quantity"],
-        description=meta["description"],
-        features=list(meta["features"]),
-        sensor_of=dict(meta["sensor_of"]),
-        sensors=list(meta["sensors"]),
-        rows=table[meta["row_columns"]].reset_index(drop=True),
-        values=table[[f"v{j}" for j in range(p)]].to_numpy(np.float64).reshape(len(table), p),
-        base_values=table["base"].to_numpy(np.float64),
-        target=table["target"].to_numpy(np.float64),
-        data=table[[f"x{j}" for j in range(p)]].to_numpy(np.float32).reshape(len(table), p),
-        peak=meta.get("peak"),
-        window=None if window is None else (pd.Timestamp(window[0]), pd.Timestamp(window[1])),
-        notes=tuple(meta.get("notes", [])),
-        elapsed_s=float(meta.get("elapsed_s", 0.0)),
-        from_cache=True,
-    )
 
 
 def cached_explanation(
@@ -251,11 +72,11 @@ def cached_explanation(
     hit = store.load_explanation(
         con, run_id, scope, method_for_detector(run.detector), EXPLAIN_VERSION
     )
-    return None if hit is None else _decode(run_id, scope, *hit)
+    return None if hit is None else decode(run_id, scope, *hit)
 
 
 def _save(con: duckdb.DuckDBPyConnection, expl: Explanation) -> None:
-    meta, payload = _encode(expl)
+    meta, payload = encode(expl)
     store.save_explanation(
         con, expl.run_id, expl.scope, expl.method, EXPLAIN_VERSION, meta, payload, expl.elapsed_s
     )
@@ -322,34 +143,16 @@ def _explain_asset(
         raise DataError(f"Run #{fitted.run.id} scored readings of {asset!r} that are gone.")
     first = pd.Timestamp(stamps[0]).to_pydatetime()
     offset = len(store.read_readings(con, fitted.info, asset=asset, sensors=[], end=first)) - 1
-    parts, done = [], []
     spans = _windows(where, context, offset, explainer.frame_hop(asset))
-    for k, (lo, hi) in enumerate(spans):
+    windows, owner = [], []
+    for lo, hi in spans:
         inside = np.flatnonzero((where >= lo) & (where < hi))  # keeps priority order
-        rv = explainer.explain(
-            readings.iloc[lo:hi].reset_index(drop=True),
-            where[inside] - lo,
-            progress=_stage(progress, k / len(spans), (k + 1) / len(spans)),
-            deadline=deadline,
-        )
-        by_pos = {int(w - lo): i for i, w in zip(inside, where[inside], strict=True)}
-        done.append(np.array([by_pos[int(p)] for p in rv.positions], dtype=np.int64))
-        parts.append(rv)
-        if deadline is not None and time.perf_counter() > deadline:
-            break
-    members = None
-    if parts[0].members is not None:
-        members = {m: np.concatenate([r.members[m] for r in parts]) for m in parts[0].members}
-    merged = RowValues(
-        np.concatenate([r.positions for r in parts]),
-        np.concatenate([r.values for r in parts]),
-        np.concatenate([r.base for r in parts]),
-        np.concatenate([r.target for r in parts]),
-        np.concatenate([r.data for r in parts]),
-        members,
-        np.concatenate([r.model_score for r in parts]),
-    )
-    return np.concatenate(done), merged
+        windows.append((readings.iloc[lo:hi].reset_index(drop=True), where[inside] - lo))
+        owner.append(inside)
+    flat = np.concatenate(owner)  # the targets' own order is their priority
+    rv = explainer.explain(windows, progress=progress, deadline=deadline, priority=flat)
+    done = flat[rv.positions]
+    return done, rv
 
 
 def _explain_rows(
@@ -591,10 +394,3 @@ def explain_points(
     return _explain_rows(
         con, fitted, rows[list(ROW_COLUMNS)], scope, _stage(progress, 0.3, 1.0), started
     )
-
-
-def sensor_share(explanation: Explanation, sensors: Sequence[str]) -> float:
-    """Share of the in-scope positive contribution that falls on ``sensors`` (for evaluation)."""
-    ranked = explanation.ranking("sensor").clip(lower=0)
-    total = float(ranked.sum())
-    return float(ranked[list(sensors)].sum()) / total if total > 0 else 0.0

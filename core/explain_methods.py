@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -172,10 +172,15 @@ def _robust_z_kind(detector: BaseDetector) -> str | None:
 
 
 def context_rows(features: FeatureBuilder) -> int:
-    """History a row's features need to equal their full-history values (EWM tails to ~1e-9)."""
+    """History a row's features need to equal their full-history values (EWM tails to ~1e-9).
+
+    Residual models use exponential averages (spans in windows, ``residual_spans``), whose
+    weight after n rows is (1 - 2/(span + 1))^n: 10 (span + 1) rows leave about e^-20.
+    """
     rows = features._warmup()
     if "resid" in features.families_:
-        rows = max(rows, 10 * (4 * features.window_ + 1))  # long EWM: (1 - 2/(span+1))^n
+        spans = getattr(features.config, "residual_spans", (4.0,)) or (1.0,)
+        rows = max(rows, int(10 * (max(spans) * features.window_ + 1)))
     return int(rows) + 1
 
 
@@ -300,35 +305,41 @@ class ModelExplainer:
     # -- explaining ------------------------------------------------------------------------------
     def explain(
         self,
-        readings: pd.DataFrame,
-        targets: np.ndarray,
+        windows: Sequence[tuple[pd.DataFrame, np.ndarray]],
         progress: Progress | None = None,
         deadline: float | None = None,
+        priority: np.ndarray | None = None,
     ) -> RowValues:
-        """Explain rows ``targets`` (positions, in priority order) of one asset's readings.
+        """Explain rows of one asset given as (readings stretch, target positions) pairs.
 
-        ``readings`` is a time-ordered stretch of one asset with enough history before the first
-        target (`context_rows`); features are computed on the whole stretch, as when scoring.
+        Each stretch is time-ordered with enough history before its first target
+        (`context_rows`); features are computed on the whole stretch, as when the run scored.
+        Targets are explained in ``priority`` order (ranks over all windows' targets; default:
+        as given), so when the time budget stops permutation SHAP the most important are done.
+        The result's ``positions`` index the targets of all windows, concatenated in order.
+        Model calls are batched across windows: scikit-learn's per-call cost dominates.
         """
-        asset = str(readings[ASSET].iloc[0])
+        asset = str(windows[0][0][ASSET].iloc[0])
         pipe = self.pipeline(asset)
-        Xw = pipe.features.transform(readings).values.to_numpy(np.float64)
-        targets = np.asarray(targets, dtype=np.int64)
+        mats = [pipe.features.transform(r).values.to_numpy(np.float64) for r, _ in windows]
+        picks = [(w, int(t)) for w, (_, ts) in enumerate(windows) for t in ts]
+        order = np.arange(len(picks)) if priority is None else np.argsort(priority, kind="stable")
+        picks = [picks[i] for i in order]
+        X = np.array([mats[w][t] for w, t in picks]).reshape(len(picks), mats[0].shape[1])
         method = method_of(pipe.detector)
         if method == TREE:
-            out = self._tree_values(pipe, Xw[targets], progress)
-            out.positions = targets
+            out = self._tree_values(pipe, X, progress)
         elif method == PCA_EXACT:
-            out = self._pca_values(pipe.detector, Xw[targets])
-            out.positions = targets
+            out = self._pca_values(pipe.detector, X)
         else:
-            out = self._permutation_values(pipe, asset, Xw, targets, progress, deadline)
-        out.model_score = self._run_score(pipe, Xw, out.positions)
-        if isinstance(pipe.detector, EnsembleDetector) and len(out.positions):
-            rows = Xw[out.positions]
+            out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
+        done = [picks[i] for i in out.positions]
+        out.positions = order[out.positions]
+        out.model_score = self._run_score(pipe.detector, mats, done, pipe)
+        if isinstance(pipe.detector, EnsembleDetector) and done:
             out.members = {
-                m: pipe.detector._normalise(m, s)
-                for m, s in self._member_raw(pipe.detector, Xw, out.positions, rows).items()
+                m: pipe.detector._normalise(m, self._rows_score(d, mats, done))
+                for m, d in pipe.detector.detectors_.items()
             }
         return out
 
@@ -357,29 +368,29 @@ class ModelExplainer:
         )
 
     def _row_functions(
-        self, pipe: AssetPipeline, asset: str, Xw: np.ndarray, targets: np.ndarray
-    ) -> Callable[[int], tuple[Callable, np.ndarray]]:
-        """For target row t: the row-wise function to explain and its background."""
+        self, pipe: AssetPipeline, asset: str, mats: list[np.ndarray]
+    ) -> Callable[[int, int], tuple[Callable, np.ndarray]]:
+        """For target row t of window w: the row-wise function to explain and its background."""
         det = pipe.detector
         kind = _robust_z_kind(det)
         if kind is None:
             bg = self.background(pipe, asset)
-            return lambda t: (det.score, bg)
+            return lambda w, t: (det.score, bg)
         if kind == "alone":
-            med, spread = _robust_z_reference(det, Xw)
-            return lambda t: (_frozen_robust_z(det, med[t], spread[t]), med[t][None, :])
-        refs = {
-            m: _robust_z_reference(d, Xw)
-            for m, d in det.detectors_.items()
-            if isinstance(d, RobustZDetector)
-        }
+            refs = [_robust_z_reference(det, Xw) for Xw in mats]
+            return lambda w, t: (
+                _frozen_robust_z(det, refs[w][0][t], refs[w][1][t]),
+                refs[w][0][t][None, :],
+            )
+        members = {m: d for m, d in det.detectors_.items() if isinstance(d, RobustZDetector)}
+        refs_by = {m: [_robust_z_reference(d, Xw) for Xw in mats] for m, d in members.items()}
         bg = self.background(pipe, asset)
 
-        def combined(t: int) -> Callable:
+        def combined(w: int, t: int) -> Callable:
             def f(Z: np.ndarray) -> np.ndarray:
                 raw = {
-                    m: _frozen_robust_z(d, refs[m][0][t], refs[m][1][t])(Z)
-                    if m in refs
+                    m: _frozen_robust_z(d, refs_by[m][w][0][t], refs_by[m][w][1][t])(Z)
+                    if m in refs_by
                     else d.score(Z)
                     for m, d in det.detectors_.items()
                 }
@@ -387,70 +398,77 @@ class ModelExplainer:
 
             return f
 
-        return lambda t: (combined(t), bg)
+        return lambda w, t: (combined(w, t), bg)
 
     def _permutation_values(
         self,
         pipe: AssetPipeline,
         asset: str,
-        Xw: np.ndarray,
-        targets: np.ndarray,
+        mats: list[np.ndarray],
+        picks: list[tuple[int, int]],
         progress: Progress | None,
         deadline: float | None,
     ) -> RowValues:
         import shap
 
-        p = Xw.shape[1]
+        p = mats[0].shape[1]
         evals = self.limits.permutations * (2 * p + 1)
-        row_fn = self._row_functions(pipe, asset, Xw, targets)
+        row_fn = self._row_functions(pipe, asset, mats)
         values, base, target, done = [], [], [], []
         explainer, last = None, None
         with _seeded(self.limits.seed):
-            for i, t in enumerate(targets):
+            for i, (w, t) in enumerate(picks):
                 if deadline is not None and done and time.perf_counter() > deadline:
                     break
-                f, bg = row_fn(int(t))
+                f, bg = row_fn(w, t)
                 if explainer is None or (f, id(bg)) != last:
                     masker = shap.maskers.Independent(bg, max_samples=len(bg))
                     explainer = shap.PermutationExplainer(f, masker)
                     last = (f, id(bg))
-                res = explainer(Xw[t : t + 1], max_evals=evals, batch_size=2 * p + 1, silent=True)
+                x = mats[w][t : t + 1]
+                res = explainer(x, max_evals=evals, batch_size=2 * p + 1, silent=True)
                 values.append(res.values[0])
                 base.append(float(np.ravel(res.base_values)[0]))
-                target.append(float(f(Xw[t : t + 1])[0]))
-                done.append(int(t))
+                target.append(float(f(x)[0]))
+                done.append(i)
                 if progress is not None:
-                    progress((i + 1) / len(targets), f"Permutation SHAP: point {i + 1}")
-        positions = np.asarray(done, dtype=np.int64)
+                    progress((i + 1) / len(picks), f"Permutation SHAP: point {i + 1}")
+        rows = np.array([mats[w][t] for w, t in (picks[i] for i in done)]).reshape(len(done), p)
         return RowValues(
-            positions,
+            np.asarray(done, dtype=np.int64),
             np.asarray(values, dtype=np.float64).reshape(len(done), p),
             np.asarray(base),
             np.asarray(target),
-            Xw[positions].astype(np.float32),
+            rows.astype(np.float32),
         )
 
-    def _run_score(self, pipe: AssetPipeline, Xw: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """The run's score at ``positions`` recomputed (smoothed, normalised): a fidelity check
-        that the re-fitted model is the run's. Off and restart rows are not special-cased."""
-        k = max(int(self.model.smooth), 1)
-        if len(positions) == 0:
-            return np.zeros(0)
-        if _robust_z_kind(pipe.detector) is None:
-            idx = positions[:, None] - np.arange(k)[::-1]
-            valid = idx >= 0
-            raw = pipe.detector.score(Xw[np.clip(idx, 0, None).ravel()]).reshape(idx.shape)
-            smoothed = np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
-        else:
-            smoothed = smooth_scores(pipe.detector.score(Xw), k)[positions]
-        return pipe.normalise(smoothed)
-
     @staticmethod
-    def _member_raw(
-        det: EnsembleDetector, Xw: np.ndarray, positions: np.ndarray, rows: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """Each member's raw score at the explained rows (robust z judged in its window)."""
-        out = {}
-        for m, d in det.detectors_.items():
-            out[m] = d.score(Xw)[positions] if not d.row_wise else d.score(rows)
-        return out
+    def _rows_score(
+        det: BaseDetector, mats: list[np.ndarray], picks: list[tuple[int, int]], k: int = 1
+    ) -> np.ndarray:
+        """The detector's raw score at ``picks`` trailing-averaged over ``k`` rows, in one call
+        for row-wise detectors; a robust z detector scores each stretch in time order."""
+        if not picks:
+            return np.zeros(0)
+        if _robust_z_kind(det) is not None:
+            scored = [smooth_scores(det.score(Xw), k) for Xw in mats]
+            return np.array([scored[w][t] for w, t in picks])
+        idx = np.array([[t - j for j in range(k - 1, -1, -1)] for _, t in picks])
+        valid = idx >= 0
+        rows = np.concatenate(
+            [mats[w][np.clip(row, 0, None)] for (w, _), row in zip(picks, idx, strict=True)]
+        )
+        raw = det.score(rows).reshape(idx.shape)
+        return np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
+
+    def _run_score(
+        self,
+        det: BaseDetector,
+        mats: list[np.ndarray],
+        picks: list[tuple[int, int]],
+        pipe: AssetPipeline,
+    ) -> np.ndarray:
+        """The run's score at ``picks`` recomputed (smoothed, normalised): a fidelity check that
+        the re-fitted model is the run's. Off and restart rows are not special-cased."""
+        smoothed = self._rows_score(det, mats, picks, max(int(self.model.smooth), 1))
+        return pipe.normalise(smoothed) if len(smoothed) else smoothed

@@ -43,7 +43,7 @@ ALL_FAMILIES = (
     "resid_mean",
 )
 """Every feature family FeatureBuilder knows."""
-DEFAULT_FAMILIES = ("raw", "mean", "std", "slope", "rough", "fft", "resid")
+DEFAULT_FAMILIES = ("raw", "rough", "resid")
 """Families on by default: chosen by measurement in bench/bench_detectors.py."""
 FAST_SENSOR_HINT = re.compile(r"vib|accel|acc_|acoustic|sound|noise|rms", re.IGNORECASE)
 _EPS = 1e-9
@@ -64,11 +64,9 @@ class FeatureConfig:
     fft_window: int = 32
     fft_bands: int = 3
     fft_sensors: tuple[str, ...] | None = None
-    residual_alpha: float = 1e-3
-    residual_spans: tuple[float, ...] = (1.0, 4.0)
-    residual_squares: bool = False
-    residual_clean_z: float | None = None
-    texture_on_residuals: bool = True
+    residual_alpha: float = 1e-4
+    residual_spans: tuple[float, ...] = (1.0,)
+    residual_squares: bool = True
     interval_seconds: float | None = None
     min_window: int = 5
     max_window: int = 240
@@ -260,10 +258,7 @@ class FeatureBuilder:
             design = np.concatenate([self._design(z_sorted[p]) for p in pieces])
             self._fit_residuals(design, z_sorted, mask_sorted)
         if "rough" in self.families_:
-            base = z_sorted
-            if self._resid and self.config.texture_on_residuals:
-                base = np.concatenate([self._residuals(z_sorted[p]) for p in pieces])
-            d = np.abs(np.diff(base, axis=0))
+            d = np.abs(np.diff(z_sorted, axis=0))
             d = d[mask_sorted[1:] & mask_sorted[:-1]] if mask_sorted.sum() > 2 else d
             self.rough_clip_ = np.maximum(np.nanquantile(d, cfg.rough_clip_quantile, axis=0), 1e-6)
         # Stage 2: feature spreads, from rows past the warm-up of each segment.
@@ -364,22 +359,8 @@ class FeatureBuilder:
         return values, names, sensor_of
 
     def _residuals(self, z: np.ndarray) -> np.ndarray:
-        """Each sensor minus its prediction from the others, in two passes: where one sensor is
-        far off its prediction, that reading (the row's worst) is replaced by its prediction
-        before predicting the others, so a faulty sensor and its moving averages do not leak
-        into its neighbours' residuals during the fault or after it."""
-        pred = self._design(z) @ self.resid_coef_ + self.resid_intercept_
-        r = z - pred
-        limit = self.config.residual_clean_z
-        if limit:
-            u = np.abs(r - self.resid_center_) / self.resid_scale_
-            worst = u.argmax(axis=1)
-            rows = np.flatnonzero(u[np.arange(len(u)), worst] > limit)
-            if len(rows):
-                clean = z.copy()
-                clean[rows, worst[rows]] = pred[rows, worst[rows]]
-                r = z - (self._design(clean) @ self.resid_coef_ + self.resid_intercept_)
-        return r
+        """Each sensor minus its prediction from the other sensors."""
+        return z - (self._design(z) @ self.resid_coef_ + self.resid_intercept_)
 
     def _segment_features(self, z: np.ndarray) -> list[tuple[str, str, np.ndarray]]:
         fam, w, sensors = self.families_, self.window_, self.sensors_
@@ -389,9 +370,6 @@ class FeatureBuilder:
             cols.extend((f"{s}__{kind}", s, arr[:, i]) for i, s in enumerate(sensors))
 
         r = self._residuals(z) if self._resid else None
-        # Texture features (roughness, spectra) look at the part of a signal that its coupled
-        # sensors do not explain, so an operating-point step does not count as texture.
-        base = r if (r is not None and self.config.texture_on_residuals) else z
         if "raw" in fam:
             add("raw", z)
         for kind, arr in _rolling_stats(z, w, fam).items():
@@ -399,13 +377,13 @@ class FeatureBuilder:
         if "diff" in fam:
             add("diff", np.vstack([np.zeros((1, z.shape[1])), np.diff(z, axis=0)]))
         if "rough" in fam:
-            d = np.abs(np.vstack([np.zeros((1, z.shape[1])), np.diff(base, axis=0)]))
+            d = np.abs(np.vstack([np.zeros((1, z.shape[1])), np.diff(z, axis=0)]))
             clipped = np.minimum(d, self.rough_clip_)
             counts = np.minimum(np.arange(1, len(z) + 1), w)[:, None]
             add("rough", np.log(_rolling_sum(clipped, w) / counts + 1e-3 * self.rough_clip_))
         for s in self.fft_sensors_:
             i = sensors.index(s)
-            bands = _fft_bands(base[:, i], self.config.fft_window, self.config.fft_bands)
+            bands = _fft_bands(z[:, i], self.config.fft_window, self.config.fft_bands)
             cols.extend((f"{s}__fft{b}", s, bands[:, b]) for b in range(bands.shape[1]))
         if r is not None:
             if "resid" in fam:

@@ -73,12 +73,23 @@ def ingest_file(
         digest = pool.submit(_sha256, path)  # hashing overlaps DuckDB's reading
         try:
             info, warnings = _ingest(con, path, head, kind, display, name, digest)
-        except LateMissingMarker:  # rare: an "NA" first seen past the sniffed start
+        except LateMissingMarker:  # rare: an "NA" first seen past the start; read with all
+            if kind != "csv":
+                raise
             info, warnings = _ingest(con, path, head, kind, display, name, digest, True)
     return IngestResult(dataset=info, warnings=warnings)
 
 
-def _ingest(con, path, head, kind, display, name, digest, all_markers=False):
+def _ingest(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    head: bytes,
+    kind: str,
+    display: str,
+    name: str | None,
+    digest: Future[str],
+    all_markers: bool = False,
+) -> tuple[DatasetInfo, list[str]]:
     """Open and plan (read only), then write everything inside one transaction."""
     view = f"__vigil_excel_{uuid.uuid4().hex}"
     try:
@@ -92,7 +103,9 @@ def _ingest(con, path, head, kind, display, name, digest, all_markers=False):
             sql.unregister_frame(con, view)
 
 
-def _store(con, f: SourceFile, plan: Plan, name: str | None, digest: Future[str]):
+def _store(
+    con, f: SourceFile, plan: Plan, name: str | None, digest: Future[str]
+) -> tuple[DatasetInfo, list[str]]:
     """Everything that writes: readings table, quality, metadata (inside the transaction)."""
     dataset_id = store.next_dataset_id(con)
     table = store.readings_table_name(dataset_id)
@@ -139,7 +152,9 @@ def _read_type(plan: Plan, name: str, sniffed: str) -> str:
         if plan.time.kind in ("native", "tz"):
             return sniffed
         return "DOUBLE" if plan.time.kind.startswith("epoch") else "VARCHAR"
-    return "DOUBLE" if name in plan.sensors or name == plan.value else "VARCHAR"
+    if name in plan.sensors or name == plan.value:
+        return "BOOLEAN" if sniffed == "BOOLEAN" else "DOUBLE"  # true/false, cast to 1/0
+    return "VARCHAR"
 
 
 def _load(

@@ -64,6 +64,8 @@ def detect_format(head: bytes, display: str) -> str:
         return "excel"
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise DataError(f"{display} is an old .xls workbook: save it as .xlsx or CSV.")
+    if head.startswith(b"\x1f\x8b"):
+        raise DataError(f"{display} is gzip-compressed: unzip it and load the file inside.")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(f"{display} is UTF-16 text: save it as UTF-8 CSV and load it again.")
     if b"\x00" in head:
@@ -76,6 +78,17 @@ def detect_format(head: bytes, display: str) -> str:
 
 class LateMissingMarker(DataError):
     """A missing-value text (e.g. NA) first seen past the start of a CSV: read it again."""
+
+
+def mixed_type_error(display: str, column: str, value: str | None, where: str) -> DataError:
+    """A number column with a text cell; a missing-value marker there asks for a second read."""
+    shown = repr(value) if value is not None else "a value (perhaps not UTF-8 text)"
+    error = LateMissingMarker if value and value.strip() in sql.MISSING_MARKERS else DataError
+    return error(
+        f"{display}: column {column!r} holds numbers but {where} has {shown}, which is not a "
+        "number. Fix or empty that cell (a column that is mostly text is ignored instead), then "
+        "load the file again."
+    )
 
 
 def open_file(
@@ -190,8 +203,8 @@ def _looks_like_data(name: str) -> bool:
 def _csv_layout_error(con, path, header, delim, encoding, display) -> DataError:
     """DuckDB could not sniff: read all rows as text so it names the offending line."""
     names = next(csv.reader([header], delimiter=delim or ","))
-    dialect = CsvDialect(delim or ",", '"', '"', 0, [(n, "VARCHAR") for n in names],
-                         encoding=encoding)  # fmt: skip
+    columns = [(n, "VARCHAR") for n in names]
+    dialect = CsvDialect(delim or ",", '"', '"', "", "", 0, columns, encoding=encoding)
     if len({n.lower() for n in names}) == len(names):
         try:
             sql.check_csv_rows(con, path, dialect)
@@ -236,12 +249,18 @@ def _open_excel(con, path: Path, display: str, view: str) -> SourceFile:
     names = [n if n.strip() else f"column{i + 1}" for i, n in enumerate(names)]
     frame = raw.iloc[1:].reset_index(drop=True).infer_objects()
     for col in frame.columns:
-        if frame[col].dtype == object:
-            frame[col] = frame[col].map(lambda v: None if pd.isna(v) else str(v))
+        if frame[col].dtype == object:  # mixed cells: text, and missing-value markers as None
+            frame[col] = frame[col].map(_excel_text)
     frame.columns = names
     source = sql.register_frame(con, view, frame)
     columns = sql.describe_source(con, source)
     return SourceFile(display, "excel", path, source, columns, unnamed=unnamed)
+
+
+def _excel_text(value: object) -> str | None:
+    if pd.isna(value) or str(value).strip() in sql.MISSING_MARKERS:
+        return None
+    return str(value)
 
 
 def first_line(exc: Exception) -> str:
@@ -265,19 +284,14 @@ def explain_read_error(
         )
     column = re.search(r'converting column "(.*)"\.', text)
     value = re.search(r'Could not convert string "(.*)" to', text)
-    shown = repr(value[1]) if value else "a value (perhaps not UTF-8 text)"
     if column and column[1] == time_column:
+        shown = repr(value[1]) if value else "a value"
         return DataError(
             f"{display}: the time column {column[1]!r} has {shown} on {where}, which is not a "
             "timestamp in the format of the rows above it. Fix or remove that row."
         )
-    if column and value and value[1].strip() in sql.MISSING_MARKERS:
-        return LateMissingMarker(f"{display}: {where} has {value[1]!r} in {column[1]!r}.")
     if column:
-        return DataError(
-            f"{display}: column {column[1]!r} holds numbers but {where} has {shown}, which is "
-            "not a number. Fix or empty that cell, then load the file again."
-        )
+        return mixed_type_error(display, column[1], value[1] if value else None, where)
     if "Invalid unicode" in text:
         return DataError(
             f"{display}: {where} is not valid UTF-8 text although the start of the file is. "

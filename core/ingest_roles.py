@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from core.errors import DataError
-from core.ingest_files import LateMissingMarker, SourceFile
+from core.ingest_files import SourceFile, mixed_type_error
 from core.store import staging as sql
 from core.store.staging import Source, TimeSpec
 from core.types import RESERVED_COLUMNS
@@ -129,14 +129,8 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
         p = profiles[col]
         if col == plan.asset or (p.n_values and p.n_numeric < p.n_values / 2):
             continue
-        if p.n_numeric < p.n_values and p.bad_value.strip() in sql.MISSING_MARKERS:
-            raise LateMissingMarker(f"{f.display}: {col!r} has {p.bad_value!r}.")
         if p.n_numeric < p.n_values:
-            raise DataError(
-                f"{f.display}: column {col!r} holds numbers but {f.where(p.bad_row)} has "
-                f"{p.bad_value!r}, which is not a number. Fix or empty that cell (a column that "
-                "is mostly text is ignored instead), then load the file again."
-            )
+            raise mixed_type_error(f.display, col, p.bad_value, f.where(p.bad_row))
         sensors.add(col)
     plan.sensors = [n for n, _ in f.columns if n in sensors]
     if row_ids:
@@ -188,10 +182,12 @@ def _pick_time(con, f: SourceFile, native, text, epoch, profiles) -> TimeSpec:
         if p.n_values and p.minimum >= 1e11 and p.maximum < 1e13:
             return TimeSpec(col, "epoch_ms")
     shown = ", ".join(repr(n) for n, _ in f.columns[:8])
+    numbers = ", ".join(map(repr, epoch))
+    hint = f" ({numbers}: numbers, but not epoch seconds or milliseconds)" if epoch else ""
     raise DataError(
-        f"{f.display} has no time column Vigil can read (columns: {shown}). Looked for ISO "
-        "timestamps, dd/mm/yyyy, mm/dd/yyyy or dd.mm.yyyy dates with times, and epoch seconds or "
-        "milliseconds in a column named like 'time'. Add or fix the time column and load again."
+        f"{f.display} has no time column Vigil can read (columns: {shown}){hint}. Looked for "
+        "ISO timestamps, dd/mm/yyyy, mm/dd/yyyy or dd.mm.yyyy dates with times, and epoch seconds "
+        "or milliseconds in a column named like 'time'. Add or fix the time column and load again."
     )
 
 
@@ -240,9 +236,13 @@ def raise_bad_time(con, f: SourceFile, source: Source, spec: TimeSpec) -> None:
 
 def _check_plan(plan: Plan, display: str) -> None:
     if plan.tag is None and not plan.sensors:
+        others = ", ".join(map(repr, [plan.asset, *plan.ignored] if plan.asset else plan.ignored))
         raise DataError(
             f"{display} has no numeric sensor column: besides the time column "
-            f"{plan.time.column!r} the columns hold text ({', '.join(map(repr, plan.ignored))})."
+            f"{plan.time.column!r} "
+            + (
+                f"the columns hold text ({others})." if others else "there is no column."
+            )  # fmt: skip
         )
     check_sensor_names(plan.sensors, display)
 

@@ -3,8 +3,10 @@
 A stopped pump or motor is not an anomaly, but to a detector trained on running data it looks like
 one. The heuristics are name-agnostic: a *drive* sensor (speed, current, power, flow...) is one
 whose values split into a cluster at zero and a running cluster well away from it. The machine is
-off when every drive sensor sits in its zero cluster for at least ``min_points`` samples. Names
-only help to pick drive sensors when the data has no stop to learn from.
+off when every drive sensor sits in its zero cluster for at least ``min_points`` samples. A single
+such sensor only counts when its name says it is a drive signal (speed, current...), since one
+unnamed sensor dropping to zero is as likely a fault; names also pick drive sensors when the data
+has no stop to learn from.
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ def drive_sensors(frame: pd.DataFrame, sensors: Sequence[str]) -> list[str]:
         bimodal = 0.001 <= share_zero <= 0.6 and share_middle < 0.5 * share_zero + 0.01
         if bimodal:
             chosen.append(name)
+    named = [s for s in sensors if DRIVE_HINT.search(str(s))]
+    if len(chosen) == 1 and chosen[0] not in named:
+        # One unnamed sensor dipping to zero is as likely a fault as a stop: not enough evidence.
+        chosen = []
     if not chosen:
         # No stop in this data: fall back to names, which matter only for later data.
-        chosen = [s for s in sensors if DRIVE_HINT.search(str(s))]
+        chosen = named
     return chosen
 
 

@@ -238,7 +238,8 @@ class AnomalyModel:
             raw = pipe.detector.score(X)
             s = pipe.normalise(_smooth_in_time(raw, sub, self.smooth))
             off = detect_machine_off(sub, self.sensors_)
-            s[off | _restart_guard(sub, off, self._guard_samples(pipe.features))] = 0.0
+            quiet = off | _restart_guard(sub, off, self._guard_samples(pipe.features))
+            s[quiet | _warmup_mask(sub, pipe.features)] = 0.0
             score[rows], is_off[rows] = s, off
             deviation[rows] = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
             thresholds[asset] = 1.0

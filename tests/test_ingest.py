@@ -198,16 +198,18 @@ def test_excel_with_asset(workspace, tmp_path):
             "Date Time": pd.date_range("2024-05-01", periods=4, freq="min").repeat(2),
             "Pump": ["P1", "P2"] * 4,
             "Vibration": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+            "Temp": [20, 21, "NA", 23, 24, 25, 26, 27],  # a text cell meaning "missing"
         }
     )
     frame.to_excel(tmp_path / "pumps.xlsx", index=False)
     result = ingest_file(workspace, tmp_path / "pumps.xlsx", name="pumps May")
     info = result.dataset
-    assert (info.name, info.assets, info.sensors) == ("pumps May", ["P1", "P2"], ["Vibration"])
+    assert (info.name, info.assets) == ("pumps May", ["P1", "P2"])
+    assert info.sensors == ["Vibration", "Temp"]
     assert info.interval_seconds == 60.0
-    assert store.read_readings(workspace, info, asset="P2")["Vibration"].tolist() == [
-        0.2, 0.4, 0.6, 0.8
-    ]  # fmt: skip
+    assert info.quality.nan_share == {"Vibration": 0.0, "Temp": 0.125}
+    stored = store.read_readings(workspace, info, asset="P2")
+    assert stored["Vibration"].tolist() == [0.2, 0.4, 0.6, 0.8]
 
 
 @pytest.mark.parametrize(

@@ -298,3 +298,21 @@ def test_flag_intervals_and_merging():
     spans = [(ts[i], ts[i]) for i in range(6)]
     merged = merge_intervals(spans, max_n=2)
     assert len(merged) == 2 and merged[0][0] == ts[0] and merged[-1][1] == ts[5]
+
+
+def test_a_workspace_from_before_runs_gains_the_run_tables(tmp_path):
+    from core.store.migrations import m001_datasets
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL)"
+    )
+    m001_datasets(con)
+    con.execute("INSERT INTO schema_migrations VALUES (1, 'datasets')")
+    con.close()
+    con = store.open_workspace(path)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert {"runs", "run_scores", "events"} <= tables
+    assert store.next_run_id(con) == 1
+    con.close()

@@ -189,6 +189,54 @@ def m004_explanations(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m005_models(con: duckdb.DuckDBPyConnection) -> None:
+    """Model versions (skops bytes in a BLOB, never pickle) and their append-only promotions."""
+    con.execute("CREATE SEQUENCE IF NOT EXISTS model_version_seq START 1")
+    con.execute(
+        """
+        CREATE TABLE model_versions (
+            id INTEGER PRIMARY KEY DEFAULT nextval('model_version_seq'),
+            dataset_id INTEGER NOT NULL,
+            parent_id INTEGER,
+            origin VARCHAR NOT NULL,
+            detector VARCHAR NOT NULL,
+            params JSON NOT NULL,
+            training JSON NOT NULL,
+            features JSON NOT NULL,
+            sensors VARCHAR[] NOT NULL,
+            assets VARCHAR[] NOT NULL,
+            threshold DOUBLE NOT NULL,
+            objective VARCHAR NOT NULL,
+            budget_per_day DOUBLE,
+            semi_supervised BOOLEAN NOT NULL,
+            label_ids BIGINT[] NOT NULL,
+            label_seqs BIGINT[] NOT NULL,
+            label_watermark BIGINT NOT NULL,
+            metrics JSON NOT NULL,
+            versions JSON NOT NULL,
+            run_id INTEGER,
+            notes VARCHAR NOT NULL DEFAULT '',
+            created_by VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            model_sha256 VARCHAR NOT NULL,
+            model_bytes BIGINT NOT NULL,
+            model BLOB NOT NULL
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE model_promotions (
+            dataset_id INTEGER NOT NULL,
+            version_id INTEGER NOT NULL,
+            promoted_by VARCHAR NOT NULL,
+            promoted_at TIMESTAMP NOT NULL DEFAULT current_localtimestamp(),
+            comment VARCHAR NOT NULL DEFAULT ''
+        )
+        """
+    )
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
@@ -196,6 +244,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (2, "runs", m002_runs),
     (3, "labels", m003_labels),
     (4, "explanations", m004_explanations),
+    (5, "models", m005_models),
 ]
 
 

@@ -34,11 +34,16 @@ class Source:
 
 @dataclass(frozen=True)
 class CsvDialect:
-    """What DuckDB's sniffer found, kept so the file is sniffed once and read with it."""
+    """What DuckDB's sniffer found, kept so the file is sniffed once and read with it.
+
+    Passing all of it back (new_line included) makes the load as fast as DuckDB's own.
+    """
 
     delimiter: str
     quote: str
     escape: str
+    new_line: str
+    comment: str
     skip: int
     columns: list[tuple[str, str]]
     date_format: str | None = None
@@ -78,9 +83,12 @@ def _csv_options(dialect: CsvDialect) -> tuple[str, list[Any]]:
         "delim": dialect.delimiter,
         "quote": dialect.quote,
         "escape": dialect.escape,
+        "comment": dialect.comment,
         "skip": dialect.skip,
         "encoding": dialect.encoding,
     }
+    if dialect.new_line in ("\\n", "\\r\\n", "\\r"):
+        opts["new_line"] = dialect.new_line
     if dialect.missing:
         opts["nullstr"] = ["", *dialect.missing]
     if dialect.date_format:
@@ -110,19 +118,22 @@ def sniff_csv(
     if decimal_comma:
         opts.append("decimal_separator=','")
     row = con.execute(
-        "SELECT Delimiter, Quote, Escape, SkipRows, Columns, DateFormat, TimestampFormat "
+        "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, Columns, "
+        "DateFormat, TimestampFormat "
         f"FROM sniff_csv(?, {', '.join(opts)})",
         params,
     ).fetchall()[0]
-    empty = "(empty)"
+    delim, quote, escape, new_line, comment = (v if v != "(empty)" else "" for v in row[:5])
     return CsvDialect(
-        delimiter=row[0],
-        quote="" if row[1] == empty else row[1],
-        escape="" if row[2] == empty else row[2],
-        skip=int(row[3]),
-        columns=[(c["name"], c["type"]) for c in row[4]],
-        date_format=row[5],
-        timestamp_format=row[6],
+        delimiter=delim,
+        quote=quote,
+        escape=escape,
+        new_line=new_line,  # as the sniffer spells it, e.g. "\\n"; read_csv accepts that
+        comment=comment,
+        skip=int(row[5]),
+        columns=[(c["name"], c["type"]) for c in row[6]],
+        date_format=row[7],
+        timestamp_format=row[8],
         encoding=encoding,
         decimal_comma=decimal_comma,
         missing=missing,

@@ -29,6 +29,9 @@ PAGES = {
         st.Page("pages/triage.py", title="Triage", icon=":material/fact_check:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
     ],
+    "Share": [
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),
+    ],
 }
 
 st.navigation(PAGES).run()

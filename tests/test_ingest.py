@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import subprocess
@@ -266,6 +267,12 @@ def test_missing_marker_first_seen_past_the_start(workspace, tmp_path):
     assert [d.id for d in store.list_datasets(workspace)] == [info.id]
 
 
+def test_boolean_columns_are_sensors(workspace, tmp_path):
+    text = "time,running,a\n2024-01-01 00:00,true,1\n2024-01-01 00:01,false,2\n"
+    info = ingest_file(workspace, write(tmp_path, "b.csv", text)).dataset
+    assert store.read_readings(workspace, info)["running"].tolist() == [1.0, 0.0]
+
+
 def test_metadata_names_and_hash(workspace, tmp_path):
     path = write(tmp_path, "upload.tmp", QUALITY_CSV)
     first = ingest_file(workspace, path, source_name="Line 4.csv").dataset
@@ -303,7 +310,12 @@ BAD_INPUTS = [
     ("header only", "h.csv", "time,temp\n", "header line but no data rows"),
     ("binary", "b.csv", bytes(range(256)) * 8, "binary NUL bytes"),
     ("utf-16", "u.csv", "time,a\n".encode("utf-16"), "UTF-16"),
+    ("gzip", "g.csv.gz", gzip.compress(b"time,a\n2024-01-01,1\n"), "gzip-compressed"),
     ("no time column", "n.csv", "when,a\nyesterday,1\ntoday,2\n", "no time column"),
+    ("elapsed seconds, not epoch", "n.csv", "time,a\n0,1\n1,2\n",
+     "'time': numbers, but not epoch seconds"),
+    ("time column only", "t.csv", "time\n2024-01-01 00:00\n2024-01-01 00:01\n",
+     "there is no column"),
     ("no numeric column", "n.csv", "time,label\n2024-01-01 00:00,a\n2024-01-01 00:01,b\n",
      "no numeric sensor column"),
     ("mixed types in the sample", "m.csv",

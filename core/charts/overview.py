@@ -1,0 +1,44 @@
+"""The stakeholder's timeline: every event of a run per asset, coloured by the analysts' verdict."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from core.charts.common import house_layout
+
+VERDICT_COLORS = {
+    "unreviewed": "#f97316",
+    "confirmed": "#dc2626",
+    "false_alarm": "#94a3b8",
+    "unsure": "#eab308",
+}
+
+
+def events_timeline(queue: pd.DataFrame) -> go.Figure:
+    """One bar per event (start to end) on the asset's row; very short events stay visible."""
+    if queue.empty:
+        fig = go.Figure()
+        fig.add_annotation(text="No events", showarrow=False, x=0.5, y=0.5, xref="paper")
+        return house_layout(fig, height=200)
+    frame = queue.assign(
+        end_shown=queue["end"].where(
+            queue["end"] - queue["start"] > pd.Timedelta(minutes=30),
+            queue["start"] + pd.Timedelta(minutes=30),
+        ),
+        top=[", ".join(s[:3]) for s in queue["top_sensors"]],
+    )
+    fig = px.timeline(
+        frame,
+        x_start="start",
+        x_end="end_shown",
+        y="asset",
+        color="status",
+        color_discrete_map=VERDICT_COLORS,
+        hover_data={"event_id": True, "severity": ":.1f", "top": True, "end_shown": False},
+    )
+    fig.update_yaxes(title=None, categoryorder="category descending")
+    fig.update_xaxes(title=None)
+    n_assets = frame["asset"].nunique()
+    return house_layout(fig, height=140 + 60 * n_assets)

@@ -1,0 +1,61 @@
+"""Overview: what a plant manager needs in one screen, plus exports and a shareable report."""
+
+import streamlit as st
+
+from core import labels
+from core.charts.overview import events_timeline
+from core.overview import dataset_overview, events_export
+from core.report import html_report
+from pages import ui
+
+con = ui.workspace()
+info = ui.sidebar(con)
+st.title("Overview")
+if info is None:
+    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
+    st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
+    st.stop()
+
+overview = dataset_overview(con, info)
+if overview.run is None:
+    st.info(f"No detection run on {info.name} yet. Run a detector on the **Detect** page.")
+    st.page_link("pages/detect.py", label="Go to Detect", icon=":material/radar:")
+    st.stop()
+
+st.caption(f"{info.name} · {overview.run.label}")
+for column, (label, value) in zip(st.columns(len(overview.kpis)), overview.kpis, strict=True):
+    column.metric(label, value)
+
+st.subheader("Asset health")
+st.dataframe(overview.assets, hide_index=True, width="stretch")
+st.subheader("Events over time")
+st.plotly_chart(events_timeline(overview.queue), key="overview_timeline")
+st.subheader("Most severe open events")
+if overview.top_open.empty:
+    st.success("Every event of this run has been reviewed.")
+else:
+    st.dataframe(labels.queue_table(overview.top_open), hide_index=True, width="stretch")
+
+st.subheader("Share")
+events_col, labels_col, report_col = st.columns(3)
+events_col.download_button(
+    "Events with verdicts (CSV)",
+    events_export(overview).to_csv(index=False).encode(),
+    file_name=f"vigil-events-run{overview.run.id}.csv",
+    mime="text/csv",
+    icon=":material/table:",
+)
+labels_col.download_button(
+    "Labels (CSV)",
+    labels.export_labels(con, info.id, "csv"),
+    file_name=f"vigil-labels-{info.id}.csv",
+    mime="text/csv",
+    icon=":material/label:",
+)
+report_col.download_button(
+    "Report (HTML)",
+    html_report(overview, generated_by=ui.analyst_name()).encode(),
+    file_name=f"vigil-report-{info.id}.html",
+    mime="text/html",
+    icon=":material/summarize:",
+)

@@ -28,6 +28,7 @@ PAGES = {
         st.Page("pages/detect.py", title="Detect", icon=":material/radar:"),
         st.Page("pages/triage.py", title="Triage", icon=":material/fact_check:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/psychology:"),
+        st.Page("pages/learn.py", title="Learn", icon=":material/model_training:"),
     ],
     "Share": [
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:"),

@@ -2,8 +2,8 @@
 
     python bench/bench_scoring_1m.py [--rows 1000000] [--detector auto]
 
-The data: two demo pumps of one seed side by side (20 coupled sensors, setpoint steps, stops,
-faults), one asset. Vigil fits on the first 30% and scores all rows (features + detector +
+The data: one demo pump (setpoint steps, stops, faults) whose 10 sensors are each read by a
+second, redundant transmitter (own gain, offset and noise): 20 coupled sensors, one asset. Vigil fits on the first 30% and scores all rows (features + detector +
 events); the baseline fits scikit-learn's IsolationForest on the same raw training columns and
 scores all rows. Peak memory is the process's maximum resident set size.
 """
@@ -29,15 +29,17 @@ from core.types import ASSET, TS  # noqa: E402
 
 
 def wide_plant(rows: int, seed: int = 11) -> pd.DataFrame:
-    """``rows`` x 20 sensors: two pumps' readings side by side, as one asset."""
-    plant = generate_plant(seed=seed, n_assets=2, rows_per_asset=rows)
-    parts = []
-    for i, (_, group) in enumerate(plant.readings.groupby(ASSET, sort=True)):
-        sensors = group.drop(columns=[TS, ASSET]).reset_index(drop=True)
-        parts.append(sensors.add_prefix(f"u{i + 1}_"))
-    frame = pd.concat(parts, axis=1)
-    frame.insert(0, TS, plant.readings[TS].iloc[:rows].to_numpy())
-    return frame
+    """``rows`` x 20 sensors: a demo pump plus a redundant reading of each of its sensors."""
+    plant = generate_plant(seed=seed, n_assets=1, rows_per_asset=rows)
+    readings = plant.readings.drop(columns=[ASSET])
+    rng = np.random.default_rng(seed)
+    for name in [c for c in readings.columns if c != TS]:
+        x = readings[name].to_numpy()
+        spread = float(np.nanstd(x)) or 1.0
+        gain, offset = rng.uniform(0.98, 1.02), rng.normal(0.0, 0.01 * spread)
+        noise = rng.normal(0.0, 0.02 * spread, len(x))
+        readings[f"{name}_b"] = gain * x + offset + noise
+    return readings
 
 
 def peak_rss_mb() -> float:

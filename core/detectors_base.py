@@ -88,8 +88,13 @@ def check_params(limits: dict[str, Param], params: dict[str, Any], accepted: Any
 
 
 def as_matrix(X: Any) -> np.ndarray:
-    """A finite 2-D float array from a frame or array; one column for a 1-D input."""
-    values = X.to_numpy(dtype=np.float64) if hasattr(X, "to_numpy") else np.asarray(X, float)
+    """A finite 2-D float array (float32 stays float32) from a frame or array; 1-D is a column."""
+    values = X.to_numpy() if hasattr(X, "to_numpy") else np.asarray(X)
+    if values.dtype not in (np.float32, np.float64):
+        try:
+            values = values.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataError("Detectors need numbers; the input has non-numeric values.") from exc
     if values.ndim == 1:
         values = values[:, None]
     if values.ndim != 2:

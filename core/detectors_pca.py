@@ -18,6 +18,7 @@ from sklearn.decomposition import PCA
 from core.detectors_base import CONTAMINATION, BaseDetector, Param
 
 _LIMIT_QUANTILE = 0.99
+_STAT_ROWS = 100_000
 
 
 @dataclass
@@ -42,7 +43,7 @@ class PCADetector(BaseDetector):
     def __init__(
         self,
         *,
-        variance: float = 0.9,
+        variance: float = 0.7,
         max_components: int | None = None,
         trim: float = 0.02,
         contamination: float = 0.005,
@@ -57,21 +58,21 @@ class PCADetector(BaseDetector):
     # -- fitting -------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray) -> np.ndarray:
         keep = np.ones(len(X), dtype=bool)
-        for _ in range(2 if self.trim > 0 else 1):
+        rounds = 2 if self.trim > 0 and len(X) > 50 else 1
+        for round_ in range(rounds):
             self._fit_rows(X[keep])
             t2, spe = self._statistics(X)
             self._set_limits(t2[keep], spe[keep])
             combined = self._combine(t2, spe)
-            if self.trim > 0 and len(X) > 50:
+            if round_ + 1 < rounds:
                 keep = combined <= np.quantile(combined, 1.0 - self.trim)
-        t2, spe = self._statistics(X)
-        return self._combine(t2, spe)
+        return combined
 
     def _fit_rows(self, X: np.ndarray) -> None:
-        self.center_ = np.median(X, axis=0)
-        q25, q75 = np.percentile(X, [25, 75], axis=0)
+        thin = X[:: max(1, len(X) // _STAT_ROWS)]  # robust centre/scale need not see every row
+        q25, self.center_, q75 = np.percentile(thin, [25, 50, 75], axis=0)
         scale = (q75 - q25) / 1.349
-        std = X.std(axis=0)
+        std = thin.std(axis=0)
         scale = np.where(scale > 1e-9, scale, std)
         self.scale_ = np.where(scale > 1e-9, scale, 1.0)
         Z = (X - self.center_) / self.scale_
@@ -97,15 +98,17 @@ class PCADetector(BaseDetector):
 
     # -- statistics ----------------------------------------------------------------------------
     def _centered(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.center_) / self.scale_ - self.mean_
+        shift = (self.center_ + self.mean_ * self.scale_).astype(X.dtype)
+        return (X - shift) / self.scale_.astype(X.dtype)
 
     def _statistics(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         Z = self._centered(X)
-        t = Z @ self.components_
-        t2 = (t * t / self.eigenvalues_).sum(axis=1)
-        resid = Z - t @ self.components_.T
-        spe = (resid * resid).sum(axis=1)
-        return t2, spe
+        t = Z @ self.components_.astype(Z.dtype)
+        t2 = np.einsum("ij,ij->i", t / self.eigenvalues_.astype(Z.dtype), t, dtype=np.float64)
+        # SPE = |z|² - |t|², as the components are orthonormal: no reconstruction needed.
+        spe = np.einsum("ij,ij->i", Z, Z, dtype=np.float64)
+        spe -= np.einsum("ij,ij->i", t, t, dtype=np.float64)
+        return t2, np.maximum(spe, 0.0)
 
     def _combine(self, t2: np.ndarray, spe: np.ndarray) -> np.ndarray:
         if self.spe_limit_ is None:
@@ -125,7 +128,7 @@ class PCADetector(BaseDetector):
         T² uses the complete decomposition ``T² = ||D^½ z||²`` with ``D = P Λ⁻¹ Pᵀ``: each feature
         gets ``(D^½ z)_j²``, non-negative and summing exactly to T² (Alcala & Qin, 2009).
         """
-        Z = self._centered(self._check_X(X))
+        Z = self._centered(self._check_X(X).astype(np.float64))
         t = Z @ self.components_
         resid = Z - t @ self.components_.T
         half = (self.components_ / np.sqrt(self.eigenvalues_)) @ self.components_.T

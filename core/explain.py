@@ -35,13 +35,17 @@ from core.explain_result import (
     decode,
     encode,
     event_label,
+    event_options,
     event_scope,
     members_text,
+    point_labels,
     top_sensors_text,
 )
 from core.types import ASSET, TS
 
 Progress = Callable[[float, str], None]
+_FEW_STRETCHES = 8
+"""Up to this many stretches of readings are read one by one, more in one read of their range."""
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -51,11 +55,13 @@ __all__ = [
     "Explanation",
     "cached_explanation",
     "event_label",
+    "event_options",
     "event_scope",
     "explain_event",
     "explain_points",
     "explain_run",
     "members_text",
+    "point_labels",
     "top_sensors_text",
 ]
 
@@ -93,22 +99,65 @@ def _stage(progress: Progress | None, start: float, end: float) -> Progress:
     return report
 
 
-def _windows(
-    positions: np.ndarray, context: int, offset: int = 0, hop: int = 1
-) -> list[tuple[int, int]]:
-    """Contiguous stretches [lo, hi) covering each target and its history, overlaps merged.
-
-    ``offset`` is the asset row number of position 0: each stretch starts on a multiple of
-    ``hop`` from the asset's first row, so FFT frames fall where they fell when the run scored.
-    """
+def _spans(ts: np.ndarray, history: np.timedelta64) -> list[tuple[int, int]]:
+    """Group sorted target times: [first, last] indices of targets whose histories overlap."""
     out: list[tuple[int, int]] = []
-    for p in np.sort(positions):
-        lo, hi = max(0, int(p) - context), int(p) + 1
-        lo = max(0, lo - (offset + lo) % hop)
-        if out and lo <= out[-1][1] + context:
-            out[-1] = (out[-1][0], max(out[-1][1], hi))
+    for i in range(len(ts)):
+        if out and ts[i] - history <= ts[out[-1][1]]:
+            out[-1] = (out[-1][0], i)
         else:
-            out.append((lo, hi))
+            out.append((i, i))
+    return out
+
+
+def _window_start(first: int, context: int, offset: int = 0, hop: int = 1) -> int:
+    """Where a stretch's features start: ``context`` rows before its first target, moved back to
+    a multiple of ``hop`` from the asset's first row (``offset`` is the asset row number of
+    position 0), so FFT frames fall where they fell when the run scored."""
+    lo = max(0, first - context)
+    return max(0, lo - (offset + lo) % hop)
+
+
+def _read_stretches(
+    con: duckdb.DuckDBPyConnection,
+    fitted: FittedRun,
+    asset: str,
+    bounds: list[tuple[np.datetime64, np.datetime64]],
+    hop: int,
+) -> list[tuple[pd.DataFrame, int]]:
+    """Readings of each (start, end) stretch with its row number in the asset (0 unless FFT
+    frames need it). A few stretches are read one by one; many (points spread over a long run)
+    in one read of their whole range, since each query has a fixed cost."""
+    sensors = fitted.model.sensors_
+
+    def read(start: np.datetime64, end: np.datetime64) -> pd.DataFrame:
+        return store.read_readings(
+            con,
+            fitted.info,
+            asset=asset,
+            sensors=sensors,
+            start=pd.Timestamp(start).to_pydatetime(),
+            end=pd.Timestamp(end).to_pydatetime(),
+        )
+
+    def offset(frame: pd.DataFrame) -> int:
+        if hop == 1 or frame.empty:
+            return 0
+        return store.count_readings_before(con, fitted.info, asset, frame[TS].iloc[0])
+
+    if len(bounds) <= _FEW_STRETCHES:
+        out = []
+        for a, b in bounds:
+            frame = read(a, b)
+            out.append((frame, offset(frame)))
+        return out
+    whole = read(bounds[0][0], bounds[-1][1])
+    stamps = whole[TS].to_numpy(dtype="datetime64[us]")
+    first = offset(whole)
+    out = []
+    for a, b in bounds:
+        lo, hi = np.searchsorted(stamps, a), np.searchsorted(stamps, b, side="right")
+        out.append((whole.iloc[lo:hi].reset_index(drop=True), first + int(lo)))
     return out
 
 
@@ -122,37 +171,34 @@ def _explain_asset(
 ) -> tuple[np.ndarray, RowValues]:
     """Explain one asset's rows at timestamps ``targets`` (priority order).
 
-    Returns the indices of ``targets`` explained (the time budget may stop early) and values.
+    Each target needs the history its features are built from; targets whose histories overlap
+    share one stretch of readings. Returns the indices of ``targets`` explained (the time
+    budget may stop early) and their values.
     """
     explainer = fitted.explainer
-    pipe = explainer.pipeline(asset)
     context = explainer.context_rows(asset)
-    history = pd.Timedelta(seconds=2 * context * pipe.features.interval_seconds_)
+    hop = explainer.frame_hop(asset)
+    interval = explainer.pipeline(asset).features.interval_seconds_
+    history = np.timedelta64(int(2 * (context + hop) * interval * 1e6), "us")
     ts = pd.to_datetime(targets).to_numpy(dtype="datetime64[us]")
-    readings = store.read_readings(
-        con,
-        fitted.info,
-        asset=asset,
-        sensors=fitted.model.sensors_,
-        start=pd.Timestamp(ts.min()).to_pydatetime() - history,
-        end=pd.Timestamp(ts.max()).to_pydatetime(),
-    )
-    stamps = readings[TS].to_numpy(dtype="datetime64[us]")
-    where = np.searchsorted(stamps, ts)
-    if (where >= len(stamps)).any() or (stamps[np.minimum(where, len(stamps) - 1)] != ts).any():
-        raise DataError(f"Run #{fitted.run.id} scored readings of {asset!r} that are gone.")
-    first = pd.Timestamp(stamps[0]).to_pydatetime()
-    offset = len(store.read_readings(con, fitted.info, asset=asset, sensors=[], end=first)) - 1
-    spans = _windows(where, context, offset, explainer.frame_hop(asset))
+    order = np.argsort(ts, kind="stable")
+    spans = _spans(ts[order], history)
+    bounds = [(ts[order[a]] - history, ts[order[b]]) for a, b in spans]
     windows, owner = [], []
-    for lo, hi in spans:
-        inside = np.flatnonzero((where >= lo) & (where < hi))  # keeps priority order
-        windows.append((readings.iloc[lo:hi].reset_index(drop=True), where[inside] - lo))
-        owner.append(inside)
-    flat = np.concatenate(owner)  # the targets' own order is their priority
-    rv = explainer.explain(windows, progress=progress, deadline=deadline, priority=flat)
-    done = flat[rv.positions]
-    return done, rv
+    for (a, b), (readings, offset) in zip(
+        spans, _read_stretches(con, fitted, asset, bounds, hop), strict=True
+    ):
+        stamps = readings[TS].to_numpy(dtype="datetime64[us]")
+        mine = np.sort(order[a : b + 1])  # the targets' own order is their priority
+        where = np.searchsorted(stamps, ts[mine])
+        if len(stamps) == 0 or (where >= len(stamps)).any() or (stamps[where] != ts[mine]).any():
+            raise DataError(f"Run #{fitted.run.id} scored readings of {asset!r} that are gone.")
+        lo = _window_start(int(where.min()), context, offset, hop)
+        windows.append((readings.iloc[lo:].reset_index(drop=True), where - lo))
+        owner.append(mine)
+    flat = np.concatenate(owner)
+    rv = explainer.explain(asset, windows, progress=progress, deadline=deadline, priority=flat)
+    return flat[rv.positions], rv
 
 
 def _explain_rows(

@@ -6,8 +6,8 @@
 - PCA: the exact per-feature decomposition of T²/T²_lim + SPE/SPE_lim (the detector's own score):
   no sampling, values sum to the score.
 - Everything else (LOF, one-class SVM, robust z, ensembles and ``auto``): permutation SHAP of the
-  detector's raw score with a small k-means background of the training features, bounded in rows,
-  evaluations and time. Ensembles are explained as one function (their combined score), not member
+  detector's raw score against a background of typical training points (k-means medoids), bounded
+  in rows, evaluations and time. Ensembles are explained as one function (their combined score), not member
   by member. The rolling robust z-score is not row-wise (each row is judged against the trailing
   rows), so each row's baseline is held fixed and used as the background.
 """
@@ -103,10 +103,10 @@ def average_path_length(n: int) -> float:
     return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
 
 
-def path_length(detector: IForestDetector, X: np.ndarray) -> np.ndarray:
+def path_length_of_score(detector: IForestDetector, score: np.ndarray) -> np.ndarray:
     """Mean path length E[h(x)], recovered from the detector's score = 2^(-E[h(x)] / c(n))."""
     c = average_path_length(int(detector.estimator_.max_samples_))
-    return -c * np.log2(detector.score(X))
+    return -c * np.log2(np.asarray(score, dtype=np.float64))
 
 
 def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple[str, str]:
@@ -118,7 +118,7 @@ def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple
             "Isolation Forest, exact TreeSHAP. The forest isolates unusual points in few random "
             "splits, so SHAP explains the mean path length E[h(x)] over its trees. Shown with "
             "the sign flipped, as path shortening: the training average path minus E[h(x)]. A "
-            "positive value is splits a feature removed from the path: it pushes the point "
+            "positive value is the splits a feature took off the path: it pushes the point "
             "towards anomalous. Values add up exactly to the shortening; the detector's raw "
             f"score 2^(-E[h(x)]/{c:.2f}) rises with it, but is not in the same units.",
         )
@@ -130,10 +130,10 @@ def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple
             "between features), each divided by its training 99th percentile as the detector "
             "does. Values are never negative and add up exactly to the detector's raw score.",
         )
-    evals = limits.permutations
+    pairs = limits.permutations
     kind = _robust_z_kind(detector)
     common = (
-        f"Model-agnostic permutation SHAP ({evals} antithetic permutation pair(s) per point): "
+        f"Model-agnostic permutation SHAP ({pairs} antithetic permutation pair(s) per point): "
         "estimates, not exact Shapley values. Values add up exactly to the raw score minus the "
         "base value; positive = pushes towards anomalous."
     )
@@ -182,6 +182,17 @@ def context_rows(features: FeatureBuilder) -> int:
         spans = getattr(features.config, "residual_spans", (4.0,)) or (1.0,)
         rows = max(rows, int(10 * (max(spans) * features.window_ + 1)))
     return int(rows) + 1
+
+
+def _stretch_features(features: FeatureBuilder, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Features of each stretch in one ``transform`` call: stretches are labelled as distinct
+    segments, which ``FeatureBuilder`` builds separately (rolling state never crosses them)."""
+    if len(frames) == 1:
+        return [features.transform(frames[0]).values.to_numpy(np.float64)]
+    labelled = [f.assign(**{ASSET: f"stretch {k}"}) for k, f in enumerate(frames)]
+    X = features.transform(pd.concat(labelled, ignore_index=True)).values.to_numpy(np.float64)
+    edges = np.cumsum([0] + [len(f) for f in frames])
+    return [X[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @contextmanager
@@ -305,47 +316,53 @@ class ModelExplainer:
     # -- explaining ------------------------------------------------------------------------------
     def explain(
         self,
+        asset: str,
         windows: Sequence[tuple[pd.DataFrame, np.ndarray]],
         progress: Progress | None = None,
         deadline: float | None = None,
         priority: np.ndarray | None = None,
     ) -> RowValues:
-        """Explain rows of one asset given as (readings stretch, target positions) pairs.
+        """Explain rows of ``asset`` given as (readings stretch, target positions) pairs.
 
         Each stretch is time-ordered with enough history before its first target
         (`context_rows`); features are computed on the whole stretch, as when the run scored.
         Targets are explained in ``priority`` order (ranks over all windows' targets; default:
         as given), so when the time budget stops permutation SHAP the most important are done.
         The result's ``positions`` index the targets of all windows, concatenated in order.
-        Model calls are batched across windows: scikit-learn's per-call cost dominates.
+        Features and model calls are batched across windows: per-call costs dominate.
         """
-        asset = str(windows[0][0][ASSET].iloc[0])
         pipe = self.pipeline(asset)
-        mats = [pipe.features.transform(r).values.to_numpy(np.float64) for r, _ in windows]
+        mats = _stretch_features(pipe.features, [r for r, _ in windows])
         picks = [(w, int(t)) for w, (_, ts) in enumerate(windows) for t in ts]
         order = np.arange(len(picks)) if priority is None else np.argsort(priority, kind="stable")
         picks = [picks[i] for i in order]
         X = np.array([mats[w][t] for w, t in picks]).reshape(len(picks), mats[0].shape[1])
-        method = method_of(pipe.detector)
-        if method == TREE:
-            out = self._tree_values(pipe, X, progress)
-        elif method == PCA_EXACT:
-            out = self._pca_values(pipe.detector, X)
-        else:
+        method, smooth = method_of(pipe.detector), max(int(self.model.smooth), 1)
+        if method == PERMUTATION:
             out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
-        done = [picks[i] for i in out.positions]
+            done = [picks[i] for i in out.positions]
+            _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
+        else:  # one scoring call gives the explained quantity and the fidelity check
+            done = picks
+            raw, smoothed = _trailing_scores(pipe.detector, mats, picks, smooth)
+            if method == TREE:
+                out = self._tree_values(pipe, X, raw, progress)
+            else:
+                out = self._pca_values(pipe.detector, X, raw)
         out.positions = order[out.positions]
-        out.model_score = self._run_score(pipe.detector, mats, done, pipe)
+        out.model_score = pipe.normalise(smoothed) if len(smoothed) else smoothed
         if isinstance(pipe.detector, EnsembleDetector) and done:
             out.members = {
-                m: pipe.detector._normalise(m, self._rows_score(d, mats, done))
+                m: pipe.detector._normalise(m, _trailing_scores(d, mats, done, 1)[0])
                 for m, d in pipe.detector.detectors_.items()
             }
         return out
 
     def _tree_values(
-        self, pipe: AssetPipeline, X: np.ndarray, progress: Progress | None
+        self, pipe: AssetPipeline, X: np.ndarray, score: np.ndarray, progress: Progress | None
     ) -> RowValues:
+        """TreeSHAP of the mean path length, as path shortening; ``score`` is the detector's
+        score of ``X``, from which the explained quantity is recovered independently."""
         explainer = self.tree_explainer(pipe)
         mean_path = float(np.ravel(explainer.expected_value)[0])
         parts, step = [], 250
@@ -354,18 +371,17 @@ class ModelExplainer:
             if progress is not None:
                 progress(min(1.0, (i + step) / max(len(X), 1)), "TreeSHAP")
         phi = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]))
-        target = mean_path - path_length(pipe.detector, X) if len(X) else np.zeros(0)
+        target = mean_path - path_length_of_score(pipe.detector, score)
         return RowValues(np.arange(len(X)), -phi, np.zeros(len(X)), target, X.astype(np.float32))
 
     @staticmethod
-    def _pca_values(det: PCADetector, X: np.ndarray) -> RowValues:
+    def _pca_values(det: PCADetector, X: np.ndarray, score: np.ndarray) -> RowValues:
+        """Exact contributions to T²/T²lim + SPE/SPElim; ``score`` is the detector's score."""
         parts = det.contributions(X)
         values = parts.t2 / det.t2_limit_
         if det.spe_limit_ is not None:
             values = values + parts.spe / det.spe_limit_
-        return RowValues(
-            np.arange(len(X)), values, np.zeros(len(X)), det.score(X), X.astype(np.float32)
-        )
+        return RowValues(np.arange(len(X)), values, np.zeros(len(X)), score, X.astype(np.float32))
 
     def _row_functions(
         self, pipe: AssetPipeline, asset: str, mats: list[np.ndarray]
@@ -442,33 +458,25 @@ class ModelExplainer:
             rows.astype(np.float32),
         )
 
-    @staticmethod
-    def _rows_score(
-        det: BaseDetector, mats: list[np.ndarray], picks: list[tuple[int, int]], k: int = 1
-    ) -> np.ndarray:
-        """The detector's raw score at ``picks`` trailing-averaged over ``k`` rows, in one call
-        for row-wise detectors; a robust z detector scores each stretch in time order."""
-        if not picks:
-            return np.zeros(0)
-        if _robust_z_kind(det) is not None:
-            scored = [smooth_scores(det.score(Xw), k) for Xw in mats]
-            return np.array([scored[w][t] for w, t in picks])
-        idx = np.array([[t - j for j in range(k - 1, -1, -1)] for _, t in picks])
-        valid = idx >= 0
-        rows = np.concatenate(
-            [mats[w][np.clip(row, 0, None)] for (w, _), row in zip(picks, idx, strict=True)]
-        )
-        raw = det.score(rows).reshape(idx.shape)
-        return np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
 
-    def _run_score(
-        self,
-        det: BaseDetector,
-        mats: list[np.ndarray],
-        picks: list[tuple[int, int]],
-        pipe: AssetPipeline,
-    ) -> np.ndarray:
-        """The run's score at ``picks`` recomputed (smoothed, normalised): a fidelity check that
-        the re-fitted model is the run's. Off and restart rows are not special-cased."""
-        smoothed = self._rows_score(det, mats, picks, max(int(self.model.smooth), 1))
-        return pipe.normalise(smoothed) if len(smoothed) else smoothed
+def _trailing_scores(
+    det: BaseDetector, mats: list[np.ndarray], picks: list[tuple[int, int]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(raw score, trailing mean over ``k`` rows) at each (stretch, row) pick: one scoring call
+    for row-wise detectors; a robust z detector scores each stretch whole, in time order."""
+    if not picks:
+        return np.zeros(0), np.zeros(0)
+    if _robust_z_kind(det) is not None:
+        scored = [det.score(Xw) for Xw in mats]
+        smoothed = [smooth_scores(s, k) for s in scored]
+        return (
+            np.array([scored[w][t] for w, t in picks]),
+            np.array([smoothed[w][t] for w, t in picks]),
+        )
+    idx = np.array([[t - j for j in range(k - 1, -1, -1)] for _, t in picks])
+    valid = idx >= 0
+    rows = np.concatenate(
+        [mats[w][np.clip(row, 0, None)] for (w, _), row in zip(picks, idx, strict=True)]
+    )
+    raw = det.score(rows).reshape(idx.shape)
+    return raw[:, -1], np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)

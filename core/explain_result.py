@@ -134,6 +134,19 @@ def members_text(explanation: Explanation, row: int) -> str:
     )
 
 
+def point_labels(explanation: Explanation) -> list[str]:
+    """'01-04 05:27' per explained row, the peak marked: options of a point picker."""
+    labels = pd.to_datetime(explanation.rows["ts"]).dt.strftime("%m-%d %H:%M").tolist()
+    if explanation.peak is not None:
+        labels[explanation.peak] += " (peak)"
+    return labels
+
+
+def event_options(events: pd.DataFrame) -> dict[int, str]:
+    """Event id -> one-line label, in the events' order (most severe first)."""
+    return {int(e["event_id"]): event_label(e) for _, e in events.iterrows()}
+
+
 def event_scope(event_id: int) -> str:
     return f"event:{int(event_id)}"
 

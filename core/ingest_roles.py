@@ -102,7 +102,9 @@ def plan_columns(con, f: SourceFile) -> Plan:
     rest = [n for n in types if n != plan.time.column]
     _pick_roles(con, f, plan, [n for n in rest if n in text], [n for n in rest if n in numeric],
                 profiles)  # fmt: skip
-    plan.ignored = [n for n, _ in f.columns if n not in _used(plan)]
+    plan.ignored = [n for n, _ in f.columns if n not in _used(plan) and n not in f.unnamed]
+    if f.unnamed:
+        plan.notes.append(f"{len(f.unnamed)} column(s) without a name in the header were ignored.")
     _check_plan(plan, f.display)
     return plan
 

@@ -445,10 +445,13 @@ def _fmt_value(value: Any) -> str:
 
 
 def audit_log(
-    con: duckdb.DuckDBPyConnection, dataset_id: int, label_id: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    label_id: int | None = None,
+    limit: int | None = None,
 ) -> pd.DataFrame:
-    """Who changed which label, from what to what, when; newest first."""
-    hist = label_store.read_label_history(con, dataset_id, label_id)
+    """Who changed which label, from what to what, when; newest first (the `limit` newest)."""
+    hist = label_store.read_label_history(con, dataset_id, label_id, limit)
     return pd.DataFrame(
         {
             "when": hist["changed_at"],
@@ -773,10 +776,10 @@ def label_view(
     readings = store.read_readings(con, info, asset=asset, sensors=chosen, start=start, end=end)
     scores, threshold = pd.DataFrame(columns=["ts", "score", "is_anomaly"]), None
     if run_id is not None:
-        from core.runs import get_run
+        from core.runs import ALARM_LINE  # stored scores are normalised: 1.0 is the alarm line
 
         scores = store.read_run_scores(con, run_id, asset=asset, start=start, end=end)
-        threshold = get_run(con, run_id).thresholds.get(asset)
+        threshold = ALARM_LINE
     return LabelView(
         asset=asset,
         sensors=chosen,

@@ -24,13 +24,13 @@ from core.features import FeatureBuilder, FeatureConfig, FeatureSet, numeric_sen
 from core.machine_state import detect_machine_off
 from core.types import ASSET, DEFAULT_ASSET, TS
 
-DEFAULT_QUANTILE = 0.98
+DEFAULT_QUANTILE = 0.95
 """Default alarm line: the median of smoothed training scores plus ``DEFAULT_MARGIN`` times the
-distance from the median to this quantile. Reading the tail from the 98th percentile keeps the line
-put when up to 2% of training is faulty, and the margin extrapolates it to roughly the 99.9th
-percentile of a clean, exponential-like tail (and leaves room for the optimism of in-sample
-scores). Shift- and scale-free, so it suits bounded scores (Isolation Forest) too."""
-DEFAULT_MARGIN = 2.0
+distance from the median to this quantile. Reading the tail at the 95th percentile keeps the line
+put when up to 5% of training is faulty; the margin extrapolates it past the 99.9th percentile of
+a clean exponential-like tail, leaving room for the optimism of in-sample scores. The rule is
+shift- and scale-free, so it suits bounded scores (Isolation Forest) as well as unbounded ones."""
+DEFAULT_MARGIN = 2.5
 DEFAULT_SMOOTH = 3
 """Scores are averaged over this many samples (trailing) before the threshold applies."""
 DEFAULT_STARTUP = "60min"
@@ -173,28 +173,36 @@ class AnomalyModel:
         off = detect_machine_off(sub, self.sensors_)
         if off.mean() > 0.9:
             off = np.zeros(len(sub), dtype=bool)  # mostly "off" means the heuristic misfired
-        features = FeatureBuilder(self.feature_config, sensors=self.sensors_).fit(sub, mask=~off)
-        X = features.transform(sub).values.to_numpy()
+        features = FeatureBuilder(self.feature_config, sensors=self.sensors_)
+        X = features.fit_transform(sub, mask=~off).values.to_numpy()
         guard = _restart_guard(sub, off, self._guard_samples(features))
         usable = ~off & ~_warmup_mask(sub, features) & ~guard
         if usable.sum() < 20:
             usable = ~off if (~off).sum() >= 20 else np.ones(len(sub), dtype=bool)
         detector = make_detector(self.detector, **self.params).fit(X[usable])
         raw = np.full(len(sub), np.nan)
-        raw[usable] = detector.train_scores_
-        smoothed = _smooth_in_time(raw, sub, self.smooth)[usable]
-        med = float(np.nanmedian(smoothed))
-        if self.threshold_quantile is None:
-            threshold = med + self.margin * (float(np.nanquantile(smoothed, DEFAULT_QUANTILE)) - med)
-        else:
-            threshold = float(np.nanquantile(smoothed, self.threshold_quantile))
-        if not threshold > med:
-            threshold = med + (float(np.nanstd(smoothed)) or 1.0)
+        train_scores = detector.train_scores_
+        if len(train_scores) != usable.sum():  # a detector fitted on a subsample (LOF)
+            train_scores = detector.score(X[usable])
+        raw[usable] = train_scores
+        smoothed = _smooth_in_time(raw, sub, self.smooth)
+        med = float(np.nanmedian(smoothed[usable]))
+        threshold = self._line(smoothed[usable], med)
         return AssetPipeline(features, detector, med, threshold, int(usable.sum()))
+
+    def _line(self, smoothed: np.ndarray, med: float) -> float:
+        """The alarm line in raw detector units (see DEFAULT_QUANTILE)."""
+        if self.threshold_quantile is None:
+            line = med + self.margin * (float(np.nanquantile(smoothed, DEFAULT_QUANTILE)) - med)
+        else:
+            line = float(np.nanquantile(smoothed, self.threshold_quantile))
+        if not line > med:
+            line = med + (float(np.nanstd(smoothed)) or 1.0)
+        return line
 
     def _guard_samples(self, features: FeatureBuilder) -> int:
         seconds = pd.Timedelta(self.startup).total_seconds()
-        return max(features._warmup(), int(round(seconds / features.interval_seconds_)))
+        return max(features.warmup_samples, int(round(seconds / features.interval_seconds_)))
 
     # -- scoring -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -292,7 +300,7 @@ def _warmup_mask(sub: pd.DataFrame, features: FeatureBuilder) -> np.ndarray:
     """The first rows in time order, whose rolling windows are still filling up."""
     order = np.argsort(sub[TS].to_numpy(), kind="stable")
     mask = np.zeros(len(sub), dtype=bool)
-    mask[order[: features._warmup()]] = True
+    mask[order[: features.warmup_samples]] = True
     return mask
 
 

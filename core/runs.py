@@ -20,7 +20,11 @@ import numpy as np
 import pandas as pd
 
 from core import store
+from core.detectors import AUTO_MEMBERS, DETECTORS, make_detector
 from core.errors import ConfigError, DataError
+from core.evaluation import evaluate
+from core.events import extract_events
+from core.model import THRESHOLD_QUANTILE, AnomalyModel, check_threshold_quantile
 from core.types import ASSET, TS, DatasetInfo
 
 Progress = Callable[[float, str], None]
@@ -225,8 +229,6 @@ def _param_option(param: Any, default: Any) -> ParamOption:
 
 def threshold_option() -> ParamOption:
     """The threshold quantile widget: the engine's declared limits; empty means calibrated."""
-    from core.model import THRESHOLD_QUANTILE
-
     step = 0.001
     return ParamOption(
         "threshold_quantile",
@@ -244,8 +246,6 @@ def threshold_option() -> ParamOption:
 
 def detector_options() -> list[DetectorOption]:
     """Every registered detector with its parameters' defaults and widget ranges."""
-    from core.detectors import DETECTORS, make_detector
-
     options = []
     for name, spec in DETECTORS.items():
         defaults = make_detector(name).get_params()
@@ -273,9 +273,6 @@ def _check_assets(info: DatasetInfo, assets: Sequence[str] | None) -> list[str]:
 
 def _check_detector(name: str, params: dict[str, Any], quantile: float | None) -> None:
     """Detector name, its parameters and the threshold against the limits the engine declares."""
-    from core.detectors import make_detector
-    from core.model import check_threshold_quantile
-
     make_detector(name, **params)
     check_threshold_quantile(quantile)
 
@@ -405,8 +402,6 @@ def _evaluation(
     """Metrics against the dataset's ground truth, or None when it has none."""
     if not info.has_ground_truth:
         return None
-    from core.evaluation import evaluate
-
     truth = store.read_ground_truth(con, info.id)
     truth = truth[truth["asset"].isin(assets)].reset_index(drop=True)
     return evaluate(scored, truth).to_dict()
@@ -414,8 +409,6 @@ def _evaluation(
 
 def _detector_used(name: str) -> str:
     """What a run's detector is made of (`auto` names its members)."""
-    from core.detectors import AUTO_MEMBERS
-
     return f"auto ({' + '.join(AUTO_MEMBERS)})" if name == "auto" else name
 
 
@@ -426,9 +419,6 @@ def execute_run(
 
     `progress(fraction, message)` is called as the run advances (fraction in [0, 1]).
     """
-    from core.events import extract_events
-    from core.model import AnomalyModel
-
     started = time.perf_counter()
     report = _stage(progress, 0.0, 1.0)
     report(0.0, "Reading the data")

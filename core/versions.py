@@ -28,7 +28,7 @@ from core import store
 from core.errors import DataError
 from core.model import AnomalyModel, ScoreResult
 from core.store import models as model_store
-from core.types import ASSET, TS, DatasetInfo
+from core.types import ASSET, DatasetInfo
 
 Progress = Callable[[float, str], None]
 
@@ -43,18 +43,24 @@ TRUSTED_TYPES = (
     "core.model.AssetPipeline",
     "core.features.FeatureBuilder",
     "core.features.FeatureConfig",
-    "core.detectors.EnsembleDetector",
-    "core.detectors.IForestDetector",
-    "core.detectors.LOFDetector",
-    "core.detectors.OCSVMDetector",
-    "core.detectors.RobustZDetector",
-    "core.detectors_pca.PCADetector",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.tree._tree.Tree",
-    "builtins.set",
 )
-"""Every type a Vigil model may contain beyond skops' defaults; anything else is refused."""
+"""Types a Vigil model may contain beyond skops' defaults, besides Vigil's own detectors."""
+
+
+def trusted_types() -> tuple[str, ...]:
+    """`TRUSTED_TYPES` plus every detector class Vigil defines (subclasses of BaseDetector in
+    `core`), so a new registered detector is trusted and nothing from outside Vigil is."""
+    from core.detectors import BaseDetector
+
+    found, todo = set(), list(BaseDetector.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("core."):
+            found.add(f"{cls.__module__}.{cls.__qualname__}")
+    return TRUSTED_TYPES + tuple(sorted(found))
 
 
 class LearnedModel:
@@ -146,7 +152,8 @@ def untrusted_types(data: bytes) -> list[str]:
         found = sio.get_untrusted_types(data=data)
     except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
         raise DataError(f"This is not a skops model file Vigil can read: {exc}") from exc
-    return sorted(t for t in found if t not in TRUSTED_TYPES)
+    allowed = trusted_types()
+    return sorted(t for t in found if t not in allowed)
 
 
 def load_model(data: bytes) -> LearnedModel:
@@ -157,7 +164,7 @@ def load_model(data: bytes) -> LearnedModel:
             "Refusing to load this model file: it contains types Vigil does not trust "
             f"({', '.join(unknown)}). Only models saved by Vigil can be loaded."
         )
-    trusted = [t for t in sio.get_untrusted_types(data=data) if t in TRUSTED_TYPES]
+    trusted = [t for t in sio.get_untrusted_types(data=data) if t in trusted_types()]
     model = sio.loads(data, trusted=trusted)
     if not isinstance(model, LearnedModel):
         raise DataError(f"This model file holds a {type(model).__name__}, not a Vigil model.")
@@ -215,7 +222,9 @@ class VersionSummary:
 def list_versions(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[VersionSummary]:
     """The dataset's versions, newest first, the active one marked."""
     active = model_store.active_version_id(con, dataset_id)
-    return [VersionSummary.from_record(r, active) for r in model_store.list_versions(con, dataset_id)]
+    return [
+        VersionSummary.from_record(r, active) for r in model_store.list_versions(con, dataset_id)
+    ]
 
 
 def get_version(con: duckdb.DuckDBPyConnection, version_id: int) -> VersionSummary:
@@ -433,10 +442,14 @@ def save_version(
     result: ScoreResult,
     duration_s: float,
     promote_by: str | None = None,
+    data: bytes | None = None,
     **values: Any,
 ) -> VersionSummary:
-    """Store a new version with its run on ``info`` (scores of ``model`` there): ids linked."""
-    data = dump_model(model)
+    """Store a new version with its run on ``info`` (scores of ``model`` there): ids linked.
+
+    ``data`` are the model's skops bytes when they exist already (an imported file is kept
+    byte for byte); otherwise the model is dumped here."""
+    data = data if data is not None else dump_model(model)
     record = version_record(con, model, data, dataset_id=info.id, **values)
     if result is not None and record.get("run_id") is None:
         record["run_id"] = store_run(con, info, record, result, duration_s)
@@ -538,6 +551,7 @@ def import_version(
         model,
         result,
         (datetime.now() - started).total_seconds(),
+        data=data,
         origin="import",
         detector=model.base.detector,
         params=dict(model.base.params),

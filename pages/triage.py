@@ -11,6 +11,7 @@ from pages import ui
 
 VERDICT_BUTTONS = {"confirmed": "Confirm", "false_alarm": "False alarm", "unsure": "Unsure"}
 FLASH, GEN, CURRENT, FOUND = "triage_flash", "triage_generation", "triage_event", "triage_found"
+AUDIT_ROWS = 300
 
 
 def apply(done: str, action: Callable[[], object]) -> None:
@@ -271,8 +272,8 @@ def labels_and_audit() -> None:
     if picked and st.button(f"Delete {len(picked)} selected label(s)", key="triage_delete"):
         ids = current.iloc[picked]["label_id"].tolist()
         apply("Deleted (undo brings them back).", lambda: labels.delete_labels(con, ids, analyst))
-    st.markdown("**Audit trail** (every change, newest first)")
-    st.dataframe(labels.audit_log(con, info.id), hide_index=True, key="triage_audit")
+    st.markdown(f"**Audit trail** (every change, newest first; the last {AUDIT_ROWS} shown)")
+    st.dataframe(labels.audit_log(con, info.id, limit=AUDIT_ROWS), hide_index=True)
     with st.expander("Fault-kind taxonomy", icon=":material/category:"):
         text = st.text_area("One kind per line", "\n".join(kinds), key="triage_taxonomy")
         if st.button("Save taxonomy", key="triage_taxonomy_save"):

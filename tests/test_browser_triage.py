@@ -47,7 +47,12 @@ def test_box_select_a_range_and_label_it(app_url, tmp_path):
         wait_for_app(page)
         page.get_by_role("tab", name="Labels & audit").click()
         labels_table = page.locator('[data-testid="stDataFrame"]').filter(visible=True).first
-        labels_table.get_by_role("gridcell", name="analyst", exact=True).wait_for()
-        assert labels_table.get_by_role("gridcell", name="Confirmed", exact=True).count() == 1
+
+        # the grid draws on a canvas; its cells are also in the DOM, hidden, for accessibility
+        def cell(text: str):
+            return labels_table.get_by_role("gridcell", name=text, exact=True, include_hidden=True)
+
+        cell("analyst").wait_for(state="attached")
+        assert cell("Confirmed").count() == 1
         assert page.get_by_text("1 label on").is_visible()
         page.screenshot(path=str(tmp_path / "triage_labels.png"))

@@ -16,8 +16,14 @@ from core.charts.explain import (
 )
 from core.demo import generate_plant, load_demo
 from core.errors import DataError
-from core.explain import _priority, _windows
-from core.explain_methods import ExplainLimits, ModelExplainer, method_for_detector
+from core.explain import _priority, _spans, _window_start
+from core.explain_methods import (
+    ExplainLimits,
+    ModelExplainer,
+    _stretch_features,
+    method_for_detector,
+)
+from core.features import FeatureConfig
 from core.model import AnomalyModel
 
 FAST = ExplainLimits(agnostic_rows=4, run_rows=200, run_rows_agnostic=6, background=5)
@@ -69,7 +75,7 @@ def _mean_path_length(forest, X: np.ndarray) -> np.ndarray:
 def test_iforest_values_add_up_to_the_path_shortening(plant):
     explainer, frame = _explainer(plant, "iforest")
     targets = _targets(explainer, frame)
-    rv = explainer.explain([(frame, targets)])
+    rv = explainer.explain("P-101", [(frame, targets)])
     pipe = explainer.pipeline("P-101")
     X = pipe.features.transform(frame).values.to_numpy()[targets]
     mean_path = float(np.ravel(explainer.tree_explainer(pipe).expected_value)[0])
@@ -85,7 +91,7 @@ def test_iforest_values_add_up_to_the_path_shortening(plant):
 def test_pca_contributions_are_exact_and_sum_to_the_score(plant):
     explainer, frame = _explainer(plant, "pca")
     targets = _targets(explainer, frame)
-    rv = explainer.explain([(frame, targets)])
+    rv = explainer.explain("P-101", [(frame, targets)])
     pipe = explainer.pipeline("P-101")
     X = pipe.features.transform(frame).values.to_numpy()[targets]
     assert (rv.values >= 0).all() and (rv.base == 0).all()
@@ -96,7 +102,7 @@ def test_pca_contributions_are_exact_and_sum_to_the_score(plant):
 def test_agnostic_values_add_up_to_the_detectors_own_score(plant, detector):
     explainer, frame = _explainer(plant, detector)
     targets = _targets(explainer, frame)
-    rv = explainer.explain([(frame, targets)])
+    rv = explainer.explain("P-101", [(frame, targets)])
     pipe = explainer.pipeline("P-101")
     X = pipe.features.transform(frame).values.to_numpy()
     own = pipe.detector.score(X)[targets]  # robust z is judged in time order: score it whole
@@ -111,7 +117,9 @@ def test_agnostic_values_add_up_to_the_detectors_own_score(plant, detector):
 def test_time_budget_keeps_the_first_priority_row(plant):
     explainer, frame = _explainer(plant, "lof")
     targets = _targets(explainer, frame)
-    rv = explainer.explain([(frame, targets)], deadline=0.0, priority=np.array([3, 0, 1, 2]))
+    rv = explainer.explain(
+        "P-101", [(frame, targets)], deadline=0.0, priority=np.array([3, 0, 1, 2])
+    )
     assert list(rv.positions) == [1], "the first by priority, not by position"
     X = explainer.pipeline("P-101").features.transform(frame).values.to_numpy()
     np.testing.assert_array_equal(rv.data[0], X[targets[1]])
@@ -127,19 +135,40 @@ def test_priority_puts_the_peak_first_and_spreads_the_rest():
     assert sorted(_priority(in_scope, peak=55, cap=500)) == list(range(100))
 
 
-def test_windows_merge_overlaps_and_keep_fft_frames_aligned():
-    spans = _windows(np.array([1000, 1010, 5000]), context=100, offset=7, hop=8)
-    assert [hi for _, hi in spans] == [1011, 5001]
-    assert all((7 + lo) % 8 == 0 for lo, _ in spans)
-    assert spans[0][0] <= 900 and spans[1][0] <= 4900
+def test_spans_group_targets_whose_histories_overlap():
+    ts = np.array(["2026-01-01T00:00", "2026-01-01T00:10", "2026-01-02T00:00"], "datetime64[us]")
+    assert _spans(ts, np.timedelta64(60, "m")) == [(0, 1), (2, 2)]
+    assert _window_start(1000, context=100, offset=7, hop=8) == 897  # (7 + 897) % 8 == 0
+    assert _window_start(50, context=100) == 0
+
+
+@pytest.mark.parametrize("families", [("raw", "rough", "resid"), ("raw", "mean", "fft", "resid")])
+def test_a_stretch_with_enough_history_rebuilds_the_full_history_features(plant, families):
+    """Explanations rebuild features on a stretch of readings: at the targets they must equal
+    the features the run scored (rolling windows, EWM tails, FFT frames aligned)."""
+    frame = plant.readings
+    train = frame.iloc[:900].reset_index(drop=True)
+    model = AnomalyModel("pca", feature_config=FeatureConfig(families=families)).fit(train)
+    explainer = ModelExplainer(model, train)
+    features = explainer.pipeline("P-101").features
+    full = features.transform(frame).values.to_numpy()
+    context, hop = explainer.context_rows("P-101"), explainer.frame_hop("P-101")
+    assert (hop > 1) == ("fft" in families)
+    stretches = []
+    for t in (1500, 2001, 2399):
+        lo = _window_start(t, context, offset=0, hop=hop)
+        stretches.append(frame.iloc[lo : t + 1])
+        part = features.transform(stretches[-1]).values.to_numpy()
+        np.testing.assert_allclose(part[-1], full[t], atol=1e-4, err_msg=f"row {t}")
+    together = _stretch_features(features, stretches)  # one transform call, three segments
+    for mat, t in zip(together, (1500, 2001, 2399), strict=True):
+        np.testing.assert_allclose(mat[-1], full[t], atol=1e-4, err_msg=f"batched row {t}")
 
 
 def test_method_per_detector():
     assert method_for_detector("iforest") == "tree"
     assert method_for_detector("pca") == "pca"
-    assert {method_for_detector(d) for d in ("lof", "ocsvm", "robust_z", "auto")} == {
-        "permutation"
-    }
+    assert {method_for_detector(d) for d in ("lof", "ocsvm", "robust_z", "auto")} == {"permutation"}
 
 
 # --- through stored runs ----------------------------------------------------------------------

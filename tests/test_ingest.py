@@ -267,6 +267,13 @@ def test_missing_marker_first_seen_past_the_start(workspace, tmp_path):
     assert [d.id for d in store.list_datasets(workspace)] == [info.id]
 
 
+def test_unnamed_trailing_column_is_ignored(workspace, tmp_path):
+    text = "time,a,b,\n2024-01-01 00:00,1,2,\n2024-01-01 00:01,3,4,\n"
+    q = ingest_file(workspace, write(tmp_path, "trail.csv", text)).dataset.quality
+    assert q.ignored_columns == []
+    assert q.notes == ["1 column(s) without a name in the header were ignored."]
+
+
 def test_boolean_columns_are_sensors(workspace, tmp_path):
     text = "time,running,a\n2024-01-01 00:00,true,1\n2024-01-01 00:01,false,2\n"
     info = ingest_file(workspace, write(tmp_path, "b.csv", text)).dataset
@@ -287,10 +294,12 @@ def test_metadata_names_and_hash(workspace, tmp_path):
 # --- bad input: a clear DataError and an unchanged workspace --------------------------------------
 
 
-def _parquet_bytes(tmp_path: Path) -> bytes:
+def _truncated_parquet(tmp_path: Path) -> bytes:
+    """A real Parquet file with its middle cut out (the footer magic is kept)."""
     frame = pd.DataFrame({"time": pd.date_range("2024-01-01", periods=500, freq="s"), "x": 1.0})
     frame.to_parquet(tmp_path / "ok.parquet")
-    return (tmp_path / "ok.parquet").read_bytes()
+    data = (tmp_path / "ok.parquet").read_bytes()
+    return data[: len(data) // 2] + data[-8:]
 
 
 def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
@@ -344,7 +353,7 @@ BAD_INPUTS = [
      "line 15002 is not valid UTF-8"),
     ("broken parquet", "p.parquet", b"PAR1 this is not parquet at all", "Parquet"),
     ("parquet name, text inside", "p.parquet", "time,a\n", "not a valid Parquet file"),
-    ("truncated parquet", "p.parquet", _parquet_bytes, "Parquet"),
+    ("truncated parquet", "p.parquet", _truncated_parquet, "Parquet"),
     ("old xls", "o.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), ".xls workbook"),
     ("broken xlsx", "b.xlsx", b"PK\x03\x04 not really a zip", "not a readable .xlsx"),
     ("excel header only", "h.xlsx", lambda p: _excel_bytes(p, pd.DataFrame(columns=["t", "a"])),
@@ -364,17 +373,24 @@ def _snapshot(con) -> tuple[list[int], list[str]]:
     return datasets, sorted(t[0] for t in tables if t[0].startswith(("readings_", "__vigil")))
 
 
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    """One workspace holding one dataset, shared by the bad-input cases (none may change it)."""
+    folder = tmp_path_factory.mktemp("bad_inputs")
+    con = store.open_workspace(folder / "workspace.duckdb")
+    ingest_file(con, write(folder, "existing.csv", "time,a\n" + GOOD))
+    yield con, _snapshot(con)
+    con.close()
+
+
 @pytest.mark.parametrize(("case", "name", "content", "fragment"), BAD_INPUTS,
                          ids=[c[0] for c in BAD_INPUTS])  # fmt: skip
 def test_bad_input_is_refused_and_workspace_unchanged(
-    workspace, tmp_path, case, name, content, fragment
+    seeded, tmp_path, case, name, content, fragment
 ):
-    ingest_file(workspace, write(tmp_path, "existing.csv", "time,a\n" + GOOD))
-    before = _snapshot(workspace)
+    workspace, before = seeded
     if callable(content):
         content = content(tmp_path)
-    if case == "truncated parquet":
-        content = content[: len(content) // 2] + content[-8:]
     path = write(tmp_path, name, content)
     with pytest.raises(DataError) as caught:
         ingest_file(workspace, path)

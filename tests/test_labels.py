@@ -12,7 +12,7 @@ import pytest
 from core import labels, modes, store
 from core.errors import DataError
 from core.labels import LabelDraft, QueueFilter
-from core.runs import RunSummary, TrainingWindow
+from core.runs import ALARM_LINE, RunSummary, TrainingWindow
 from core.types import DatasetInfo, QualityReport
 
 T0 = datetime(2026, 1, 1)
@@ -171,6 +171,8 @@ def test_audit_says_who_changed_what_from_what_to_what(con, info):
     assert log["action"].tolist() == ["update", "create"]
     assert log.iloc[0]["what"] == "verdict: Unsure → Confirmed; kind: – → drift"
     assert log.iloc[1]["what"].startswith("Unsure on p1 2026-01-01 00:10:00")
+    newest = labels.audit_log(con, info.id, limit=1)
+    assert newest["what"].tolist() == [log.iloc[0]["what"]], "prev state survives the limit"
 
 
 def test_unchanged_update_appends_nothing(con, info):
@@ -346,7 +348,7 @@ def test_event_view_shows_context_sensors_score_and_threshold(con, info):
     assert view.sensors == ["temp", "flow"]
     assert view.start == at(40) and view.end == at(170), "60 samples of context each side"
     assert view.readings["ts"].min() == pd.Timestamp(at(40))
-    assert len(view.scores) == 131 and view.threshold == 0.42
+    assert len(view.scores) == 131 and view.threshold == ALARM_LINE  # stored scores are normalised
     assert view.focus == (at(100), at(110))
 
 

@@ -26,6 +26,7 @@ from core.store.datasets import (
     unique_dataset_name,
 )
 from core.store.explanations import (
+    count_readings_before,
     delete_explanations,
     list_explanations,
     load_explanation,
@@ -55,6 +56,7 @@ from core.store.runs import (
 __all__ = [
     "add_dataset_from_frame",
     "asset_row_counts",
+    "count_readings_before",
     "count_run_scores",
     "default_workspace_path",
     "delete_dataset",

@@ -4,6 +4,8 @@ Explanations are costly (seconds to minutes for model-agnostic SHAP) and never c
 run, so each one is computed once, when an analyst first opens it, and kept here. ``scope`` is
 ``event:<id>`` or ``run``; ``payload`` holds the values as Parquet bytes and ``meta`` what they
 mean (JSON). ``version`` is the explanation format: a row of another version is a cache miss.
+`count_readings_before` is the one read of a readings table explanations need beyond
+`read_readings`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+
+from core.store.connection import quote_ident
+from core.types import ASSET, TS, DatasetInfo
 
 
 def save_explanation(
@@ -66,6 +71,20 @@ def list_explanations(con: duckdb.DuckDBPyConnection, run_id: int) -> list[dict[
     ).fetchall()
     keys = ("scope", "method", "version", "created_at", "elapsed_s", "bytes")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def count_readings_before(
+    con: duckdb.DuckDBPyConnection, info: DatasetInfo, asset: str, ts: Any
+) -> int:
+    """Row number of the first reading at or after ``ts`` within its asset: explanations rebuild
+    features on a stretch of readings, and FFT frames are aligned to the asset's first row."""
+    table = quote_ident(info.table_name)
+    return int(
+        con.execute(
+            f"SELECT count(*) FROM {table} WHERE {quote_ident(ASSET)} = ? AND {quote_ident(TS)} < ?",
+            [asset, ts],
+        ).fetchone()[0]
+    )
 
 
 def delete_explanations(con: duckdb.DuckDBPyConnection, run_id: int) -> None:

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from core.errors import WorkspaceError
-from core.store.connection import transaction
+from core.store.connection import quote_ident, transaction
 
 T = TypeVar("T")
 
@@ -92,16 +93,44 @@ def next_label_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
+_HISTORY_SCHEMA = pa.schema(
+    [
+        ("change_id", pa.int64()),
+        ("label_id", pa.int64()),
+        ("dataset_id", pa.int32()),
+        ("action", pa.string()),
+        ("asset", pa.string()),
+        ("start_ts", pa.timestamp("us")),
+        ("end_ts", pa.timestamp("us")),
+        ("verdict", pa.string()),
+        ("kind", pa.string()),
+        ("sensors", pa.list_(pa.string())),
+        ("comment", pa.string()),
+        ("source", pa.string()),
+        ("run_id", pa.int32()),
+        ("event_id", pa.int32()),
+        ("deleted", pa.bool_()),
+        ("analyst", pa.string()),
+        ("undoes", pa.int64()),
+    ]
+)
+
+
 def append_history(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append label snapshots (dicts with `HISTORY_COLUMNS`, optionally `undoes`)."""
+    """Append label snapshots (dicts with `HISTORY_COLUMNS`, optionally `undoes`) in one
+    INSERT from an Arrow table (a bulk action of hundreds of labels stays one statement)."""
     if not rows:
         return
-    cols = ", ".join(HISTORY_COLUMNS_UNDO)
-    marks = ", ".join("?" for _ in HISTORY_COLUMNS_UNDO)
-    con.executemany(
-        f"INSERT INTO label_history ({cols}) VALUES ({marks})",
-        [[row.get(c) for c in HISTORY_COLUMNS_UNDO] for row in rows],
+    table = pa.Table.from_pylist(
+        [{c: row.get(c) for c in HISTORY_COLUMNS_UNDO} for row in rows], schema=_HISTORY_SCHEMA
     )
+    view = f"_label_rows_{id(table)}"
+    cols = ", ".join(HISTORY_COLUMNS_UNDO)
+    con.register(view, table)
+    try:
+        con.execute(f"INSERT INTO label_history ({cols}) SELECT {cols} FROM {quote_ident(view)}")
+    finally:
+        con.unregister(view)
 
 
 def read_labels(
@@ -148,9 +177,13 @@ def latest_states(con: duckdb.DuckDBPyConnection, label_ids: Sequence[int]) -> l
 
 
 def read_label_history(
-    con: duckdb.DuckDBPyConnection, dataset_id: int, label_id: int | None = None
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    label_id: int | None = None,
+    limit: int | None = None,
 ) -> pd.DataFrame:
-    """Every history row of a dataset (or one label), newest first, with the previous state."""
+    """History rows of a dataset (or one label), newest first (the `limit` newest), each with
+    the label's previous state in `prev_*` columns."""
     prev = ", ".join(f"lag({f}) OVER w AS prev_{f}" for f in LABEL_FIELDS)
     where, params = ["dataset_id = ?"], [dataset_id]
     if label_id is not None:
@@ -160,8 +193,8 @@ def read_label_history(
         f"SELECT seq, change_id, label_id, action, analyst, changed_at, undoes, "
         f"{', '.join(LABEL_FIELDS)}, {prev} "
         f"FROM label_history WHERE {' AND '.join(where)} "
-        "WINDOW w AS (PARTITION BY label_id ORDER BY seq) ORDER BY seq DESC",
-        params,
+        "WINDOW w AS (PARTITION BY label_id ORDER BY seq) ORDER BY seq DESC LIMIT ?",
+        [*params, limit],
     ).df()
 
 

@@ -69,9 +69,7 @@ def next_version_id(con: duckdb.DuckDBPyConnection) -> int:
 def insert_version(con: duckdb.DuckDBPyConnection, record: dict[str, Any], model: bytes) -> None:
     """Insert one version record (JSON columns as Python objects) with its model bytes."""
     columns = [c for c in VERSION_COLUMNS if c != "created_at" or record.get(c) is not None]
-    values = [
-        _dumps(record[c]) if c in _JSON_COLUMNS else record.get(c) for c in columns
-    ] + [model]
+    values = [_dumps(record[c]) if c in _JSON_COLUMNS else record.get(c) for c in columns] + [model]
     marks = ", ".join("?" for _ in values)
     con.execute(
         f"INSERT INTO model_versions ({', '.join(columns)}, model) VALUES ({marks})", values

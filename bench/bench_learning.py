@@ -1,0 +1,155 @@
+"""Learning from labels: a simulated analyst on fresh demo plants, round after round.
+
+    python bench/bench_learning.py                       # seeds 201-203, 5 labels a round
+    python bench/bench_learning.py --seeds 204 --rounds 6 --per-round 3 --rows 10000
+
+Protocol: load a demo plant into a fresh workspace and run the unsupervised detector (first 30%
+of each asset trains). Each round the analyst labels the top suggestions of "what to label
+next" using the ground truth: an event overlapping a true fault is confirmed with the fault's
+kind (the label spans the event and the fault), any other event is a false alarm. Then the model
+is retrained from the labels (`core.learning.retrain`) and the analyst promotes the new version
+when it is proposed; the next suggestions come from the newest version's events. After each
+round: point F1 and false-alarm rate of the newest version against the ground truth (never seen
+by the learner), and its leave-label-out F1 on the labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core import active, labels, learning, store, versions  # noqa: E402
+from core.demo import load_demo  # noqa: E402
+from core.labels import LabelDraft  # noqa: E402
+from core.runs import RunConfig, execute_run  # noqa: E402
+
+ANALYST = "bench"
+
+
+def label_suggestions(con, dataset_id: int, suggestions: pd.DataFrame, truth: pd.DataFrame) -> None:
+    """The simulated analyst: ground truth decides each suggested event's verdict."""
+    drafts = []
+    for e in suggestions.to_dict("records"):
+        hit = truth[(truth["asset"] == e["asset"]) & (truth["start"] <= e["end"])]
+        hit = hit[hit["end"] >= e["start"]]
+        if len(hit):
+            drafts.append(
+                LabelDraft(
+                    asset=e["asset"],
+                    start=min(pd.Timestamp(e["start"]), hit["start"].min()),
+                    end=max(pd.Timestamp(e["end"]), hit["end"].max()),
+                    verdict="confirmed",
+                    kind=str(hit["kind"].iloc[0]),
+                    sensors=tuple(e["top_sensors"]),
+                    source="detector",
+                    run_id=int(e["run_id"]),
+                    event_id=int(e["event_id"]),
+                )
+            )
+        else:
+            drafts.append(
+                LabelDraft(
+                    asset=e["asset"],
+                    start=e["start"],
+                    end=e["end"],
+                    verdict="false_alarm",
+                    sensors=tuple(e["top_sensors"]),
+                    source="detector",
+                    run_id=int(e["run_id"]),
+                    event_id=int(e["event_id"]),
+                )
+            )
+    labels.create_labels(con, dataset_id, drafts, ANALYST)
+
+
+def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) -> list[dict]:
+    """One plant: the unsupervised start, then `rounds` rounds of labelling and retraining."""
+    con = store.open_workspace(folder / f"bench_learning_{seed}.duckdb")
+    info = load_demo(con, seed=seed, rows_per_asset=rows)
+    truth = store.read_ground_truth(con, info.id)
+    started = time.perf_counter()
+    run = execute_run(con, RunConfig(info.id))
+    curve = [
+        {
+            "seed": seed,
+            "round": 0,
+            "labels": 0,
+            "f1": run.evaluation["f1"],
+            "false_alarm_rate": run.evaluation["false_alarm_rate"],
+            "held_out_f1": float("nan"),
+            "classifier": False,
+            "promoted": False,
+            "seconds": time.perf_counter() - started,
+        }
+    ]
+    run_id = run.id
+    for r in range(1, rounds + 1):
+        started = time.perf_counter()
+        todo = active.suggest(con, info.id, run_id, limit=per_round)
+        if todo.empty:
+            break
+        label_suggestions(con, info.id, todo, truth)
+        result = learning.retrain(con, learning.RetrainConfig(info.id), ANALYST)
+        version = result.version
+        if result.comparison.proposed:
+            versions.promote(con, version.id, ANALYST, "bench: proposed")
+        run_id = version.run_id
+        gt = version.metrics["ground_truth"]
+        curve.append(
+            {
+                "seed": seed,
+                "round": r,
+                "labels": len(version.label_ids),
+                "f1": gt["f1"],
+                "false_alarm_rate": gt["false_alarm_rate"],
+                "held_out_f1": version.metrics["held_out"]["f1"],
+                "classifier": version.semi_supervised,
+                "promoted": result.comparison.proposed,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+        print(pd.DataFrame(curve[-1:]).to_string(index=False, header=r == 1), flush=True)
+    con.close()
+    return curve
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203])
+    parser.add_argument("--rows", type=int, default=20_000, help="rows per asset")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--per-round", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in args.seeds:
+            print(f"== seed {seed}", flush=True)
+            rows += simulate(seed, args.rows, args.rounds, args.per_round, Path(folder))
+    table = pd.DataFrame(rows)
+    base = table[table["round"] == 0].set_index("seed")["f1"]
+    table["gain"] = table["f1"] - table["seed"].map(base)
+    pd.set_option("display.width", 140)
+    print("\nPer plant:")
+    print(table.round(4).to_string(index=False))
+    curve = table.groupby("round")[["labels", "f1", "false_alarm_rate", "gain"]].mean()
+    print("\nMean over plants (the learning curve):")
+    print(curve.round(4).to_string())
+    target = table[table["labels"] >= 10].groupby("seed").first()
+    if not target.empty:
+        gain, f1 = target["gain"].mean(), target["f1"].mean()
+        met = gain >= 0.1 or f1 >= 0.95
+        print(
+            f"\nAfter >= 10 labelled events: mean F1 {f1:.3f}, gain {gain:+.3f} "
+            f"(target: gain >= +0.10 or F1 >= 0.95) -> {'MET' if met else 'NOT MET'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Learn: retrain from labels, tune the threshold, manage model versions, label next, drift."""
+
+import numpy as np
+import streamlit as st
+
+from core import active, drift, learning, versions
+from core.charts.learning import (
+    comparison_figure,
+    drift_figure,
+    drift_timeline_figure,
+    threshold_figure,
+)
+from pages import ui
+
+MULTIPLIERS = [round(float(m), 3) for m in np.geomspace(0.25, 4.0, 41)]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
+def cached_preview(_con, version_id: int, watermark: int) -> learning.ThresholdPreview:
+    return learning.version_preview(_con, version_id)
+
+
+@st.cache_data(max_entries=4, show_spinner="Ranking unreviewed events…")
+def cached_suggestions(_con, dataset_id: int, run_id: int | None, watermark: int):
+    return active.suggest(_con, dataset_id, run_id)
+
+
+def verdict(comparison: dict, version_id: int) -> None:
+    """The champion/challenger comparison of a version, with the promote button."""
+    st.plotly_chart(
+        comparison_figure(comparison["before"], comparison["after"], comparison["champion"]),
+        key=f"learn_cmp_{version_id}",
+    )
+    (st.success if comparison["proposed"] else st.info)(comparison["reason"])
+
+
+con = ui.workspace()
+info = ui.sidebar(con)
+st.title("Learn")
+if info is None:
+    st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
+    st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
+    st.stop()
+
+labels_now = learning.labels_mod.current_labels(con, info.id)
+counts = labels_now["verdict"].value_counts()
+_, watermark = learning.label_snapshot(con, info.id)
+all_versions = versions.list_versions(con, info.id)
+champion = next((v for v in all_versions if v.active), None)
+cols = st.columns(4)
+cols[0].metric("Confirmed", int(counts.get("confirmed", 0)))
+cols[1].metric("False alarms", int(counts.get("false_alarm", 0)))
+cols[2].metric("Versions", len(all_versions))
+cols[3].metric("Active model", f"v{champion.id}" if champion else "none")
+need = learning.labels_needed(labels_now)
+if labels_now.empty:
+    st.info(
+        "No labels yet. Review events on the **Triage** page: every verdict tunes the threshold, "
+        f"and with {need} the semi-supervised model joins in."
+    )
+elif need:
+    st.caption(f"Semi-supervised model: needs {need}. Until then, only the threshold learns.")
+
+retrain_tab, threshold_tab, versions_tab, next_tab, drift_tab = st.tabs(
+    ["Retrain", "Threshold", "Versions", "Label next", "Drift"]
+)
+with retrain_tab, st.form("learn_retrain"):
+    left, right = st.columns(2)
+    budget_on = left.toggle("Alert budget instead of best F1", key="learn_budget_on")
+    budget = left.number_input("At most alarms a day", 0.1, 1000.0, 5.0, 0.5, key="learn_budget")
+    semi = right.toggle("Semi-supervised model when enough labels", True, key="learn_semi")
+    margin = right.number_input("Margin around confirmed (samples)", 0, 10_000, 60, key="learn_m")
+    if st.form_submit_button("Retrain with labels", type="primary", icon=":material/school:"):
+        config = learning.RetrainConfig(
+            info.id, "budget" if budget_on else "f1", budget if budget_on else None, semi, margin
+        )
+        with st.status("Retraining…", expanded=True) as status:
+            bar = st.progress(0.0)
+            done = ui.guarded(
+                lambda: learning.retrain(con, config, ui.analyst_name(), bar.progress)
+            )
+            status.update(
+                label=f"Saved v{done.version.id}" if done else "Retraining failed",
+                state="complete" if done else "error",
+            )
+        if done:
+            st.session_state["learn_version"] = done.version.id
+            st.rerun()
+
+if not all_versions:
+    for tab in (threshold_tab, versions_tab, drift_tab):
+        tab.info("No model version yet: press **Retrain with labels** on the Retrain tab.")
+names = {v.id: v.label for v in all_versions}
+newest = all_versions[0] if all_versions else None
+with versions_tab:
+    if newest is not None:
+        if st.session_state.get("learn_version") not in names:
+            st.session_state["learn_version"] = newest.id
+        chosen = st.selectbox("Version", list(names), format_func=names.get, key="learn_version")
+        version = next(v for v in all_versions if v.id == chosen)
+        if version.metrics.get("comparison"):
+            verdict(version.metrics["comparison"], version.id)
+        st.caption(f"{version.notes} Training: {version.training.get('description', '–')}.")
+        if not version.active and st.button(f"Promote v{version.id}", type="primary"):
+            ui.guarded(lambda: versions.promote(con, version.id, ui.analyst_name()))
+            st.rerun()
+        st.dataframe(versions.compare_versions(con, list(names)), hide_index=True)
+        st.download_button(
+            f"Download v{version.id} (.skops)",
+            versions.export_version(con, version.id),
+            f"vigil_v{version.id}.skops",
+            key="learn_export",
+        )
+
+with threshold_tab:
+    if newest is not None:
+        version_id = st.session_state.get("learn_version", newest.id)
+        preview = ui.guarded(lambda: cached_preview(con, version_id, watermark))
+        if preview is not None:
+            st.caption(f"v{version_id}: move the alarm line; 1 is where it is now.")
+            by_budget = st.toggle("Set by alert budget", key="learn_th_budget")
+            if by_budget:
+                per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
+                m = preview.budget_threshold(per_day)
+            else:
+                m = st.select_slider("Threshold", MULTIPLIERS, 1.0, key="learn_th")
+            point = preview.at(m)
+            row = st.columns(4)
+            row[0].metric("Precision", f"{point.precision:.2f}")
+            row[1].metric("Recall", f"{point.recall:.2f}")
+            row[2].metric("F1", f"{point.f1:.2f}")
+            row[3].metric("Alarms a day", f"{point.alarms_per_day:.1f}")
+            st.plotly_chart(threshold_figure(preview.curve(MULTIPLIERS), m), key="learn_th_fig")
+            if m != 1.0 and st.button(f"Save x{m:.3g} as a new version", key="learn_th_save"):
+                with st.spinner("Scoring with the new threshold…"):
+                    saved = ui.guarded(
+                        lambda: learning.save_threshold(con, version_id, m, ui.analyst_name())
+                    )
+                if saved:
+                    st.session_state["learn_version"] = saved.id
+                    st.rerun()
+
+with next_tab:
+    run_id = active.default_run(con, info.id)
+    todo = ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
+    if todo is None or todo.empty:
+        st.info("Nothing to suggest: every event of the latest run is reviewed, or none exists.")
+    else:
+        pick = st.dataframe(
+            todo[["event_id", "asset", "start", "peak_score", "priority", "reason"]],
+            hide_index=True,
+            on_select="rerun",
+            selection_mode="single-row",
+            key="learn_next",
+        )
+        rows = pick["selection"]["rows"] if pick else []
+        if st.button("Review in Triage", disabled=not rows, icon=":material/fact_check:"):
+            event = todo.iloc[rows[0]]
+            st.session_state["triage_focus"] = (int(event["run_id"]), int(event["event_id"]))
+            st.switch_page("pages/triage.py")
+
+with drift_tab:
+    if champion is None and all_versions:
+        st.info("Promote a version first: drift compares new data with its training window.")
+    elif champion is not None:
+        report = ui.guarded(lambda: drift.drift_report(con, info.id))
+        if report is not None:
+            if report.retrain_suggested:
+                st.warning("Retraining suggested: " + "; ".join(report.reasons) + ".")
+            else:
+                st.success(f"No drift above PSI {drift.PSI_DRIFT} against v{report.version_id}.")
+            st.plotly_chart(drift_figure(report), key="learn_drift")
+            if not report.timeline.empty:
+                st.plotly_chart(drift_timeline_figure(report), key="learn_drift_time")
+            st.dataframe(report.table.round(3), hide_index=True)

@@ -1,0 +1,237 @@
+"""Learning from labels: labelled points, training exclusion, threshold tuning, held-out grading."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import labels, learning, store
+from core.errors import ConfigError, DataError
+from core.labels import LabelDraft
+from core.learning import ThresholdPreview, tune_threshold
+from core.types import DatasetInfo, QualityReport
+
+T0 = datetime(2026, 1, 1)
+SENSORS = ["temp", "flow", "vib"]
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def toy_frame(
+    assets=("p1", "p2"), n: int = 900, seed: int = 0, faults=(), sensors=SENSORS
+) -> pd.DataFrame:
+    """Coupled noisy sensors, one row a minute; faults are (asset, start, end, sensor, size)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for asset in assets:
+        base = np.cumsum(rng.normal(0, 0.05, n))
+        part = pd.DataFrame({"ts": pd.date_range(T0, periods=n, freq="1min"), "asset": asset})
+        for i, s in enumerate(sensors):
+            part[s] = (i + 1) * base + rng.normal(0, 0.3, n) + 10 * (i + 1)
+        for f_asset, start, end, sensor, size in faults:
+            if f_asset == asset:
+                part.loc[start:end, sensor] += size
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def make_dataset(con, frame: pd.DataFrame, name: str = "toy") -> DatasetInfo:
+    sensors = [c for c in frame.columns if c not in ("ts", "asset")]
+    ds_id = store.next_dataset_id(con)
+    info = DatasetInfo(
+        id=ds_id,
+        name=store.unique_dataset_name(con, name),
+        table_name=store.readings_table_name(ds_id),
+        source_file=f"{name}.csv",
+        sha256="0" * 64,
+        layout="wide",
+        n_rows=len(frame),
+        sensors=sensors,
+        assets=sorted(frame["asset"].unique()),
+        time_start=T0,
+        time_end=frame["ts"].max().to_pydatetime(),
+        interval_seconds=60.0,
+        loaded_at=datetime(2026, 2, 1),
+        quality=QualityReport(n_rows=len(frame)),
+    )
+    return store.add_dataset_from_frame(con, info, frame)
+
+
+def add_labels(con, info, spans) -> list[int]:
+    """Labels from (asset, start minute, end minute, verdict)."""
+    drafts = [
+        LabelDraft(asset=a, start=at(s), end=at(e), verdict=v, kind="spike" if v == "confirmed" else None)
+        for a, s, e, v in spans
+    ]
+    return labels.create_labels(con, info.id, drafts, "tester")
+
+
+def label_frame(spans) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"asset": a, "start_ts": at(s), "end_ts": at(e), "verdict": v} for a, s, e, v in spans]
+    )
+
+
+# --- labelled points and exclusion -----------------------------------------------------------
+
+
+def test_label_points_context_is_normal_confirmed_wins_unsure_is_ignored():
+    frame = toy_frame(assets=("p1",), n=400)
+    spans = [
+        ("p1", 100, 109, "confirmed"),
+        ("p1", 105, 120, "false_alarm"),
+        ("p1", 300, 310, "unsure"),
+    ]
+    points = learning.label_points(frame, label_frame(spans), 60.0)
+    y = points.y
+    assert (y[100:110] == 1).all(), "confirmed wins over an overlapping false alarm"
+    assert (y[110:121] == 0).all()
+    assert (y[40:100] == 0).all() and y[39] == -1, "60 samples of reviewed context before"
+    assert (y[300:311] == -1).all(), "unsure is left out"
+    assert (y[240:300] == 0).all(), "but its context was reviewed"
+    assert points.group[105] == 0 and points.group[115] == 1
+
+
+def test_off_rows_are_never_labelled_points():
+    frame = toy_frame(assets=("p1",), n=300)
+    off = np.zeros(len(frame), dtype=bool)
+    off[100:105] = True
+    points = learning.label_points(frame, label_frame([("p1", 98, 110, "confirmed")]), 60.0, off)
+    assert (points.y[100:105] == -1).all() and (points.y[105:111] == 1).all()
+
+
+def test_exclusion_covers_confirmed_with_margin_on_its_asset_only():
+    frame = toy_frame(n=500)
+    spans = [("p1", 200, 210, "confirmed"), ("p2", 50, 60, "false_alarm")]
+    excluded = learning.training_exclusion(frame, label_frame(spans), 60.0, margin_samples=20)
+    p1 = excluded[:500]
+    assert p1[180:231].all() and not p1[179] and not p1[231]
+    assert not excluded[500:].any(), "false alarms and other assets stay in training"
+
+
+def test_retraining_excludes_confirmed_anomalies_from_the_rows_used(workspace, monkeypatch):
+    frame = toy_frame(n=900, faults=[("p1", 100, 110, "temp", 8.0)])
+    info = make_dataset(workspace, frame)
+    add_labels(workspace, info, [("p1", 100, 110, "confirmed"), ("p2", 150, 160, "false_alarm")])
+    seen = {}
+    original = learning.AnomalyModel.fit
+
+    def spy(self, train, progress=None):
+        seen["train"] = train.copy()
+        return original(self, train, progress=progress)
+
+    monkeypatch.setattr(learning.AnomalyModel, "fit", spy)
+    config = learning.RetrainConfig(info.id, margin_samples=30)
+    result = learning.retrain(workspace, config, "tester")
+    used = seen["train"]
+    p1 = used[used["asset"] == "p1"]["ts"]
+    expected = [at(m) for m in [*range(0, 70), *range(141, 270)]]  # first 30% minus 70..140
+    assert list(p1) == expected, "the fault and 30 samples around it are out, nothing else"
+    assert len(used[used["asset"] == "p2"]) == 270, "the false alarm stays in training"
+    assert result.version.training["n_excluded"] == 71
+    assert result.version.training["n_rows"] == len(used)
+
+
+def test_retraining_refuses_when_exclusion_leaves_too_few_rows(workspace):
+    info = make_dataset(workspace, toy_frame(assets=("p1",), n=300))
+    add_labels(workspace, info, [("p1", 0, 80, "confirmed")])
+    with pytest.raises(DataError, match="keeps 0 rows of 'p1'"):
+        learning.retrain(workspace, learning.RetrainConfig(info.id), "tester")
+
+
+# --- thresholds move as the labels say ----------------------------------------------------------
+
+
+def preview_of(scores: np.ndarray, y: np.ndarray) -> ThresholdPreview:
+    ts = pd.date_range(T0, periods=len(scores), freq="1min").to_numpy()
+    return ThresholdPreview(scores, y, ts, np.full(len(scores), "p1"))
+
+
+@pytest.mark.parametrize(
+    ("pos", "neg", "check"),
+    [
+        ([3.0, 3.2], [1.5, 1.6], lambda t: 1.6 <= t < 3.0),  # false alarms above: up
+        ([0.6, 0.7], [0.2, 0.25], lambda t: 0.25 <= t < 0.6),  # missed confirmed: down
+        ([2.0, 2.5], [0.3, 0.5], lambda t: t == 1.0),  # labels agree: stays
+        ([], [1.4, 1.8], lambda t: t >= 1.8),  # only false alarms: above them all
+        ([0.8], [], lambda t: t < 0.8),  # only a missed fault: below it
+    ],
+)
+def test_threshold_follows_labels(pos, neg, check):
+    scores = np.array([*pos, *neg, 0.1, 0.1])
+    y = np.array([1] * len(pos) + [0] * len(neg) + [-1, -1])
+    t = tune_threshold(preview_of(scores, y))
+    assert check(t), t
+
+
+def test_preview_counts_precision_recall_and_alarms_per_day():
+    scores = np.zeros(2880)  # two days, one row a minute
+    scores[100:110] = 2.0  # alarm 1 (a confirmed stretch)
+    scores[112:115] = 2.0  # 2 samples later: the same alarm
+    scores[1000:1010] = 1.5  # alarm 2 (a false alarm)
+    scores[2000] = 1.2  # alarm 3 (unlabelled)
+    y = np.full(len(scores), -1)
+    y[100:115] = 1
+    y[1000:1010] = 0
+    preview = preview_of(scores, y)
+    point = preview.at(1.0)
+    assert point.alarms == 3 and point.alarms_per_day == pytest.approx(3 / (2879 / 1440))
+    assert point.recall == pytest.approx(13 / 15) and point.precision == pytest.approx(13 / 23)
+    higher = preview.at(1.6)
+    assert higher.alarms == 1 and higher.precision == 1.0
+    curve = preview.curve(np.array([1.0, 1.6]))
+    assert list(curve["alarms"]) == [3, 1]
+
+
+def test_alert_budget_sets_the_lowest_threshold_within_it():
+    scores = np.zeros(1440 * 4)
+    for i, peak in enumerate([1.2, 1.5, 2.0, 3.0, 4.0, 5.0]):
+        scores[500 + 900 * i : 510 + 900 * i] = peak
+    preview = preview_of(scores, np.full(len(scores), -1))
+    t = preview.budget_threshold(per_day=1.0)
+    assert preview.at(t).alarms_per_day <= 1.0 and 2.0 <= t < 3.0
+    assert tune_threshold(preview, "budget", budget_per_day=1.0) >= t
+    with pytest.raises(ConfigError, match="needs an alert budget"):
+        tune_threshold(preview, "budget")
+    with pytest.raises(ConfigError, match="Unknown objective"):
+        tune_threshold(preview, "recall")
+
+
+# --- held-out grading and the champion --------------------------------------------------------
+
+
+def test_folds_keep_each_label_with_its_context():
+    frame = toy_frame(assets=("p1",), n=2000)
+    spans = [("p1", 200 + 300 * i, 210 + 300 * i, "confirmed") for i in range(6)]
+    labels_ = label_frame(spans)
+    points = learning.label_points(frame, labels_, 60.0)
+    fold = learning.label_folds(points, labels_)
+    for g in range(6):
+        assert len(set(fold[points.group == g])) == 1
+    assert set(fold[fold >= 0]) == set(range(5))
+
+
+def test_semi_supervised_rule_counts_confirmed_and_false_alarms():
+    few = label_frame([("p1", 0, 1, "confirmed")] * 3 + [("p1", 5, 6, "false_alarm")] * 2)
+    assert not learning.enough_for_classifier(few)
+    assert learning.labels_needed(few) == "1 more false alarms"
+    enough = label_frame([("p1", 0, 1, "confirmed")] * 3 + [("p1", 5, 6, "false_alarm")] * 3)
+    assert learning.enough_for_classifier(enough) and learning.labels_needed(enough) is None
+
+
+def test_challenger_is_proposed_only_when_it_beats_the_champion_on_fresh_labels():
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    graded = np.ones(8, dtype=bool)
+    champ = np.array([1, 1, 0, 0, 1, 1, 0, 0], dtype=bool)
+    better = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
+    won = learning.compare_champion("v1", 1, champ, better, y, graded, 4)
+    assert won.proposed and won.after["f1"] == 1.0 and won.before["f1"] == 0.5
+    lost = learning.compare_champion("v1", 1, better, champ, y, graded, 4)
+    assert not lost.proposed
+    stale = learning.compare_champion("v1", 1, champ, better, y, np.zeros(8, bool), 0)
+    assert not stale.proposed and "Not enough new labels" in stale.reason

@@ -16,12 +16,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import IsolationForest
-from sklearn.kernel_approximation import Nystroem
-from sklearn.linear_model import SGDOneClassSVM
-from sklearn.neighbors import LocalOutlierFactor
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import OneClassSVM
 
 from core.detectors_base import CONTAMINATION, BaseDetector, Param, check_params
 from core.detectors_pca import PCADetector
@@ -69,6 +63,8 @@ class IForestDetector(BaseDetector):
         self.n_jobs = n_jobs
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.ensemble import IsolationForest  # lazy: scikit-learn costs ~1 s to import
+
         self.estimator_ = IsolationForest(
             n_estimators=self.n_estimators,
             max_samples=min(self.max_samples, len(X)),
@@ -106,6 +102,8 @@ class LOFDetector(BaseDetector):
         self.n_jobs = n_jobs
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.neighbors import LocalOutlierFactor
+
         rows = _subsample(len(X), self.max_train, self.random_state)
         self.estimator_ = LocalOutlierFactor(
             n_neighbors=min(self.n_neighbors, max(1, len(rows) - 1)),
@@ -148,6 +146,11 @@ class OCSVMDetector(BaseDetector):
         self.random_state = random_state
 
     def _fit(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.kernel_approximation import Nystroem
+        from sklearn.linear_model import SGDOneClassSVM
+        from sklearn.preprocessing import StandardScaler
+        from sklearn.svm import OneClassSVM
+
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
         gamma = self.gamma or 1.0 / max(Z.shape[1], 1)  # "scale" on unit-variance features

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from core.detectors_base import CONTAMINATION, BaseDetector, Param
 
@@ -81,6 +80,8 @@ class PCADetector(BaseDetector):
         cap = p if p == 1 else p - 1
         if self.max_components is not None:
             cap = min(cap, self.max_components)
+        from sklearn.decomposition import PCA  # lazy: scikit-learn costs ~1 s to import
+
         full = PCA(svd_solver="covariance_eigh").fit(Z - self.mean_)
         ratio = np.cumsum(full.explained_variance_ratio_)
         k = int(np.searchsorted(ratio, self.variance) + 1)

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score
 
 from core.errors import DataError
 from core.types import ASSET, DEFAULT_ASSET, TS
@@ -125,6 +124,8 @@ def evaluate(scored: pd.DataFrame, truth: pd.DataFrame) -> Evaluation:
     recall = tp / n_true if n_true else 0.0
     n_normal = int((~y).sum())
     far = float((flag & ~y).sum() / n_normal) if n_normal else 0.0
+    from sklearn.metrics import average_precision_score  # lazy: scikit-learn is slow to import
+
     finite = np.nan_to_num(score, nan=0.0, posinf=1e300, neginf=-1e300)
     pr_auc = float(average_precision_score(y, finite)) if 0 < n_true < len(y) else math.nan
 

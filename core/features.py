@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from core.errors import ConfigError, DataError
 from core.types import ASSET, TS
@@ -185,6 +184,8 @@ def _rolling_sum(a: np.ndarray, w: int) -> np.ndarray:
 
 def _ewma(a: np.ndarray, span: float) -> np.ndarray:
     """Exponential moving average down the rows, started at the first row (pandas adjust=False)."""
+    from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
+
     alpha = 2.0 / (span + 1.0)
     zi = (1.0 - alpha) * a[:1]
     return lfilter([alpha], [1.0, alpha - 1.0], a, axis=0, zi=zi)[0]

@@ -157,3 +157,23 @@ def test_correlation_matrix_is_symmetric_with_unit_diagonal(tmp_path):
 
 def test_quote_ident_doubles_quotes():
     assert store.quote_ident('a"b') == '"a""b"'
+
+
+def test_deleting_a_dataset_removes_its_runs_but_keeps_labels(tmp_path):
+    from core import labels
+    from core.demo import load_demo
+    from core.runs import RunConfig, execute_run, list_runs
+
+    con = store.open_workspace(tmp_path / "w.duckdb")
+    info = load_demo(con, seed=5, n_assets=1, rows_per_asset=2000)
+    keep = load_demo(con, seed=6, n_assets=1, rows_per_asset=2000)
+    run = execute_run(con, RunConfig(dataset_id=info.id))
+    kept_run = execute_run(con, RunConfig(dataset_id=keep.id))
+    queue = labels.review_queue(con, run.id)
+    labels.label_events(con, info.id, queue.iloc[:1], "confirmed", "ana", kind="spike")
+    store.delete_dataset(con, info.id)
+    assert list_runs(con, info.id) == []
+    assert [r.id for r in list_runs(con, keep.id)] == [kept_run.id]
+    assert store.read_run_scores(con, run.id).empty
+    history = labels.audit_log(con, info.id)
+    assert len(history) == 1, "an analyst's verdict survives the dataset's deletion"

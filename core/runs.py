@@ -359,6 +359,17 @@ def _select_assets(frame: pd.DataFrame, assets: list[str], info: DatasetInfo) ->
     return frame[frame[ASSET].isin(assets)].reset_index(drop=True)
 
 
+def marked_mask(con: duckdb.DuckDBPyConnection, dataset_id: int, frame: pd.DataFrame) -> np.ndarray:
+    """Rows inside stretches an analyst marked as an operating mode (machine off, start-up,
+    maintenance): they never train a model and never raise an alarm."""
+    from core.modes import mode_mask
+
+    marked = np.zeros(len(frame), dtype=bool)
+    for asset, rows in frame.groupby(ASSET, sort=False).indices.items():
+        marked[rows] = mode_mask(con, dataset_id, str(asset), frame[TS].to_numpy()[rows])
+    return marked
+
+
 def prepare(
     con: duckdb.DuckDBPyConnection, config: RunConfig
 ) -> tuple[DatasetInfo, list[str], pd.DataFrame, pd.DataFrame]:
@@ -376,7 +387,7 @@ def prepare(
     if config.training.kind == "dataset":
         train = _reference_training(con, info, assets, config.training)
     else:
-        mask = training_mask(data, config.training)
+        mask = training_mask(data, config.training) & ~marked_mask(con, info.id, data)
         # a reference-free window needs rows both inside and outside it for every asset
         _check_split(data, mask, config.training)
         train = data[mask].reset_index(drop=True)
@@ -397,13 +408,25 @@ def _stage(progress: Progress | None, start: float, end: float) -> Progress:
 
 
 def _evaluation(
-    con: duckdb.DuckDBPyConnection, info: DatasetInfo, assets: list[str], scored: pd.DataFrame
+    con: duckdb.DuckDBPyConnection,
+    info: DatasetInfo,
+    assets: list[str],
+    scored: pd.DataFrame,
+    training: TrainingWindow,
 ) -> dict[str, Any] | None:
-    """Metrics against the dataset's ground truth, or None when it has none."""
+    """Metrics against the dataset's ground truth, or None when it has none.
+
+    Only rows outside the training window are graded: a model is not judged on what it saw.
+    """
     if not info.has_ground_truth:
         return None
     truth = store.read_ground_truth(con, info.id)
     truth = truth[truth["asset"].isin(assets)].reset_index(drop=True)
+    if training.kind != "dataset":
+        scored = scored[~training_mask(scored, training)].reset_index(drop=True)
+        first = scored.groupby(ASSET)[TS].min()
+        graded = truth["end"].to_numpy() >= truth["asset"].map(first).to_numpy()
+        truth = truth[graded].reset_index(drop=True)
     return evaluate(scored, truth).to_dict()
 
 
@@ -431,11 +454,15 @@ def execute_run(
     )
     model.fit(train, progress=_stage(progress, 0.05, 0.3))
     result = model.score(data, progress=_stage(progress, 0.3, 0.85))
+    marked = marked_mask(con, info.id, data)
+    if marked.any():
+        result.frame["is_anomaly"] = result.frame["is_anomaly"].to_numpy() & ~marked
+        result.frame["is_off"] = result.frame["is_off"].to_numpy() | marked
     report(0.86, "Grouping flagged points into events")
     events = extract_events(result, result.interval_seconds)
     if info.has_ground_truth:
         report(0.9, "Evaluating against the ground truth")
-    evaluation = _evaluation(con, info, assets, result.frame)
+    evaluation = _evaluation(con, info, assets, result.frame, config.training)
     report(0.94, "Storing the run")
     duration = round(time.perf_counter() - started, 3)
     summary = RunSummary(

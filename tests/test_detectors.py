@@ -1,0 +1,165 @@
+"""Detectors: one contract for all, parametrised over the registry (toy data, fixed seeds)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.detectors import (
+    AUTO_MEMBERS,
+    DETECTORS,
+    EnsembleDetector,
+    IForestDetector,
+    PCADetector,
+    ZMaxDetector,
+    make_detector,
+)
+from core.errors import ConfigError, DataError
+
+N_FEATURES = 5
+
+
+def _toy(seed: int, n_inliers: int, n_outliers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated Gaussian inliers, and outliers 7-9 spreads out on random features."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n_inliers, 2))
+    mix = np.array([[1.0, 0.5, 0.0, 0.3, 0.8], [0.0, 0.5, 1.0, 0.6, -0.4]])
+    inliers = base @ mix + 0.3 * rng.normal(size=(n_inliers, N_FEATURES))
+    outliers = np.zeros((n_outliers, N_FEATURES))
+    cols = rng.integers(0, N_FEATURES, size=n_outliers)
+    outliers[np.arange(n_outliers), cols] = rng.choice([-1, 1], n_outliers) * rng.uniform(
+        7, 9, n_outliers
+    )
+    X = np.vstack([inliers, outliers])
+    is_out = np.r_[np.zeros(n_inliers, bool), np.ones(n_outliers, bool)]
+    order = rng.permutation(len(X))  # outliers scattered in time, as faults would be
+    return X[order], is_out[order]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_detector_ranks_known_outliers_above_inliers(name: str) -> None:
+    train, _ = _toy(seed=1, n_inliers=1000, n_outliers=10)  # 1% faults in training
+    test, is_out = _toy(seed=2, n_inliers=500, n_outliers=12)
+    det = make_detector(name).fit(train)
+    scores = det.score(test)
+    assert scores.shape == (len(test),)
+    assert np.isfinite(scores).all()
+    # every outlier scores above the 97th percentile of inliers
+    assert scores[is_out].min() > np.quantile(scores[~is_out], 0.97)
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_threshold_is_the_training_quantile_and_predict_uses_it(name: str) -> None:
+    train, _ = _toy(seed=3, n_inliers=800, n_outliers=8)
+    det = make_detector(name, contamination=0.05).fit(train)
+    assert det.train_scores_.ndim == 1
+    assert det.threshold_ == pytest.approx(np.quantile(det.train_scores_, 0.95))
+    assert 0.03 <= np.mean(det.train_scores_ > det.threshold_) <= 0.05
+    test, _ = _toy(seed=4, n_inliers=200, n_outliers=5)
+    np.testing.assert_array_equal(det.predict(test), det.score(test) > det.threshold_)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "message"),
+    [
+        (
+            "iforest",
+            {"contamination": 0.7},
+            "The 'contamination' parameter must be in (0, 0.5]. Got 0.7 instead.",
+        ),
+        (
+            "auto",
+            {"contamination": 0.0},
+            "The 'contamination' parameter must be in (0, 0.5]. Got 0.0 instead.",
+        ),
+        ("lof", {"n_neighbors": 1}, "The 'n_neighbors' parameter must be in [2, 500]. Got 1"),
+        ("pca", {"variance": 1.0}, "The 'variance' parameter must be in (0, 1). Got 1.0 instead."),
+        ("iforest", {"n_estimators": 2.5}, "The 'n_estimators' parameter must be int"),
+        ("ensemble", {"norm": "zscore"}, "must be one of {'robust_z', 'rank'}. Got 'zscore'"),
+        ("zmax", {"colour": "red"}, "Unknown parameter(s) 'colour'. Valid parameters:"),
+        ("nope", {}, "Unknown detector 'nope'. Valid detectors: auto, ensemble, iforest"),
+    ],
+)
+def test_invalid_configuration_is_a_config_error(name: str, params: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        make_detector(name, **params)
+    assert message in str(info.value)
+
+
+def test_limits_are_validated_in_fit_too() -> None:
+    det = IForestDetector(contamination=0.9)  # constructed directly: __init__ only stores
+    assert det.contamination == 0.9
+    with pytest.raises(ConfigError, match=r"\(0, 0.5\]"):
+        det.fit(np.zeros((10, 2)))
+
+
+def test_registry_specs_declare_parameters_their_factories_accept() -> None:
+    for name, spec in DETECTORS.items():
+        accepted = make_detector(name).get_params()
+        assert set(spec.params) <= set(accepted), name
+        for param in spec.params.values():
+            assert param.interval()  # the widget range and the message come from here
+        assert spec.label and spec.description
+
+
+def test_auto_is_the_measured_ensemble() -> None:
+    det = make_detector("auto")
+    assert isinstance(det, EnsembleDetector)
+    assert tuple(det.members) == AUTO_MEMBERS
+
+
+def test_iforest_keeps_its_estimator_and_flips_the_sign_once() -> None:
+    train, _ = _toy(seed=5, n_inliers=300, n_outliers=3)
+    det = IForestDetector().fit(train)
+    np.testing.assert_allclose(det.score(train[:20]), -det.estimator_.score_samples(train[:20]))
+
+
+def test_pca_contributions_add_up_to_its_statistics_and_score() -> None:
+    train, _ = _toy(seed=6, n_inliers=600, n_outliers=0)
+    test, _ = _toy(seed=7, n_inliers=50, n_outliers=5)
+    det = PCADetector(variance=0.8).fit(train)
+    parts = det.contributions(test)
+    t2, spe = det.statistics(test)
+    np.testing.assert_allclose(parts.t2.sum(axis=1), t2, rtol=1e-6)
+    np.testing.assert_allclose(parts.spe.sum(axis=1), spe, rtol=1e-6, atol=1e-9)
+    assert (parts.t2 >= 0).all() and (parts.spe >= 0).all()
+    expected = t2 / det.t2_limit_ + spe / det.spe_limit_
+    np.testing.assert_allclose(det.score(test), expected, rtol=1e-6)
+
+
+def test_zmax_names_the_deviating_feature() -> None:
+    train, _ = _toy(seed=8, n_inliers=500, n_outliers=0)
+    det = ZMaxDetector().fit(train)
+    row = np.median(train, axis=0, keepdims=True)
+    row[0, 3] += 20.0
+    ratios = det.ratios(row)
+    assert ratios.argmax() == 3
+    assert det.score(row)[0] == pytest.approx(ratios.max())
+
+
+def test_robustness_to_faults_in_training() -> None:
+    clean, _ = _toy(seed=9, n_inliers=1000, n_outliers=0)
+    dirty = clean.copy()
+    dirty[:30, 0] += 8.0  # 3% of training is one long fault
+    test, is_out = _toy(seed=10, n_inliers=400, n_outliers=10)
+    for name in ("pca", "zmax", "auto"):
+        scores = make_detector(name).fit(dirty).score(test)
+        assert scores[is_out].min() > np.quantile(scores[~is_out], 0.97), name
+
+
+def test_unfitted_and_malformed_input() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PCADetector().score(np.zeros((3, 2)))
+    det = ZMaxDetector().fit(np.random.default_rng(0).normal(size=(50, 3)))
+    with pytest.raises(DataError, match="Expected 3 features"):
+        det.score(np.zeros((2, 4)))
+    with pytest.raises(DataError, match="finite"):
+        det.score(np.array([[np.nan, 0.0, 0.0]]))
+
+
+def test_ensemble_members_are_checked() -> None:
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    with pytest.raises(ConfigError, match="members cannot be ensembles"):
+        make_detector("ensemble", members=("pca", "auto")).fit(X)
+    with pytest.raises(ConfigError, match="Unknown detector 'forest'"):
+        make_detector("ensemble", members=("forest",)).fit(X)

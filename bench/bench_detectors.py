@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -88,7 +88,9 @@ def run_nab(name: str, **model_kw) -> tuple[Evaluation, float]:
 def table(evals: dict[str, Evaluation], seconds: dict[str, float]) -> str:
     df = compare(evals)
     df["fit_score_s"] = pd.Series(seconds)
+    found = {k: f"{e.n_events_found}/{e.n_events}" for k, e in evals.items()}
     df = df[list(COLUMNS)].rename(columns=COLUMNS)
+    df.insert(4, "found", pd.Series(found))
     return df.to_string(float_format=lambda v: f"{v:.3f}" if abs(v) < 100 else f"{v:.0f}")
 
 
@@ -98,7 +100,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=50_000, help="rows per asset")
     parser.add_argument("--detectors", nargs="+", default=list(DETECTORS))
     parser.add_argument("--no-nab", action="store_true")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="BLAS threads (the bench machine is shared)"
+    )
     args = parser.parse_args()
+    threadpool_limits(args.threads)
 
     print(f"Demo plants, seeds {args.seeds}, 3 assets x {args.rows:,} rows, train first 30%")
     evals, secs = {}, {}
@@ -112,7 +118,6 @@ def main() -> None:
         for name in args.detectors:
             evals[name], secs[name] = run_nab(name)
         print(table(evals, secs))
-    np.set_printoptions()
 
 
 if __name__ == "__main__":

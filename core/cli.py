@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,demo,datasets,score}`.
+"""Command line: `python -m core {ingest,demo,datasets,score,retrain}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -87,6 +87,36 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from core import store
+    from core.learning import RetrainConfig, retrain
+    from core.versions import promote
+
+    con = store.open_workspace(args.db)
+    try:
+        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        objective = "budget" if args.budget_per_day is not None else "f1"
+        config = RetrainConfig(info.id, objective, args.budget_per_day, not args.no_semi)
+        result = retrain(con, config, args.analyst)
+        v, verdict = result.version, result.comparison
+        held = v.metrics["held_out"]
+        print(
+            f"v{v.id} on {info.name!r}: threshold {v.threshold:.4g} ({objective}), "
+            f"{len(v.label_ids)} labels, classifier {'yes' if v.semi_supervised else 'no'}; "
+            f"held-out precision {held['precision']:.3f} recall {held['recall']:.3f} "
+            f"F1 {held['f1']:.3f}"
+        )
+        for note in result.notes:
+            print(f"note: {note}")
+        print(f"{'proposed' if verdict.proposed else 'not proposed'}: {verdict.reason}")
+        if args.promote and verdict.proposed:
+            promote(con, v.id, args.analyst, "cli: proposed by champion/challenger")
+            print(f"v{v.id} is now the active model")
+    finally:
+        con.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="auto")
     p.add_argument("--threshold-quantile", type=float, default=None)
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("retrain", help="retrain a dataset's model from its labels (new version)")
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--budget-per-day", type=float, default=None, help="at most N alarms a day")
+    p.add_argument("--no-semi", action="store_true", help="no semi-supervised classifier")
+    p.add_argument("--promote", action="store_true", help="promote when it beats the active one")
+    p.add_argument("--analyst", default="cli")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_retrain)
     return parser
 
 

@@ -105,6 +105,7 @@ class LOFDetector(BaseDetector):
         from sklearn.neighbors import LocalOutlierFactor
 
         rows = _subsample(len(X), self.max_train, self.random_state)
+        self.train_rows_ = rows
         self.estimator_ = LocalOutlierFactor(
             n_neighbors=min(self.n_neighbors, max(1, len(rows) - 1)),
             novelty=True,
@@ -116,6 +117,14 @@ class LOFDetector(BaseDetector):
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return -self.estimator_.score_samples(X)
+
+    def training_scores(self, X: Any) -> np.ndarray:
+        """Leave-one-out scores for the subsample it was fitted on, novelty scores for the rest."""
+        if len(self.train_scores_) == len(X):
+            return self.train_scores_
+        scores = self.score(X)
+        scores[self.train_rows_] = self.train_scores_
+        return scores
 
 
 class OCSVMDetector(BaseDetector):
@@ -316,16 +325,10 @@ class EnsembleDetector(BaseDetector):
             )
         params = self.member_params or {}
         self.detectors_ = {m: make_detector(m, **params.get(m, {})).fit(X) for m in self.members}
-        raw = {m: self._train_scores(d, X) for m, d in self.detectors_.items()}
+        raw = {m: d.training_scores(X) for m, d in self.detectors_.items()}
         self.norms_ = {m: _norm_stats(s) for m, s in raw.items()}
         self.sorted_train_ = {m: np.sort(s) for m, s in raw.items()}
         return self._combine(raw)
-
-    @staticmethod
-    def _train_scores(detector: BaseDetector, X: np.ndarray) -> np.ndarray:
-        """A member's score on every training row (LOF keeps them only for its subsample)."""
-        scores = detector.train_scores_
-        return scores if len(scores) == len(X) else detector.score(X)
 
     def member_scores(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Normalised score of every member (what the ensemble averages)."""

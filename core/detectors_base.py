@@ -74,7 +74,7 @@ CONTAMINATION = Param(
 
 
 def check_params(limits: dict[str, Param], params: dict[str, Any], accepted: Any = None) -> None:
-    """Validate ``params`` against ``limits``; unknown names are errors when ``accepted`` is known."""
+    """Validate ``params`` against ``limits``; unknown names are errors if ``accepted`` is given."""
     if accepted is not None:
         unknown = sorted(set(params) - set(accepted))
         if unknown:
@@ -158,6 +158,16 @@ class BaseDetector:
             return np.asarray(self._score(X), dtype=np.float64)
         parts = [self._score(X[i : i + _CHUNK_ROWS]) for i in range(0, len(X), _CHUNK_ROWS)]
         return np.concatenate(parts).astype(np.float64)
+
+    def training_scores(self, X: Any) -> np.ndarray:
+        """Scores of every row of the training matrix ``X``, for calibrating alarm lines.
+
+        Usually ``train_scores_``; detectors fitted on a subsample override it so that no row is
+        scored by a model that memorised it (which would make the line far too low).
+        """
+        if len(self.train_scores_) == len(X):
+            return self.train_scores_
+        return self.score(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """True where the score exceeds the training threshold."""

@@ -128,36 +128,35 @@ def _read_stretches(
     """Readings of each (start, end) stretch with its row number in the asset (0 unless FFT
     frames need it). A few stretches are read one by one; many (points spread over a long run)
     in one read of their whole range, since each query has a fixed cost."""
-    sensors = fitted.model.sensors_
+    sensors = list(fitted.model.sensors_)
 
-    def read(start: np.datetime64, end: np.datetime64) -> pd.DataFrame:
-        return store.read_readings(
-            con,
-            fitted.info,
-            asset=asset,
-            sensors=sensors,
-            start=pd.Timestamp(start).to_pydatetime(),
-            end=pd.Timestamp(end).to_pydatetime(),
-        )
+    def frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+        out = pd.DataFrame(values, columns=sensors, copy=False)  # one asset: no asset column
+        out[TS] = stamps
+        return out
 
-    def offset(frame: pd.DataFrame) -> int:
-        if hop == 1 or frame.empty:
-            return 0
-        return store.count_readings_before(con, fitted.info, asset, frame[TS].iloc[0])
+    def row_numbers(stamps: np.ndarray) -> np.ndarray:
+        if hop == 1 or len(stamps) == 0:
+            return np.zeros(len(stamps), dtype=np.int64)
+        first = store.count_readings_before(con, fitted.info, asset, pd.Timestamp(stamps[0]))
+        return first + np.arange(len(stamps))
+
+    def read(a: np.datetime64, b: np.datetime64) -> tuple[np.ndarray, np.ndarray]:
+        start, end = pd.Timestamp(a).to_pydatetime(), pd.Timestamp(b).to_pydatetime()
+        return store.read_asset_stretch(con, fitted.info, asset, sensors, start, end)
 
     if len(bounds) <= _FEW_STRETCHES:
         out = []
         for a, b in bounds:
-            frame = read(a, b)
-            out.append((frame, offset(frame)))
+            stamps, values = read(a, b)
+            out.append((frame(stamps, values), int(row_numbers(stamps[:1]).sum())))
         return out
-    whole = read(bounds[0][0], bounds[-1][1])
-    stamps = whole[TS].to_numpy(dtype="datetime64[us]")
-    first = offset(whole)
+    stamps, values = read(bounds[0][0], bounds[-1][1])
+    whole, rows = frame(stamps, values), row_numbers(stamps)
     out = []
     for a, b in bounds:
         lo, hi = np.searchsorted(stamps, a), np.searchsorted(stamps, b, side="right")
-        out.append((whole.iloc[lo:hi].reset_index(drop=True), first + int(lo)))
+        out.append((whole.iloc[lo:hi], int(rows[lo]) if hi > lo else 0))
     return out
 
 
@@ -194,7 +193,7 @@ def _explain_asset(
         if len(stamps) == 0 or (where >= len(stamps)).any() or (stamps[where] != ts[mine]).any():
             raise DataError(f"Run #{fitted.run.id} scored readings of {asset!r} that are gone.")
         lo = _window_start(int(where.min()), context, offset, hop)
-        windows.append((readings.iloc[lo:].reset_index(drop=True), where - lo))
+        windows.append((readings.iloc[lo:], where - lo))
         owner.append(mine)
     flat = np.concatenate(owner)
     rv = explainer.explain(asset, windows, progress=progress, deadline=deadline, priority=flat)
@@ -242,8 +241,8 @@ def _explain_rows(
     quantity, description = fitted.explainer.meaning(assets[0])
     pipe = fitted.explainer.pipeline(assets[0])
     description += (
-        f" The run's score is this detector's raw score averaged over {fitted.model.smooth} "
-        "points and divided by the asset's alarm line."
+        f" The run's score is the raw score averaged over {fitted.model.smooth} points and "
+        "rescaled so the training median is 0 and the asset's alarm line is 1."
     )
     peak = None
     if peak_ts is not None and len(table):
@@ -277,7 +276,8 @@ def _fidelity_notes(fitted: FittedRun, rows: pd.DataFrame, rescored: np.ndarray)
     compared = np.isfinite(stored) & (stored > 0)  # off, restart and sub-median rows score 0
     if not compared.any():
         return []
-    gap = float(np.max(np.abs(stored[compared] - rescored[compared])))
+    gaps = np.abs(stored[compared, None] - rescored[compared]).min(axis=1)  # either alarm line
+    gap = float(gaps.max())
     if gap <= 1e-6 * max(1.0, float(np.max(np.abs(stored[compared])))):
         return []
     return [

@@ -78,7 +78,7 @@ class RowValues:
     target: np.ndarray  # (n,) the explained quantity computed directly from the model
     data: np.ndarray  # (n, p) feature values (robust z)
     members: dict[str, np.ndarray] | None = None  # ensembles: each member's normalised score
-    model_score: np.ndarray | None = None  # the run's score as the model recomputes it
+    model_score: np.ndarray | None = None  # (n, 2) the run's score recomputed: see _run_scores
 
 
 def method_for_detector(name: str) -> str:
@@ -186,12 +186,15 @@ def context_rows(features: FeatureBuilder) -> int:
 
 def _stretch_features(features: FeatureBuilder, frames: list[pd.DataFrame]) -> list[np.ndarray]:
     """Features of each stretch in one ``transform`` call: stretches are labelled as distinct
-    segments, which ``FeatureBuilder`` builds separately (rolling state never crosses them)."""
+    segments, which ``FeatureBuilder`` builds separately (rolling state never crosses them).
+    The dtype stays what ``transform`` gives (float32), so re-scoring matches the run."""
     if len(frames) == 1:
-        return [features.transform(frames[0]).values.to_numpy(np.float64)]
-    labelled = [f.assign(**{ASSET: f"stretch {k}"}) for k, f in enumerate(frames)]
-    X = features.transform(pd.concat(labelled, ignore_index=True)).values.to_numpy(np.float64)
-    edges = np.cumsum([0] + [len(f) for f in frames])
+        return [features.transform(frames[0]).values.to_numpy()]
+    sizes = [len(f) for f in frames]
+    together = pd.concat(frames, ignore_index=True)
+    together[ASSET] = np.repeat([f"stretch {k}" for k in range(len(frames))], sizes)
+    X = features.transform(together).values.to_numpy()
+    edges = np.cumsum([0, *sizes])
     return [X[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
@@ -336,7 +339,7 @@ class ModelExplainer:
         picks = [(w, int(t)) for w, (_, ts) in enumerate(windows) for t in ts]
         order = np.arange(len(picks)) if priority is None else np.argsort(priority, kind="stable")
         picks = [picks[i] for i in order]
-        X = np.array([mats[w][t] for w, t in picks]).reshape(len(picks), mats[0].shape[1])
+        X = _gather(mats, *np.array(picks, dtype=np.int64).reshape(-1, 2).T)
         method, smooth = method_of(pipe.detector), max(int(self.model.smooth), 1)
         if method == PERMUTATION:
             out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
@@ -345,12 +348,13 @@ class ModelExplainer:
         else:  # one scoring call gives the explained quantity and the fidelity check
             done = picks
             raw, smoothed = _trailing_scores(pipe.detector, mats, picks, smooth)
-            if method == TREE:
+            if method == TREE:  # sklearn's trees compare in float32 anyway: raw is exact
                 out = self._tree_values(pipe, X, raw, progress)
-            else:
-                out = self._pca_values(pipe.detector, X, raw)
+            else:  # the decomposition is float64 arithmetic: explain the float64 score
+                X64 = X.astype(np.float64)
+                out = self._pca_values(pipe.detector, X64, pipe.detector.score(X64))
         out.positions = order[out.positions]
-        out.model_score = pipe.normalise(smoothed) if len(smoothed) else smoothed
+        out.model_score = _run_scores(pipe, smoothed)
         if isinstance(pipe.detector, EnsembleDetector) and done:
             out.members = {
                 m: pipe.detector._normalise(m, _trailing_scores(d, mats, done, 1)[0])
@@ -393,13 +397,16 @@ class ModelExplainer:
             bg = self.background(pipe, asset)
             return lambda w, t: (det.score, bg)
         if kind == "alone":
-            refs = [_robust_z_reference(det, Xw) for Xw in mats]
+            refs = [_robust_z_reference(det, Xw.astype(np.float64)) for Xw in mats]
             return lambda w, t: (
                 _frozen_robust_z(det, refs[w][0][t], refs[w][1][t]),
                 refs[w][0][t][None, :],
             )
         members = {m: d for m, d in det.detectors_.items() if isinstance(d, RobustZDetector)}
-        refs_by = {m: [_robust_z_reference(d, Xw) for Xw in mats] for m, d in members.items()}
+        refs_by = {
+            m: [_robust_z_reference(d, Xw.astype(np.float64)) for Xw in mats]
+            for m, d in members.items()
+        }
         bg = self.background(pipe, asset)
 
         def combined(w: int, t: int) -> Callable:
@@ -441,7 +448,7 @@ class ModelExplainer:
                     masker = shap.maskers.Independent(bg, max_samples=len(bg))
                     explainer = shap.PermutationExplainer(f, masker)
                     last = (f, id(bg))
-                x = mats[w][t : t + 1]
+                x = mats[w][t : t + 1].astype(np.float64)
                 res = explainer(x, max_evals=evals, batch_size=2 * p + 1, silent=True)
                 values.append(res.values[0])
                 base.append(float(np.ravel(res.base_values)[0]))
@@ -473,10 +480,25 @@ def _trailing_scores(
             np.array([scored[w][t] for w, t in picks]),
             np.array([smoothed[w][t] for w, t in picks]),
         )
-    idx = np.array([[t - j for j in range(k - 1, -1, -1)] for _, t in picks])
+    w, t = np.array(picks, dtype=np.int64).T
+    idx = t[:, None] - np.arange(k - 1, -1, -1)[None, :]  # (n, k): t-k+1 .. t
     valid = idx >= 0
-    rows = np.concatenate(
-        [mats[w][np.clip(row, 0, None)] for (w, _), row in zip(picks, idx, strict=True)]
-    )
-    raw = det.score(rows).reshape(idx.shape)
+    raw = det.score(_gather(mats, np.repeat(w, k), np.clip(idx, 0, None).ravel()))
+    raw = raw.reshape(idx.shape)
     return raw[:, -1], np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
+
+
+def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
+    """The run's score recomputed from smoothed raw scores, against the normal alarm line and
+    against the settling one the model uses right after setpoint changes (which line applied
+    depends on context the explanation does not rebuild): (n, 2), for the fidelity check."""
+    if len(smoothed) == 0:
+        return np.zeros((0, 2))
+    settling = np.ones(len(smoothed), dtype=bool)
+    return np.column_stack([pipe.normalise(smoothed), pipe.normalise(smoothed, settling)])
+
+
+def _gather(mats: list[np.ndarray], w: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rows ``mats[w[i]][t[i]]``, with one fancy index instead of a loop."""
+    starts = np.cumsum([0] + [len(m) for m in mats[:-1]]).astype(np.int64)
+    return np.concatenate(mats)[starts[w] + t]

@@ -1,29 +1,32 @@
 """Learning from labels: what the analyst's verdicts mean for training, thresholds and models.
 
-Rules (each one documented where it is implemented):
-
-- **Labelled points.** A row inside a *confirmed* label is a positive; a row inside a *false alarm*
-  label is a negative, and so is the reviewed context around every label (the stretch the triage
-  chart shows: the label's own duration on each side, at least `CONTEXT_SAMPLES` samples), since
-  the analyst saw it and did not mark it. *Unsure* labels and everything else are left out.
-  Machine-off rows are never labelled points (they never alarm).
 - **Training data.** Confirmed labels widened by `EXCLUSION_MARGIN_SAMPLES` samples on each side
-  are removed from the rows the unsupervised detector learns "normal" from.
-- **Threshold.** Maximise point F1 on the labelled points (or, with an alert budget, the best F1
-  among thresholds giving at most N alarms a day). F1 is flat between labelled scores; within the
-  best stretch the threshold moves as little as possible from the current alarm line, so labels
-  that agree with the model leave it alone: false alarms above the line push it up, missed
-  confirmed stretches pull it down.
+  leave the rows the unsupervised detector learns "normal" from.
+- **Threshold.** Judged per label, as an analyst sees alarms: a confirmed label is *caught* when
+  its peak score is above the threshold, a false-alarm label *still alarms* when its peak is.
+  The threshold maximises F1 over labels (or, with an alert budget, the best F1 among thresholds
+  giving at most N alarms a day). F1 is flat between label peaks; within the best stretch the
+  threshold moves as little as possible from the current alarm line, so labels that agree with
+  the model leave it alone: false alarms above the line push it up, missed confirmed stretches
+  pull it down (a quarter of the way into the gap, not onto a peak).
 - **Semi-supervised model.** With at least `MIN_CONFIRMED` confirmed and `MIN_FALSE_ALARMS` false
-  alarm labels, a gradient-boosted classifier learns confirmed vs normal points from the features
-  plus the unsupervised score; see `core.versions.LearnedModel` for how both combine.
+  alarm labels, a gradient-boosted classifier learns confirmed points from normal ones: those of
+  false alarms and the reviewed context around every label (the triage chart's: the label's own
+  duration on each side, at least `CONTEXT_SAMPLES` samples; the analyst saw it and did not mark
+  it). Its input is the detector's features plus the unsupervised score; `core.versions`
+  documents how both scores combine. Thresholds are tuned on out-of-fold classifier scores.
+- **Measured improvement.** Leave-label-out: labels are dealt into folds (a label with its
+  context stays in one fold); each fold is scored by a classifier and a threshold fitted without
+  it. Labels whose rows were removed from training are never graded. A new version is proposed
+  for promotion only when it beats the active one (or the latest unsupervised run) by `MIN_GAIN`
+  F1 on such held-out labels that the champion never saw.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
@@ -45,7 +48,6 @@ from core.runs import (
 )
 from core.store import labels as label_store
 from core.types import ASSET, TS
-from core.versions import VersionSummary
 
 Progress = Callable[[float, str], None]
 
@@ -61,45 +63,48 @@ ALARM_GAP_SAMPLES = 4
 """A flagged row starts a new alarm only after this many unflagged samples: events merge
 stretches at most 3 samples apart (`core.events.extract_events`' default)."""
 OBJECTIVES = ("f1", "budget")
+MIN_GAIN = 0.02
+N_FOLDS = 5
+MAX_CLASSIFIER_ROWS = 20_000
 
 POSITIVE, NEGATIVE, IGNORED = 1, 0, -1
+VERDICT_CODE = {"confirmed": POSITIVE, "false_alarm": NEGATIVE, "unsure": IGNORED}
+
+
+# --- what labels say about rows ------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class LabelPoints:
-    """Per row: 1 confirmed, 0 normal (false alarm or reviewed context), -1 not labelled; and the
-    index of the label that row belongs to (its stretch or its context), -1 for none."""
+    """Per row: y (1 confirmed, 0 normal: false alarm or reviewed context, -1 not labelled), the
+    label it belongs to (``group``, -1 for none) and whether it lies inside that label rather
+    than in its context; per label: its verdict code."""
 
     y: np.ndarray
     group: np.ndarray
+    inside: np.ndarray
+    verdict: np.ndarray
 
     @property
     def labelled(self) -> np.ndarray:
         return self.y >= 0
 
-    def counts(self) -> dict[str, int]:
-        return {"positive": int((self.y == 1).sum()), "negative": int((self.y == 0).sum())}
+    def peaks(self, score: np.ndarray) -> pd.Series:
+        """Each decisive label's peak score (inside the label, machine-off rows left out)."""
+        rows = self.inside & (self.y >= 0)
+        peak = pd.Series(score[rows]).groupby(self.group[rows]).max()
+        return peak[self.verdict[peak.index] >= 0]
 
 
-def _asset_positions(asset: np.ndarray) -> dict[str, np.ndarray]:
-    return {str(a): np.flatnonzero(asset == a) for a in pd.unique(asset)}
-
-
-def _mark(
-    ts: np.ndarray,
-    asset: np.ndarray,
-    labels: pd.DataFrame,
-    pad: np.ndarray,
-    out: np.ndarray,
-    value: np.ndarray,
-) -> None:
+def _mark(ts, asset, labels: pd.DataFrame, pad, out: np.ndarray, value) -> None:
     """Write value[k] into out for every row within label k's range widened by pad[k] (ns)."""
     if labels.empty:
         return
     starts = labels["start_ts"].to_numpy("datetime64[ns]").astype(np.int64) - pad
     ends = labels["end_ts"].to_numpy("datetime64[ns]").astype(np.int64) + pad
     lab_asset = labels[ASSET].astype(str).to_numpy()
-    for name, rows in _asset_positions(asset).items():
+    for name in pd.unique(asset):
+        rows = np.flatnonzero(asset == name)
         order = rows[np.argsort(ts[rows], kind="stable")]
         t = ts[order]
         for k in np.flatnonzero(lab_asset == name):
@@ -118,33 +123,33 @@ def label_points(
     interval_seconds: float,
     is_off: np.ndarray | None = None,
 ) -> LabelPoints:
-    """Labelled points of ``frame`` (ts, asset) from current labels (label_store columns).
+    """Labelled points of ``frame`` (ts, asset) from current labels (`core.labels` columns).
 
-    Later rules win: context, then false alarms, then unsure (ignored), then confirmed.
+    Later rules win: context, then false alarms, then unsure (left out), then confirmed.
+    Machine-off rows are never labelled points (they never alarm).
     """
     ts, asset = _times(frame)
-    n = len(frame)
-    y = np.full(n, IGNORED, dtype=np.int8)
-    group = np.full(n, -1, dtype=np.int64)
-    if labels.empty:
-        return LabelPoints(y, group)
+    n, m = len(frame), len(labels)
+    y, group = np.full(n, IGNORED, dtype=np.int8), np.full(n, -1, dtype=np.int64)
+    inside = np.zeros(n, dtype=bool)
     labels = labels.reset_index(drop=True)
-    duration = (
-        labels["end_ts"].to_numpy("datetime64[ns]") - labels["start_ts"].to_numpy("datetime64[ns]")
-    ).astype(np.int64)
-    context = np.maximum(duration, int(CONTEXT_SAMPLES * interval_seconds * 1e9))
-    zero = np.zeros(len(labels), dtype=np.int64)
-    index = np.arange(len(labels))
-    _mark(ts, asset, labels, context, y, np.full(len(labels), NEGATIVE, dtype=np.int8))
-    _mark(ts, asset, labels, context, group, index)
-    for verdict, value in (("false_alarm", NEGATIVE), ("unsure", IGNORED), ("confirmed", POSITIVE)):
-        mine = labels["verdict"].to_numpy() == verdict
-        part = labels[mine]
-        _mark(ts, asset, part, zero[mine], y, np.full(mine.sum(), value, dtype=np.int8))
-        _mark(ts, asset, part, zero[mine], group, index[mine])
+    verdict = np.array([VERDICT_CODE.get(v, IGNORED) for v in labels.get("verdict", [])], int)
+    if m:
+        begin = labels["start_ts"].to_numpy("datetime64[ns]").astype(np.int64)
+        duration = labels["end_ts"].to_numpy("datetime64[ns]").astype(np.int64) - begin
+        context = np.maximum(duration, int(CONTEXT_SAMPLES * interval_seconds * 1e9))
+        zero, index = np.zeros(m, dtype=np.int64), np.arange(m)
+        _mark(ts, asset, labels, context, y, np.full(m, NEGATIVE, dtype=np.int8))
+        _mark(ts, asset, labels, context, group, index)
+        for code in (NEGATIVE, IGNORED, POSITIVE):
+            mine = verdict == code
+            part = labels[mine]
+            _mark(ts, asset, part, zero[mine], y, np.full(mine.sum(), code, dtype=np.int8))
+            _mark(ts, asset, part, zero[mine], group, index[mine])
+            _mark(ts, asset, part, zero[mine], inside, np.ones(mine.sum(), dtype=bool))
     if is_off is not None:
         y[np.asarray(is_off, dtype=bool)] = IGNORED
-    return LabelPoints(y, group)
+    return LabelPoints(y, group, inside, verdict)
 
 
 def training_exclusion(
@@ -154,29 +159,26 @@ def training_exclusion(
     margin_samples: int = EXCLUSION_MARGIN_SAMPLES,
 ) -> np.ndarray:
     """True for rows of ``frame`` within ``margin_samples`` of a confirmed label (same asset)."""
+    return confirmed_owner(frame, labels, interval_seconds, margin_samples) >= 0
+
+
+def confirmed_owner(
+    frame: pd.DataFrame, labels: pd.DataFrame, interval_seconds: float, margin_samples: int
+) -> np.ndarray:
+    """Per row, the index of the confirmed label whose widened stretch covers it (-1 for none)."""
     ts, asset = _times(frame)
-    out = np.zeros(len(frame), dtype=bool)
-    confirmed = labels[labels["verdict"] == "confirmed"] if not labels.empty else labels
-    if confirmed.empty:
-        return out
-    pad = np.full(len(confirmed), int(margin_samples * interval_seconds * 1e9), dtype=np.int64)
-    _mark(ts, asset, confirmed.reset_index(drop=True), pad, out, np.ones(len(confirmed), bool))
-    return out
-
-
-def enough_for_classifier(labels: pd.DataFrame) -> bool:
-    """The documented rule: >= MIN_CONFIRMED confirmed and >= MIN_FALSE_ALARMS false alarms."""
+    owner = np.full(len(frame), -1, dtype=np.int64)
     if labels.empty:
-        return False
-    counts = labels["verdict"].value_counts()
-    return (
-        counts.get("confirmed", 0) >= MIN_CONFIRMED
-        and counts.get("false_alarm", 0) >= MIN_FALSE_ALARMS
-    )
+        return owner
+    labels = labels.reset_index(drop=True)
+    confirmed = np.flatnonzero(labels["verdict"].to_numpy() == "confirmed")
+    pad = np.full(len(confirmed), int(margin_samples * interval_seconds * 1e9), dtype=np.int64)
+    _mark(ts, asset, labels.iloc[confirmed].reset_index(drop=True), pad, owner, confirmed)
+    return owner
 
 
 def labels_needed(labels: pd.DataFrame) -> str | None:
-    """What is missing before the semi-supervised model can be trained (None when nothing)."""
+    """What the semi-supervised model still needs (None once the rule is met)."""
     counts = labels["verdict"].value_counts() if not labels.empty else pd.Series(dtype=int)
     need = []
     for verdict, minimum, text in (
@@ -187,6 +189,11 @@ def labels_needed(labels: pd.DataFrame) -> str | None:
         if missing > 0:
             need.append(f"{missing} more {text}")
     return " and ".join(need) or None
+
+
+def enough_for_classifier(labels: pd.DataFrame) -> bool:
+    """The rule: >= `MIN_CONFIRMED` confirmed and >= `MIN_FALSE_ALARMS` false-alarm labels."""
+    return labels_needed(labels) is None
 
 
 # --- threshold: a preview cheap enough for a slider ----------------------------------------------
@@ -200,79 +207,95 @@ class ThresholdPoint:
     precision: float
     recall: float
     f1: float
+    caught: int
+    missed: int
+    false_alarms: int
     alarms: int
     alarms_per_day: float
-    flagged_share: float
 
 
 class ThresholdPreview:
-    """Precision/recall on labelled points and alarms per day, for any threshold, in O(log n).
+    """Label precision/recall and alarms a day for any threshold, each in O(log n).
 
-    Everything is sorted once: a point is flagged when ``score > threshold``; an alarm starts at
-    a flagged row whose previous `ALARM_GAP_SAMPLES` rows (same asset, in time order) are all at
-    or below the threshold, i.e. at ``threshold`` in ``[max(previous), score)``.
+    Everything is sorted once. A label alarms when its peak is above the threshold. An alarm
+    starts at a row above it whose previous `ALARM_GAP_SAMPLES` rows (same asset, time order) are
+    all at or below it, i.e. at thresholds in ``[max(previous rows), score)``.
     """
 
     def __init__(
         self,
         score: np.ndarray,
-        y: np.ndarray,
         ts: np.ndarray,
         asset: np.ndarray,
+        confirmed_peaks: np.ndarray,
+        false_alarm_peaks: np.ndarray,
         gap: int = ALARM_GAP_SAMPLES,
     ):
         score = np.nan_to_num(np.asarray(score, dtype=np.float64), nan=0.0)
-        y = np.asarray(y)
-        self.pos_ = np.sort(score[y == POSITIVE])
-        self.neg_ = np.sort(score[y == NEGATIVE])
-        self.all_ = np.sort(score)
+        self.pos_ = np.sort(np.asarray(confirmed_peaks, dtype=np.float64))
+        self.neg_ = np.sort(np.asarray(false_alarm_peaks, dtype=np.float64))
         t = pd.to_datetime(pd.Series(ts)).to_numpy("datetime64[ns]").astype(np.int64)
         asset = np.asarray(asset).astype(str)
         order = np.lexsort((t, asset))
         s, a = score[order], asset[order]
-        segment = np.cumsum(np.r_[True, a[1:] != a[:-1]])
-        prev = _prev_max_within(s, segment, max(gap, 1))
-        prev = np.nan_to_num(prev, nan=-np.inf)
-        valid = prev < s
-        self.starts_lo_ = np.sort(prev[valid])
-        self.starts_hi_ = np.sort(s[valid])
+        segment = np.cumsum(np.r_[True, a[1:] != a[:-1]]) if len(a) else a
+        prev = np.full(len(s), -np.inf)
+        for k in range(1, max(gap, 1) + 1):
+            shifted = np.full(len(s), -np.inf)
+            shifted[k:] = np.where(segment[k:] == segment[:-k], s[:-k], -np.inf)
+            prev = np.maximum(prev, shifted)
+        starts = prev < s
+        self.start_lo_, self.start_hi_ = np.sort(prev[starts]), np.sort(s[starts])
         span = (t.max() - t.min()) / 86_400e9 if len(t) else 0.0
         self.days_ = max(float(span), 1.0 / 24)
 
+    @classmethod
+    def from_points(
+        cls, score: np.ndarray, ts: np.ndarray, asset: np.ndarray, points: LabelPoints
+    ) -> ThresholdPreview:
+        peaks = points.peaks(score)
+        codes = points.verdict[peaks.index]
+        return cls(score, ts, asset, peaks[codes == POSITIVE], peaks[codes == NEGATIVE])
+
     def curve(self, thresholds: np.ndarray) -> pd.DataFrame:
         """Metrics for many thresholds at once (vectorised)."""
-        th = np.asarray(thresholds, dtype=np.float64)
-        tp = len(self.pos_) - np.searchsorted(self.pos_, th, "right")
-        fp = len(self.neg_) - np.searchsorted(self.neg_, th, "right")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-            recall = tp / len(self.pos_) if len(self.pos_) else np.zeros(len(th))
-            f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
-        alarms = np.searchsorted(self.starts_lo_, th, "right") - np.searchsorted(
-            self.starts_hi_, th, "right"
+        th = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+        caught = len(self.pos_) - np.searchsorted(self.pos_, th, "right")
+        false = len(self.neg_) - np.searchsorted(self.neg_, th, "right")
+        alarmed = np.maximum(caught + false, 1)
+        precision = np.where(caught + false > 0, caught / alarmed, 0.0)
+        recall = caught / len(self.pos_) if len(self.pos_) else np.zeros(len(th))
+        both = precision + recall
+        f1 = np.where(both > 0, 2 * precision * recall / np.where(both > 0, both, 1), 0.0)
+        alarms = np.searchsorted(self.start_lo_, th, "right") - np.searchsorted(
+            self.start_hi_, th, "right"
         )
-        flagged = len(self.all_) - np.searchsorted(self.all_, th, "right")
         return pd.DataFrame(
             {
                 "threshold": th,
                 "precision": precision,
                 "recall": recall,
                 "f1": f1,
+                "caught": caught,
+                "missed": len(self.pos_) - caught,
+                "false_alarms": false,
                 "alarms": alarms,
                 "alarms_per_day": alarms / self.days_,
-                "flagged_share": flagged / max(len(self.all_), 1),
             }
         )
 
     def at(self, threshold: float) -> ThresholdPoint:
         row = self.curve(np.array([threshold])).iloc[0]
-        return ThresholdPoint(**{k: float(row[k]) for k in ThresholdPoint.__dataclass_fields__})
+        kinds = {f.name: f.type for f in ThresholdPoint.__dataclass_fields__.values()}
+        return ThresholdPoint(
+            **{k: (int if t == "int" else float)(row[k]) for k, t in kinds.items()}
+        )
 
     def budget_threshold(self, per_day: float) -> float:
         """The lowest threshold above which there are never more than ``per_day`` alarms a day."""
-        if per_day <= 0:
+        if not per_day > 0:
             raise ConfigError(f"The alert budget must be positive. Got {per_day} instead.")
-        cand = np.unique(np.concatenate([self.starts_lo_, self.starts_hi_]))
+        cand = np.unique(np.concatenate([self.start_lo_, self.start_hi_]))
         cand = cand[np.isfinite(cand)]
         if len(cand) == 0:
             return 0.0
@@ -282,42 +305,24 @@ class ThresholdPreview:
         return float(cand[ok[0]]) if len(ok) else float(cand[-1])
 
     def best_threshold(self, current: float = 1.0, floor: float | None = None) -> float:
-        """The F1-best threshold closest to ``current`` (at or above ``floor``).
+        """The F1-best threshold closest to ``current`` (and not below ``floor``).
 
-        With confirmed labels F1 is maximised; with false alarms only, the number of false alarms
-        flagged is minimised. Returns ``current`` (or the floor) when there are no labels.
+        With false alarms only, as few of them as possible alarm. No labels: ``current``.
         """
-        lo_bound = -np.inf if floor is None else floor
+        low = -np.inf if floor is None else floor
         values = np.unique(np.concatenate([self.pos_, self.neg_]))
         if len(values) == 0:
-            return max(current, lo_bound)
-        # F1 is constant for thresholds in [values[j-1], values[j]); stretch 0 is (-inf, values[0])
-        lows = np.concatenate([[-np.inf], values])
-        highs = np.concatenate([values, [np.inf]])
-        keep = highs > lo_bound
-        lows, highs = np.maximum(lows[keep], lo_bound), highs[keep]
+            return max(current, low)
+        # the flags are constant for thresholds in [lows[j], highs[j])
+        lows, highs = np.r_[-np.inf, values], np.r_[values, np.inf]
+        keep = highs > low
+        lows, highs = np.maximum(lows[keep], low), highs[keep]
         probe = np.where(np.isfinite(lows), lows, highs - 1.0)
         table = self.curve(probe)
-        if len(self.pos_):
-            goal = table["f1"].to_numpy()
-        else:  # false alarms only: flag as few of them as possible
-            goal = np.searchsorted(self.neg_, probe, "right").astype(np.float64)
+        goal = table["f1"] if len(self.pos_) else -table["false_alarms"]
         best = np.flatnonzero(np.isclose(goal, goal.max()))
         picks = [_inside(lows[j], highs[j], current) for j in best]
         return float(min(picks, key=lambda t: abs(np.log(max(t, 1e-12) / max(current, 1e-12)))))
-
-
-def _prev_max_within(s: np.ndarray, segment: np.ndarray, gap: int) -> np.ndarray:
-    """Max of the previous ``gap`` values of the same segment (NaN where there is none)."""
-    prev = np.full(len(s), np.nan)
-    for k in range(1, gap + 1):
-        same = np.zeros(len(s), dtype=bool)
-        same[k:] = segment[k:] == segment[:-k]
-        shifted = np.full(len(s), np.nan)
-        shifted[k:] = s[:-k]
-        shifted[~same] = np.nan
-        prev = np.fmax(prev, shifted)
-    return prev
 
 
 def _inside(lo: float, hi: float, current: float) -> float:
@@ -325,11 +330,10 @@ def _inside(lo: float, hi: float, current: float) -> float:
     if lo <= current < hi:
         return current
     if not np.isfinite(lo):
-        return hi - 0.25 * max(abs(hi), 1e-9) if hi > 0 else hi - 1e-9
+        return 0.75 * hi if hi > 0 else hi - 1e-9
     if not np.isfinite(hi):
-        return lo * 1.05 if lo > 0 else lo + 1e-9
-    gap = hi - lo
-    return lo + 0.25 * gap if current < lo else hi - 0.25 * gap
+        return 1.05 * lo if lo > 0 else lo + 1e-9
+    return lo + 0.25 * (hi - lo) if current < lo else hi - 0.25 * (hi - lo)
 
 
 def tune_threshold(
@@ -351,10 +355,7 @@ def tune_threshold(
     return preview.best_threshold(current=current, floor=floor)
 
 
-# --- the semi-supervised model -------------------------------------------------------------------
-
-MAX_CLASSIFIER_ROWS = 20_000
-N_FOLDS = 5
+# --- the semi-supervised model and honest (out-of-fold) scores ----------------------------------
 
 
 def make_classifier() -> Any:
@@ -363,6 +364,7 @@ def make_classifier() -> Any:
 
     return HistGradientBoostingClassifier(
         max_iter=100,
+        max_bins=64,
         max_leaf_nodes=15,
         min_samples_leaf=20,
         l2_regularization=1.0,
@@ -371,31 +373,36 @@ def make_classifier() -> Any:
     )
 
 
+def single_thread() -> Any:
+    """One OpenMP thread: small fits on shared cores are faster without thread contention."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, "openmp")
+
+
 def _fit_classifier(X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> Any | None:
     """A classifier on ``rows`` (subsampled), or None when one class is missing."""
     if len(np.unique(y[rows])) < 2:
         return None
     if len(rows) > MAX_CLASSIFIER_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_CLASSIFIER_ROWS, replace=False))
-    return make_classifier().fit(X[rows], y[rows])
+    with single_thread():
+        return make_classifier().fit(X[rows], y[rows])
 
 
-def label_folds(points: LabelPoints, labels: pd.DataFrame, n_folds: int = N_FOLDS) -> np.ndarray:
-    """Fold of every row (-1 when not labelled): whole labels with their context are held out
-    together, dealt round-robin in time order so every fold spans the period."""
-    used = np.unique(points.group[points.labelled])
-    fold_of_label = np.full(len(labels), -1)
+def label_folds(points: LabelPoints, n_folds: int = N_FOLDS) -> np.ndarray:
+    """Fold of every label (-1 when it has no decisive rows): dealt round-robin in time order
+    (labels come time-sorted from the store), so every fold spans the period."""
+    used = np.unique(points.group[points.labelled & (points.group >= 0)])
+    fold = np.full(len(points.verdict), -1)
     if len(used) >= 2:
-        k = min(n_folds, len(used))
-        order = used[np.argsort(labels["start_ts"].to_numpy()[used], kind="stable")]
-        fold_of_label[order] = np.arange(len(order)) % k
-    fold = np.where(points.labelled & (points.group >= 0), fold_of_label[points.group], -1)
+        fold[used] = np.arange(len(used)) % min(n_folds, len(used))
     return fold
 
 
 @dataclass
 class CrossFitted:
-    """Scores of the recipe: final (all labels) and out-of-fold on labelled points."""
+    """The classifier on all labels, its scores, and out-of-fold scores on labelled rows."""
 
     classifier: Any | None
     p: np.ndarray | None
@@ -410,52 +417,25 @@ def cross_fit(
     fold: np.ndarray,
     combine: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
 ) -> CrossFitted:
-    """Fit the classifier on every labelled point, and once per fold without that fold's labels
-    (held-out points get the fold model's probability, so thresholds are tuned on honest
-    scores). Without features (too few labels) the combined score is the unsupervised one."""
-    if X is None:
-        return CrossFitted(None, None, u, u)
+    """Fit on every labelled row, and once per fold without that fold's labels; the fold's rows
+    get that model's probability. Without input (too few labels) the score stays unsupervised."""
     labelled = np.flatnonzero(points.labelled)
     y = points.y.astype(np.int64)
-    clf = _fit_classifier(X, y, labelled)
+    clf = None if X is None else _fit_classifier(X, y, labelled)
     if clf is None:
         return CrossFitted(None, None, u, u)
-    p = clf.predict_proba(X)[:, 1]
+    with single_thread():
+        p = clf.predict_proba(X)[:, 1]
     p_oof = p.copy()
+    row_fold = np.append(fold, -1)[points.group]
     for k in np.unique(fold[fold >= 0]):
-        held = np.flatnonzero(fold == k)
-        fold_clf = _fit_classifier(X, y, labelled[fold[labelled] != k])
+        held = np.flatnonzero((row_fold == k) & points.labelled)
+        fold_clf = _fit_classifier(X, y, labelled[row_fold[labelled] != k])
         p_oof[held] = 0.5 if fold_clf is None else fold_clf.predict_proba(X[held])[:, 1]
     return CrossFitted(clf, p, combine(u, p), combine(u, p_oof))
 
 
-# --- held-out grading and champion/challenger --------------------------------------------------
-
-MIN_GAIN = 0.02
-"""A challenger is proposed when its held-out F1 beats the champion's by at least this much..."""
-MIN_COMPARE_CONFIRMED = 1
-"""...on labels the champion never saw, at least this many of them confirmed."""
-
-
-def point_metrics(flags: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Precision, recall and F1 of flags on labelled points (y 1/0, others ignored)."""
-    pos, neg = y == POSITIVE, y == NEGATIVE
-    tp, fp = int((flags & pos).sum()), int((flags & neg).sum())
-    n_pos = int(pos.sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / n_pos if n_pos else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "n_positive": n_pos,
-        "n_negative": int(neg.sum()),
-        "false_alarm_points": fp,
-    }
-
-
-def held_out_flags(
+def held_out_alarms(
     combined_oof: np.ndarray,
     points: LabelPoints,
     fold: np.ndarray,
@@ -463,21 +443,44 @@ def held_out_flags(
     asset: np.ndarray,
     objective: str,
     budget_per_day: float | None,
-) -> np.ndarray:
-    """Flags of labelled points by thresholds tuned without their own fold (leave-label-out)."""
-    flags = np.zeros(len(combined_oof), dtype=bool)
+) -> dict[int, bool]:
+    """Per label: does it alarm under a threshold tuned without its fold (leave-label-out)?"""
+    peaks = points.peaks(combined_oof)
+    out: dict[int, bool] = {}
     for k in np.unique(fold[fold >= 0]):
-        y = np.where(fold == k, IGNORED, points.y)
-        preview = ThresholdPreview(combined_oof, y, ts, asset)
+        train = peaks[fold[peaks.index] != k]
+        codes = points.verdict[train.index]
+        preview = ThresholdPreview(
+            combined_oof, ts, asset, train[codes == POSITIVE], train[codes == NEGATIVE]
+        )
         t = tune_threshold(preview, objective, budget_per_day)
-        held = fold == k
-        flags[held] = combined_oof[held] > t
-    return flags
+        out.update({int(i): bool(peaks[i] > t) for i in peaks.index if fold[i] == k})
+    return out
+
+
+def label_metrics(alarmed: dict[int, bool], verdict: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 over labels: confirmed caught, false alarms still alarming."""
+    caught = sum(1 for i, a in alarmed.items() if a and verdict[i] == POSITIVE)
+    false = sum(1 for i, a in alarmed.items() if a and verdict[i] == NEGATIVE)
+    n_pos = sum(1 for i in alarmed if verdict[i] == POSITIVE)
+    precision = caught / (caught + false) if caught + false else 0.0
+    recall = caught / n_pos if n_pos else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    n_neg = sum(1 for i in alarmed if verdict[i] == NEGATIVE)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "n_confirmed": n_pos,
+        "n_false_alarm": n_neg,
+        "caught": caught,
+        "false_alarms": false,
+    }
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Champion vs challenger on held-out labels the champion never saw."""
+    """Champion (before) vs challenger (after) on held-out labels the champion never saw."""
 
     champion: str
     champion_version_id: int | None
@@ -494,35 +497,33 @@ class Comparison:
 def compare_champion(
     champion: str,
     champion_id: int | None,
-    champion_flags: np.ndarray | None,
-    challenger_flags: np.ndarray,
-    y: np.ndarray,
-    graded: np.ndarray,
-    n_labels: int,
+    champion_alarms: dict[int, bool] | None,
+    challenger_alarms: dict[int, bool],
+    verdict: np.ndarray,
 ) -> Comparison:
-    """The verdict: propose the challenger only when it beats the champion on fresh labels."""
-    y = np.where(graded, y, IGNORED)
-    after = point_metrics(challenger_flags, y)
-    if champion_flags is None:
+    """Propose the challenger only when it beats the champion by `MIN_GAIN` F1 on fresh labels
+    (the dicts hold exactly the labels to compare), at least one of them confirmed."""
+    after = label_metrics(challenger_alarms, verdict)
+    n = len(challenger_alarms)
+    if champion_alarms is None:
         before = {k: float("nan") for k in after}
-        return Comparison(champion, champion_id, n_labels, before, after, True, "No model yet.")
-    before = point_metrics(champion_flags, y)
-    if after["n_positive"] == 0 or n_labels < 1:
+        return Comparison(champion, champion_id, n, before, after, True, "No model yet.")
+    before = label_metrics(champion_alarms, verdict)
+    if after["n_confirmed"] == 0:
         reason = (
-            f"Not enough new labels to compare: {champion} has seen them all, or none of the new "
-            f"ones is confirmed (need {MIN_COMPARE_CONFIRMED})."
+            f"Not enough new labels to compare with {champion}: none of the held-out labels it "
+            "never saw is a confirmed anomaly."
         )
-        return Comparison(champion, champion_id, n_labels, before, after, False, reason)
+        return Comparison(champion, champion_id, n, before, after, False, reason)
     gain = after["f1"] - before["f1"]
-    proposed = gain >= MIN_GAIN
     reason = (
-        f"Held-out F1 {after['f1']:.3f} vs {before['f1']:.3f} for {champion} on {n_labels} "
-        f"labels it never saw ({gain:+.3f}; promotion proposed from {MIN_GAIN:+.2f})."
+        f"On {n} held-out labels {champion} never saw: F1 {after['f1']:.2f} vs "
+        f"{before['f1']:.2f} ({gain:+.2f}; promotion proposed from {MIN_GAIN:+.2f})."
     )
-    return Comparison(champion, champion_id, n_labels, before, after, proposed, reason)
+    return Comparison(champion, champion_id, n, before, after, gain >= MIN_GAIN, reason)
 
 
-# --- retraining: labels -> a new version ---------------------------------------------------------
+# --- retraining: labels -> a new version --------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -543,9 +544,9 @@ class RetrainConfig:
 class RetrainResult:
     """The new version and whether it should replace the active model."""
 
-    version: VersionSummary
+    version: versions.VersionSummary
     comparison: Comparison
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
 
 
 def label_snapshot(con: duckdb.DuckDBPyConnection, dataset_id: int) -> tuple[dict[int, int], int]:
@@ -555,13 +556,12 @@ def label_snapshot(con: duckdb.DuckDBPyConnection, dataset_id: int) -> tuple[dic
         return {}, 0
     latest = history.groupby("label_id")["seq"].max()
     current = set(labels_mod.current_labels(con, dataset_id)["label_id"].astype(int))
-    snap = {int(k): int(v) for k, v in latest.items() if int(k) in current}
-    return snap, int(history["seq"].max())
+    return {int(k): int(v) for k, v in latest.items() if int(k) in current}, int(
+        history["seq"].max()
+    )
 
 
-def _base_settings(
-    con: duckdb.DuckDBPyConnection, config: RetrainConfig
-) -> tuple[str, dict[str, Any], TrainingWindow]:
+def _settings(con: duckdb.DuckDBPyConnection, config: RetrainConfig) -> RunConfig:
     """Detector, parameters and window: the config's, else the active version's or latest run's."""
     detector, params, window = "auto", {}, TrainingWindow()
     active = versions.active_version(con, config.dataset_id)
@@ -571,45 +571,43 @@ def _base_settings(
         window = TrainingWindow.from_dict(active.training.get("window") or window.to_dict())
     elif past:
         detector, params, window = past[0].detector, dict(past[0].params), past[0].training
-    return (
+    return RunConfig(
+        config.dataset_id,
+        None,
         config.detector or detector,
         dict(config.params if config.params is not None else params),
         config.training or window,
     )
 
 
-def _champion_flags(
-    con: duckdb.DuckDBPyConnection, dataset_id: int, data: pd.DataFrame
-) -> tuple[str, int | None, np.ndarray | None, dict[int, int]]:
-    """The model to beat: the active version (via its run) or the latest unsupervised run."""
+def _champion(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, data: pd.DataFrame, points: LabelPoints
+) -> tuple[str, int | None, dict[int, bool] | None, dict[int, int]]:
+    """The model to beat (the active version, else the latest unsupervised run): its name, id,
+    which labels alarm under it, and the label snapshot it learned from."""
     active = versions.active_version(con, dataset_id)
-    run_id, name, seen = None, "", {}
     if active is not None and active.run_id is not None:
         run_id, name = active.run_id, f"v{active.id} (active)"
         seen = dict(zip(active.label_ids, active.label_seqs, strict=True))
     else:
         past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
-        if past:
-            run_id, name = past[0].id, f"run #{past[0].id} (unsupervised)"
-    if run_id is None:
-        return "no model", None, None, {}
+        if not past:
+            return "no model", None, None, {}
+        run_id, name, seen = past[0].id, f"run #{past[0].id} (unsupervised)", {}
     scores = store.read_run_scores(con, run_id)
-    key = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")
-    flags = key["is_anomaly"].fillna(False).to_numpy(dtype=bool)
-    return name, (active.id if active is not None else None), flags, seen
+    flags = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")["is_anomaly"]
+    alarmed = points.peaks(flags.fillna(False).to_numpy(dtype=np.float64)) > 0.5
+    return name, active.id if active is not None else None, alarmed.to_dict(), seen
 
 
 def _reference(data: pd.DataFrame, rows: np.ndarray, sensors: list[str], score: np.ndarray):
-    """A sample of training readings and scores, kept in the model for drift checks."""
+    """A sample of training readings and their scores, kept in the model for drift checks."""
     from core.drift import REFERENCE_ROWS
 
     if len(rows) > REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, REFERENCE_ROWS, replace=False))
-    return {
-        "sensors": np.asarray(sensors, dtype=str),
-        "values": data[sensors].to_numpy(dtype=np.float64)[rows],
-        "score": score[rows],
-    }
+    values = data[sensors].to_numpy(dtype=np.float64)[rows]
+    return {"sensors": np.asarray(sensors, dtype=str), "values": values, "score": score[rows]}
 
 
 def retrain(
@@ -618,112 +616,86 @@ def retrain(
     analyst: str,
     progress: Progress | None = None,
 ) -> RetrainResult:
-    """Retrain a dataset's model with its labels and store the result as a new version.
+    """Retrain a dataset's model from its labels and store it as a new version (with its run).
 
-    Steps: drop confirmed stretches (+ margin) from the training window, refit the detector,
-    add the semi-supervised classifier when the label rule allows, tune the threshold on the
-    labelled points, grade leave-label-out, compare with the champion, store version + run.
+    Drops confirmed stretches (+ margin) from the training window, refits the detector, adds the
+    classifier when the label rule allows, tunes the threshold on the labels, grades
+    leave-label-out and compares with the champion.
     """
     started = time.perf_counter()
     report = progress or (lambda f, m: None)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"Unknown objective {config.objective!r}; use {' or '.join(OBJECTIVES)}.")
-    detector, params, window = _base_settings(con, config)
+    run_config = _settings(con, config)
     report(0.02, "Reading the data and labels")
-    info, assets, train, data = prepare(
-        con, RunConfig(config.dataset_id, None, detector, params, window)
-    )
-    labels = labels_mod.current_labels(con, config.dataset_id).reset_index(drop=True)
-    snapshot, watermark = label_snapshot(con, config.dataset_id)
+    info, assets, train, data = prepare(con, run_config)
+    labels = labels_mod.current_labels(con, info.id).reset_index(drop=True)
+    snapshot, watermark = label_snapshot(con, info.id)
     interval = float(info.interval_seconds or 60.0)
-    own_window = window.kind != "dataset"
-    excluded = (
-        training_exclusion(train, labels, interval, config.margin_samples)
-        if own_window
-        else np.zeros(len(train), dtype=bool)
+    own = run_config.training.kind != "dataset"  # a reference dataset has its own labels
+    owner = confirmed_owner(
+        train, labels if own else labels.iloc[:0], interval, config.margin_samples
     )
-    used = train[~excluded].reset_index(drop=True)
-    _check_rows(used, sorted(train[ASSET].astype(str).unique()), window)
-    report(0.05, f"Fitting {detector} on {len(used):,} rows ({int(excluded.sum()):,} excluded)")
-    base = AnomalyModel(detector=detector, params=params or None)
+    used = train[owner < 0].reset_index(drop=True)
+    _check_rows(used, sorted(train[ASSET].astype(str).unique()), run_config.training)
+    report(0.05, f"Fitting on {len(used):,} rows ({int((owner >= 0).sum()):,} excluded)")
+    base = AnomalyModel(detector=run_config.detector, params=run_config.params or None)
     base.fit(used, progress=lambda f, m: report(0.05 + 0.35 * f, m))
     model = versions.LearnedModel(base)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
-    fold = label_folds(points, labels)
+    fold = label_folds(points)
     ts, asset = data[TS].to_numpy(), data[ASSET].astype(str).to_numpy()
-    notes = []
-    X = None
+    notes, X = [], None
     if config.semi_supervised and enough_for_classifier(labels):
         report(0.62, "Training the semi-supervised classifier")
         X = model.classifier_input(data, parts.u)
     elif config.semi_supervised:
         notes.append(f"Semi-supervised model not trained yet: needs {labels_needed(labels)}.")
     fitted = cross_fit(parts.u, X, points, fold, model.combine)
-    report(0.8, "Tuning the threshold on the labelled points")
-    preview = ThresholdPreview(fitted.combined_oof, points.y, ts, asset)
+    report(0.8, "Tuning the threshold on the labels")
+    preview = ThresholdPreview.from_points(fitted.combined_oof, ts, asset, points)
     threshold = tune_threshold(preview, config.objective, config.budget_per_day)
-    flags = held_out_flags(
+    held = held_out_alarms(
         fitted.combined_oof, points, fold, ts, asset, config.objective, config.budget_per_day
     )
-    # labels whose rows were excluded from training shaped the model: never graded on them
-    trained_on = _labels_in_rows(train[excluded], labels, interval, config.margin_samples)
-    graded = (fold >= 0) & ~np.isin(points.group, trained_on)
-    champion, champion_id, champion_flags, seen = _champion_flags(con, config.dataset_id, data)
-    fresh = [
-        i
-        for i, row in labels.iterrows()
-        if seen.get(int(row["label_id"])) != snapshot.get(int(row["label_id"]))
-    ]
-    compared = graded & np.isin(points.group, fresh)
-    comparison = compare_champion(
-        champion,
-        champion_id,
-        champion_flags,
-        flags,
-        points.y,
-        compared,
-        len(set(points.group[compared])),
-    )
+    trained_on = set(np.unique(owner[owner >= 0]).tolist())  # these shaped the model
+    held = {i: a for i, a in held.items() if i not in trained_on}
+    name, champion_id, champion_alarms, seen = _champion(con, info.id, data, points)
+    ids = labels["label_id"].astype(int).to_numpy()
+    fresh = {i: a for i, a in held.items() if seen.get(ids[i]) != snapshot.get(ids[i])}
+    if champion_alarms is not None:
+        champion_alarms = {i: champion_alarms.get(i, False) for i in fresh}
+    comparison = compare_champion(name, champion_id, champion_alarms, fresh, points.verdict)
     report(0.86, "Saving the version and its scores")
     model.threshold, model.classifier = threshold, fitted.classifier
-    train_rows = np.flatnonzero(training_mask(data, window))[~excluded] if own_window else None
     final = fitted.combined / threshold
-    if train_rows is not None:
-        model.reference = _reference(data, train_rows[~off[train_rows]], base.sensors_, final)
+    if own:
+        rows = np.flatnonzero(training_mask(data, run_config.training))[owner < 0]
+        model.reference = _reference(data, rows[~off[rows]], base.sensors_, final)
     lab = np.flatnonzero(points.labelled)
     model.evidence = {
         "ts": ts[lab].astype("datetime64[ns]").astype(np.int64),
         "asset": asset[lab].astype(str),
         "score": fitted.combined_oof[lab] / threshold,
     }
-    result = versions.ScoredParts(parts.result, parts.u, fitted.p, fitted.combined).normalised(
-        threshold
-    )
-    held = point_metrics(flags, np.where(graded, points.y, IGNORED))
-    metrics = {
-        "held_out": {**held, "n_labels": len(set(points.group[graded]))},
-        "in_sample": point_metrics(final > 1.0, points.y),
-        "alarms_per_day": preview.at(threshold).alarms_per_day,
-        "comparison": comparison.to_dict(),
-        "labels": labels["verdict"].value_counts().to_dict() if not labels.empty else {},
-        "not_graded": [int(labels.at[i, "label_id"]) for i in trained_on],
-    }
+    result = versions.ScoredParts(parts.result, parts.u, fitted.p, fitted.combined)
+    at = preview.at(threshold)
     version = versions.save_version(
         con,
         info,
         model,
-        result,
+        result.normalised(threshold),
         time.perf_counter() - started,
         origin="retrain",
-        detector=detector,
-        params=params,
+        detector=run_config.detector,
+        params=run_config.params,
         training={
-            "window": window.to_dict(),
-            "description": window.describe(),
+            "window": run_config.training.to_dict(),
+            "description": run_config.training.describe(),
             "n_rows": len(used),
-            "n_excluded": int(excluded.sum()),
+            "n_excluded": int((owner >= 0).sum()),
             "margin_samples": config.margin_samples,
         },
         features=versions.feature_summary(model),
@@ -733,7 +705,14 @@ def retrain(
         label_ids=list(snapshot),
         label_seqs=list(snapshot.values()),
         label_watermark=watermark,
-        metrics=metrics,
+        metrics={
+            "held_out": {**label_metrics(held, points.verdict), "n_labels": len(held)},
+            "in_sample": {k: getattr(at, k) for k in ("precision", "recall", "f1")},
+            "alarms_per_day": at.alarms_per_day,
+            "comparison": comparison.to_dict(),
+            "labels": labels["verdict"].value_counts().to_dict() if len(labels) else {},
+            "not_graded": sorted(int(ids[i]) for i in trained_on),
+        },
         notes=" ".join(notes),
         created_by=analyst,
     )
@@ -753,44 +732,33 @@ def _check_rows(used: pd.DataFrame, assets: list[str], window: TrainingWindow) -
         )
 
 
-def _labels_in_rows(
-    rows: pd.DataFrame, labels: pd.DataFrame, interval: float, margin: int
-) -> np.ndarray:
-    """Indices of the confirmed labels whose (widened) stretch covers any of ``rows``."""
-    if rows.empty or labels.empty:
-        return np.array([], dtype=np.int64)
-    ts, asset = _times(rows)
-    owner = np.full(len(rows), -1, dtype=np.int64)
-    confirmed = np.flatnonzero(labels["verdict"].to_numpy() == "confirmed")
-    pad = np.full(len(confirmed), int(margin * interval * 1e9), dtype=np.int64)
-    _mark(ts, asset, labels.iloc[confirmed].reset_index(drop=True), pad, owner, confirmed)
-    return np.unique(owner[owner >= 0])
-
-
-# --- the threshold of a stored version: preview and change ---------------------------------------
+# --- the threshold of a stored version: preview and change --------------------------------------
 
 
 def version_preview(con: duckdb.DuckDBPyConnection, version_id: int) -> ThresholdPreview:
     """The slider's preview for a version, in multiples of its alarm line, against the current
-    labels. Points of labels the version learned from carry their held-out scores."""
+    labels. Rows of labels the version learned from carry their held-out scores."""
     version = versions.get_version(con, version_id)
     if version.run_id is None:
         raise DataError(f"Model v{version_id} has no scores on its dataset to preview.")
     info = store.get_dataset(con, version.dataset_id)
     scores = store.read_run_scores(con, version.run_id)
-    model = versions.load_version(con, version_id)
-    evidence = model.evidence
     score = scores["score"].to_numpy(dtype=np.float64).copy()
+    evidence = versions.load_version(con, version_id).evidence
     if evidence:
-        ts_key = scores[TS].to_numpy("datetime64[ns]").astype(np.int64)
-        key = pd.DataFrame({ASSET: scores[ASSET].astype(str).to_numpy(), "t": ts_key})
+        key = pd.DataFrame(
+            {
+                ASSET: scores[ASSET].astype(str).to_numpy(),
+                "t": scores[TS].to_numpy("datetime64[ns]").astype(np.int64),
+            }
+        )
         ev = pd.DataFrame({ASSET: evidence["asset"], "t": evidence["ts"], "s": evidence["score"]})
         held = key.merge(ev, on=[ASSET, "t"], how="left")["s"].to_numpy()
         score = np.where(np.isnan(held), score, held)
     labels = labels_mod.current_labels(con, version.dataset_id)
     off = scores["is_off"].to_numpy(dtype=bool)
     points = label_points(scores, labels, float(info.interval_seconds or 60.0), is_off=off)
-    return ThresholdPreview(score, points.y, scores[TS].to_numpy(), scores[ASSET].to_numpy())
+    return ThresholdPreview.from_points(score, scores[TS].to_numpy(), scores[ASSET], points)
 
 
 def save_threshold(
@@ -799,39 +767,37 @@ def save_threshold(
     multiplier: float,
     analyst: str,
     progress: Progress | None = None,
-) -> VersionSummary:
+) -> versions.VersionSummary:
     """A new version: the same model with its alarm line moved by ``multiplier`` (> 0)."""
     if not multiplier > 0:
         raise ConfigError(f"The threshold multiplier must be positive. Got {multiplier} instead.")
     started = time.perf_counter()
     source = versions.get_version(con, version_id)
     info = store.get_dataset(con, source.dataset_id)
+    at = version_preview(con, version_id).at(multiplier)
     model = versions.load_version(con, version_id)
     model.threshold = source.threshold * float(multiplier)
+    if model.evidence:
+        model.evidence = {**model.evidence, "score": model.evidence["score"] / multiplier}
     result = model.score(store.read_readings(con, info), progress=progress)
-    preview = version_preview(con, version_id)
-    at = preview.at(multiplier)
-    fields_ = {k: v for k, v in source.__dict__.items() if k in ("detector", "params", "features")}
+    same = ("detector", "params", "features", "training", "assets", "label_watermark")
     return versions.save_version(
         con,
         info,
         model,
         result,
         time.perf_counter() - started,
-        **fields_,
+        **{k: getattr(source, k) for k in same},
         parent_id=source.id,
         origin="threshold",
-        training=source.training,
-        assets=source.assets,
         objective="manual",
         label_ids=source.label_ids,
         label_seqs=source.label_seqs,
-        label_watermark=source.label_watermark,
         metrics={
             "in_sample": {"precision": at.precision, "recall": at.recall, "f1": at.f1},
             "alarms_per_day": at.alarms_per_day,
             "held_out": source.metrics.get("held_out", {}),
         },
-        notes=f"Threshold of v{source.id} x {multiplier:.3g}",
+        notes=f"Threshold of v{source.id} x {multiplier:.3g}.",
         created_by=analyst,
     )

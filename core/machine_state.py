@@ -83,9 +83,9 @@ def detect_machine_off(
     """Boolean mask, row-aligned with ``frame``: True where the machine is stopped.
 
     Drive sensors and their running levels are learned from ``reference`` (e.g. training data)
-    when given, else from ``frame``. Rows must be in time order within each asset for the
-    ``min_points`` run filter to mean "consecutive samples"; with an ``asset`` column each asset is
-    filtered on its own.
+    when given and it shows any, else from ``frame``. Rows must be in time order within each
+    asset for the ``min_points`` run filter to mean "consecutive samples"; with an ``asset``
+    column each asset is filtered on its own.
     """
     sensors = [s for s in sensors if s in frame.columns]
     n = len(frame)
@@ -93,6 +93,8 @@ def detect_machine_off(
         return np.zeros(n, dtype=bool)
     ref = frame if reference is None else reference
     drives = drive_sensors(ref, sensors)
+    if not drives and reference is not None:
+        ref, drives = frame, drive_sensors(frame, sensors)  # the reference never stopped
     if not drives:
         return np.zeros(n, dtype=bool)
     level = _running_level(ref[drives].to_numpy(dtype=np.float64))
@@ -113,3 +115,32 @@ def detect_machine_off(
     filtered = np.concatenate([_runs_at_least(sorted_off[p], min_points) for p in pieces])
     out[order] = filtered
     return out
+
+
+def detect_transients(
+    values: np.ndarray,
+    hold: int,
+    *,
+    center: np.ndarray,
+    scale: np.ndarray,
+    lag: int = 3,
+    step: float = 0.25,
+    min_share: float = 0.3,
+) -> np.ndarray:
+    """Rows within ``hold`` samples after an operating-point change (rows in time order).
+
+    A change is a *coordinated* move: at least ``max(2, min_share x sensors)`` sensors shift by
+    more than ``step`` robust spreads (``scale``, e.g. the training IQR) within ``lag`` samples.
+    Setpoint steps and restarts move most coupled sensors at once; a faulty sensor moves alone,
+    so a sensor fault does not count as a change.
+    """
+    n, p = values.shape
+    if n == 0 or p < 2:
+        return np.zeros(n, dtype=bool)
+    z = (values - center) / scale
+    z = pd.DataFrame(z).ffill().bfill().rolling(3, min_periods=1).mean().to_numpy()
+    moved = np.abs(z - np.vstack([np.repeat(z[:1], lag, axis=0), z[:-lag]])) > step
+    starts = moved.sum(axis=1) >= max(2, int(np.ceil(min_share * p)))
+    idx = np.arange(n)
+    last = np.maximum.accumulate(np.where(starts, idx, -(10**12)))
+    return idx - last <= hold

@@ -1,11 +1,13 @@
 """The anomaly model: one features + detector pipeline per asset, scores comparable across assets.
 
-``AnomalyModel.fit`` learns, per asset, how its sensors behave when running (machine-off rows and
-the warm-up of rolling windows are kept out), fits the detector on those features, and calibrates
-a threshold from the detector's *smoothed* training scores: the ``threshold_quantile`` quantile
-times a safety margin. ``score`` divides smoothed scores by that threshold, so on every asset a
-score of 1 is the alarm line; off rows never alarm. A pooled pipeline (fitted on a slice of every
-asset) scores assets that were not in training.
+``AnomalyModel.fit`` learns, per asset, how its sensors behave when running (stops, the hour after
+a restart and the warm-up of rolling windows are kept out), fits the detector on those features,
+and calibrates an alarm line on the detector's training scores, smoothed over a few samples: a
+quantile with a safety margin (see `DEFAULT_QUANTILE`), and a second, never lower, line for the
+settling time after an operating-point change (a setpoint step moves every coupled sensor, and the
+slow ones lag). ``score`` maps scores so that 0 is the training median and 1 the alarm line on
+every asset; stopped and restarting rows score 0 and never alarm. A pooled pipeline, fitted on a
+slice of every asset, scores assets that were not in training.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from core.detectors import BaseDetector, make_detector
 from core.detectors_base import Param
 from core.errors import ConfigError, DataError
 from core.features import FeatureBuilder, FeatureConfig, FeatureSet, numeric_sensors
-from core.machine_state import detect_machine_off
+from core.machine_state import detect_machine_off, detect_transients
 from core.types import ASSET, DEFAULT_ASSET, TS
 
 DEFAULT_QUANTILE = 0.95
@@ -36,10 +38,13 @@ DEFAULT_SMOOTH = 3
 DEFAULT_STARTUP = "60min"
 """After a stop, rows are neither trained on nor alarmed for this long (at least the features'
 warm-up): rolling windows still straddle the stop and temperatures are still settling."""
+MIN_TRANSIENT_ROWS = 100
+"""Settling rows training must hold to calibrate a separate alarm line for transients."""
 POOLED = "__pooled__"
 """Key of the fallback pipeline for assets not seen in training."""
 THRESHOLD_QUANTILE = Param("threshold_quantile", float, 0.5, 1.0, low_open=True, high_open=True)
 _POOLED_ROWS_PER_ASSET = 20_000
+_REFERENCE_ROWS = 5_000
 
 Progress = Callable[[float, str], None]
 
@@ -53,21 +58,30 @@ class AssetPipeline:
     center: float
     threshold: float
     train_rows: int
+    transient_threshold: float | None = None
+    """Alarm line while the process settles after an operating-point change (never below
+    ``threshold``); None when training held too few such changes to calibrate it."""
+    reference: pd.DataFrame | None = None
+    """A thinned copy of the training sensors: what running and stopped look like."""
 
-    def normalise(self, smoothed: np.ndarray) -> np.ndarray:
+    def normalise(self, smoothed: np.ndarray, transient: np.ndarray | None = None) -> np.ndarray:
         """Map smoothed detector scores so the training median is 0 and the alarm line is 1."""
-        return np.clip((smoothed - self.center) / (self.threshold - self.center), 0.0, None)
+        line = np.full(len(smoothed), self.threshold)
+        if transient is not None and self.transient_threshold is not None:
+            line[transient] = self.transient_threshold
+        return np.clip((smoothed - self.center) / (line - self.center), 0.0, None)
 
 
 @dataclass
 class ScoreResult:
     """Scores row-aligned with the scored frame, plus what events and explanations need.
 
-    ``frame`` has ``ts, asset, score, is_anomaly, is_off`` in the input's row order; ``score`` is
-    normalised per asset so 0 is the training median and 1.0 the alarm line (``thresholds`` holds
-    that line in score units, 1.0 everywhere; ``raw_thresholds`` in the detector's own units); rows
-    where the machine is off or its rolling windows are refilling after a restart score 0. ``sensor_deviation`` has one column per sensor:
-    the largest |robust z| among that sensor's features (how far it is from its training self).
+    ``frame`` has ``ts, asset, score, is_anomaly, is_off`` in the input's row order. ``score`` is
+    normalised per asset so 0 is the training median and 1.0 the alarm line: ``thresholds`` holds
+    that line in score units (1.0 for every asset), ``raw_thresholds`` in the detector's own
+    units. Rows where the machine is off, or restarting, score 0. ``sensor_deviation`` has one
+    column per sensor: the largest |robust z| among that sensor's features, i.e. how far the
+    sensor is from its training self (events rank their top sensors by it).
     """
 
     frame: pd.DataFrame
@@ -128,6 +142,7 @@ class AnomalyModel:
         smooth: int = DEFAULT_SMOOTH,
         margin: float = DEFAULT_MARGIN,
         startup: str = DEFAULT_STARTUP,
+        transients: bool = True,
     ):
         self.detector = detector
         self.params = dict(params or {})
@@ -136,6 +151,7 @@ class AnomalyModel:
         self.smooth = smooth
         self.margin = margin
         self.startup = startup
+        self.transients = transients
         # Fail fast on a bad configuration, before any data is read.
         make_detector(detector, **self.params)
         if threshold_quantile is not None:
@@ -173,6 +189,7 @@ class AnomalyModel:
         off = detect_machine_off(sub, self.sensors_)
         if off.mean() > 0.9:
             off = np.zeros(len(sub), dtype=bool)  # mostly "off" means the heuristic misfired
+        reference = sub[self.sensors_].iloc[:: max(1, len(sub) // _REFERENCE_ROWS)]
         features = FeatureBuilder(self.feature_config, sensors=self.sensors_)
         X = features.fit_transform(sub, mask=~off).values.to_numpy()
         guard = _restart_guard(sub, off, self._guard_samples(features))
@@ -181,14 +198,17 @@ class AnomalyModel:
             usable = ~off if (~off).sum() >= 20 else np.ones(len(sub), dtype=bool)
         detector = make_detector(self.detector, **self.params).fit(X[usable])
         raw = np.full(len(sub), np.nan)
-        train_scores = detector.train_scores_
-        if len(train_scores) != usable.sum():  # a detector fitted on a subsample (LOF)
-            train_scores = detector.score(X[usable])
-        raw[usable] = train_scores
+        raw[usable] = detector.training_scores(X[usable])
         smoothed = _smooth_in_time(raw, sub, self.smooth)
         med = float(np.nanmedian(smoothed[usable]))
         threshold = self._line(smoothed[usable], med)
-        return AssetPipeline(features, detector, med, threshold, int(usable.sum()))
+        settling = usable & self._transients(sub, features)
+        transient_threshold = None
+        if self.transients and settling.sum() >= MIN_TRANSIENT_ROWS:
+            transient_threshold = max(threshold, self._line(smoothed[settling], med))
+        return AssetPipeline(
+            features, detector, med, threshold, int(usable.sum()), transient_threshold, reference
+        )
 
     def _line(self, smoothed: np.ndarray, med: float) -> float:
         """The alarm line in raw detector units (see DEFAULT_QUANTILE)."""
@@ -199,6 +219,20 @@ class AnomalyModel:
         if not line > med:
             line = med + (float(np.nanstd(smoothed)) or 1.0)
         return line
+
+    def _transients(self, sub: pd.DataFrame, features: FeatureBuilder) -> np.ndarray:
+        """Rows settling after an operating-point change (setpoint step), in ``sub``'s order."""
+        if not self.transients:
+            return np.zeros(len(sub), dtype=bool)
+        order = np.argsort(sub[TS].to_numpy(), kind="stable")
+        values = sub[self.sensors_].to_numpy(dtype=np.float64)[order]
+        hold = self._guard_samples(features)
+        sorted_mask = detect_transients(
+            values, hold, center=features.center_, scale=1.349 * features.scale_
+        )
+        mask = np.zeros(len(sub), dtype=bool)
+        mask[order] = sorted_mask
+        return mask
 
     def _guard_samples(self, features: FeatureBuilder) -> int:
         seconds = pd.Timedelta(self.startup).total_seconds()
@@ -244,8 +278,9 @@ class AnomalyModel:
             fs = pipe.features.transform(sub)
             X = fs.values.to_numpy()
             raw = pipe.detector.score(X)
-            s = pipe.normalise(_smooth_in_time(raw, sub, self.smooth))
-            off = detect_machine_off(sub, self.sensors_)
+            settling = self._transients(sub, pipe.features)
+            s = pipe.normalise(_smooth_in_time(raw, sub, self.smooth), settling)
+            off = detect_machine_off(sub, self.sensors_, reference=pipe.reference)
             quiet = off | _restart_guard(sub, off, self._guard_samples(pipe.features))
             s[quiet | _warmup_mask(sub, pipe.features)] = 0.0
             score[rows], is_off[rows] = s, off

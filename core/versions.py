@@ -12,10 +12,11 @@ type outside `TRUSTED_TYPES`, so a model file a user uploads cannot run code.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ import skops.io as sio
 
 from core import store
 from core.errors import DataError
-from core.model import AnomalyModel, ScoreResult
+from core.model import AnomalyModel, AssetPipeline, ScoreResult
 from core.store import models as model_store
 from core.types import ASSET, DatasetInfo
 
@@ -143,7 +144,47 @@ class ScoredParts:
 
 def dump_model(model: LearnedModel) -> bytes:
     """The model as skops bytes (a zip of JSON and arrays; no pickle)."""
-    return sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    return sio.dumps(_map_frames(model, _frame_state), compression=zipfile.ZIP_DEFLATED)
+
+
+_FRAME = "__vigil_frame__"
+
+
+def _frame_state(frame: pd.DataFrame) -> dict[str, Any]:
+    """A DataFrame as plain arrays (skops cannot store frames), column dtypes kept."""
+    columns = [str(c) for c in frame.columns]
+    state = {_FRAME: np.asarray(columns, dtype=str), "index": frame.index.to_numpy()}
+    state.update({f"c{i}": frame[c].to_numpy() for i, c in enumerate(frame.columns)})
+    return state
+
+
+def _frame_from_state(state: Any) -> Any:
+    if not (isinstance(state, dict) and _FRAME in state):
+        return state
+    columns = [str(c) for c in state[_FRAME]]
+    data = {c: state[f"c{i}"] for i, c in enumerate(columns)}
+    return pd.DataFrame(data, index=state["index"], columns=columns)
+
+
+def _map_frames(model: LearnedModel, convert: Callable[[Any], Any]) -> LearnedModel:
+    """A copy of the model whose pipelines' DataFrame fields went through ``convert``."""
+    if not hasattr(model.base, "pipelines_"):
+        return model  # not fitted (or not ours): nothing to convert
+    base = copy.copy(model.base)
+
+    def pipe_copy(pipe: AssetPipeline) -> AssetPipeline:
+        changes = {}
+        for f in fields(pipe):
+            value = getattr(pipe, f.name)
+            if isinstance(value, pd.DataFrame) or (isinstance(value, dict) and _FRAME in value):
+                changes[f.name] = convert(value)
+        return replace(pipe, **changes) if changes else pipe
+
+    base.pipelines_ = {k: pipe_copy(v) for k, v in model.base.pipelines_.items()}
+    base.pooled_ = pipe_copy(model.base.pooled_)
+    out = copy.copy(model)
+    out.base = base
+    return out
 
 
 def untrusted_types(data: bytes) -> list[str]:
@@ -168,7 +209,7 @@ def load_model(data: bytes) -> LearnedModel:
     model = sio.loads(data, trusted=trusted)
     if not isinstance(model, LearnedModel):
         raise DataError(f"This model file holds a {type(model).__name__}, not a Vigil model.")
-    return model
+    return _map_frames(model, _frame_from_state)
 
 
 # --- version records -------------------------------------------------------------------------

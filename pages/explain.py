@@ -47,7 +47,7 @@ def event_view(run_id: int) -> None:
     expl = obtain(run_id, explain.event_scope(event_id), compute, f"Explaining #{event_id}…")
     if expl is None:
         return
-    level = header(expl, "Top sensors", 3)
+    level = header(expl, "Top sensors over the event", 3)
     left, right = st.columns([2, 3])
     labels = explain.point_labels(expl)
     point = left.select_slider(
@@ -72,10 +72,11 @@ def run_view(run_id: int) -> None:
 
 con = ui.workspace()
 link = st.session_state.pop(LINK, None)
-if link is not None:  # set before the widgets exist, so they show the linked run and event
+linked = ui.guarded(lambda: runs.get_run(con, int(link[0]))) if link is not None else None
+if linked is not None:  # set before the widgets exist, so they show the linked run and event
     st.session_state["explain_run"], st.session_state["explain_event_id"] = map(int, link)
-    ui.set_active_dataset(runs.get_run(con, int(link[0])).dataset_id)
-    st.session_state["sidebar_dataset"] = st.session_state[ui.ACTIVE_DATASET]
+    ui.set_active_dataset(linked.dataset_id)
+    st.session_state["sidebar_dataset"] = linked.dataset_id
 info = ui.sidebar(con)
 st.title("Explain")
 if info is None:

@@ -125,11 +125,16 @@ with threshold_tab:
             else:
                 m = st.select_slider("Threshold", MULTIPLIERS, 1.0, key="learn_th")
             point = preview.at(m)
-            row = st.columns(4)
+            row = st.columns(5)
             row[0].metric("Precision", f"{point.precision:.2f}")
             row[1].metric("Recall", f"{point.recall:.2f}")
             row[2].metric("F1", f"{point.f1:.2f}")
             row[3].metric("Alarms a day", f"{point.alarms_per_day:.1f}")
+            row[4].metric("False alarms still alarming", point.false_alarms)
+            st.caption(
+                f"Against the labels: {point.caught} of {point.caught + point.missed} confirmed "
+                "anomalies alarm. Alarms a day count every alarm in the dataset."
+            )
             st.plotly_chart(threshold_figure(preview.curve(MULTIPLIERS), m), key="learn_th_fig")
             if m != 1.0 and st.button(f"Save x{m:.3g} as a new version", key="learn_th_save"):
                 with st.spinner("Scoring with the new threshold…"):

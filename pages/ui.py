@@ -24,9 +24,24 @@ def _connection(path: str) -> duckdb.DuckDBPyConnection:
     return store.open_workspace(path)
 
 
+def _route_through_app() -> None:
+    """Streamlit treats a `pages/` folder as a legacy (v1) multipage app until `st.navigation`
+    has run once in the process, so a first visit straight to /explore would run that page alone,
+    without app.py's navigation and settings. Switch the legacy mode off and rerun through app.py.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the legacy mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace() -> duckdb.DuckDBPyConnection:
     """A cursor of the shared connection for this script run (DuckDB 2.0 connections are not
     shareable across the threads Streamlit runs sessions on; cursors are)."""
+    _route_through_app()
     return _connection(str(store.default_workspace_path())).cursor()
 
 

@@ -89,8 +89,15 @@ def chromium_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
-def wait_for_app(page) -> None:
-    """Wait until Streamlit has rendered and finished running the script."""
+def wait_for_app(page, settle_ms: int = 800, timeout_ms: int = 120_000) -> None:
+    """Wait until Streamlit has rendered and finished running the script: no running-status
+    widget and no loading skeleton, twice in a row `settle_ms` apart."""
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
+    busy = '[data-testid="stStatusWidget"], [data-testid="stSkeleton"]'
+    waited, calm = 0, 0
+    while calm < 2:
+        if waited > timeout_ms:
+            raise TimeoutError("Streamlit kept running for too long")
+        page.wait_for_timeout(settle_ms)
+        waited += settle_ms
+        calm = calm + 1 if page.locator(busy).count() == 0 else 0

@@ -25,3 +25,14 @@ def test_open_load_demo_and_see_a_chart(tmp_path):
         assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 1
         page.get_by_text("readings in the window").wait_for()
         page.screenshot(path=str(SHOTS / "explore.png"), full_page=True)
+
+
+def test_a_first_visit_straight_to_a_page_goes_through_the_app(tmp_path):
+    """A bookmark to /explore must get app.py's navigation, not a bare legacy page list."""
+    with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
+        page.goto(f"{url}/explore")
+        wait_for_app(page)
+        page.get_by_role("heading", name="Explore").wait_for()
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Load data" in nav and "Overview" in nav
+        assert "ui" not in nav.split()

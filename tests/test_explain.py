@@ -15,6 +15,7 @@ from core.charts.explain import (
     top_columns,
 )
 from core.demo import generate_plant, load_demo
+from core.detectors import AUTO_MEMBERS, DETECTORS
 from core.errors import DataError
 from core.explain import _priority, _spans, _window_start
 from core.explain_methods import (
@@ -23,6 +24,7 @@ from core.explain_methods import (
     _stretch_features,
     method_for_detector,
 )
+from core.explain_model import fitted_run
 from core.features import FeatureConfig
 from core.model import AnomalyModel
 
@@ -93,25 +95,33 @@ def test_pca_contributions_are_exact_and_sum_to_the_score(plant):
     targets = _targets(explainer, frame)
     rv = explainer.explain("P-101", [(frame, targets)])
     pipe = explainer.pipeline("P-101")
-    X = pipe.features.transform(frame).values.to_numpy()[targets]
+    X = pipe.features.transform(frame).values.to_numpy(np.float64)[targets]
     assert (rv.values >= 0).all() and (rv.base == 0).all()
     np.testing.assert_allclose(rv.values.sum(axis=1), pipe.detector.score(X), rtol=1e-10)
 
 
-@pytest.mark.parametrize("detector", ["lof", "ocsvm", "robust_z", "auto"])
+AGNOSTIC = [name for name in DETECTORS if method_for_detector(name) == "permutation"]
+
+
+@pytest.mark.parametrize("detector", AGNOSTIC)
 def test_agnostic_values_add_up_to_the_detectors_own_score(plant, detector):
     explainer, frame = _explainer(plant, detector)
     targets = _targets(explainer, frame)
     rv = explainer.explain("P-101", [(frame, targets)])
     pipe = explainer.pipeline("P-101")
-    X = pipe.features.transform(frame).values.to_numpy()
+    X = pipe.features.transform(frame).values.to_numpy(np.float64)
     own = pipe.detector.score(X)[targets]  # robust z is judged in time order: score it whole
     np.testing.assert_allclose(rv.target, own, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(rv.base + rv.values.sum(axis=1), own, rtol=1e-9, atol=1e-9)
     if detector == "robust_z":
         assert (np.abs(rv.base) < 1e-12).all(), "the row's own baseline is the background"
     if detector == "auto":
-        assert set(rv.members) == {"pca", "iforest"}
+        assert set(rv.members) == set(AUTO_MEMBERS)
+
+
+def test_every_registered_detector_has_an_explanation_method():
+    assert {"lof", "ocsvm", "robust_z", "auto"} <= set(AGNOSTIC)
+    assert {method_for_detector(name) for name in DETECTORS} == {"tree", "pca", "permutation"}
 
 
 def test_time_budget_keeps_the_first_priority_row(plant):
@@ -163,12 +173,6 @@ def test_a_stretch_with_enough_history_rebuilds_the_full_history_features(plant,
     together = _stretch_features(features, stretches)  # one transform call, three segments
     for mat, t in zip(together, (1500, 2001, 2399), strict=True):
         np.testing.assert_allclose(mat[-1], full[t], atol=1e-4, err_msg=f"batched row {t}")
-
-
-def test_method_per_detector():
-    assert method_for_detector("iforest") == "tree"
-    assert method_for_detector("pca") == "pca"
-    assert {method_for_detector(d) for d in ("lof", "ocsvm", "robust_z", "auto")} == {"permutation"}
 
 
 # --- through stored runs ----------------------------------------------------------------------
@@ -224,6 +228,18 @@ def test_event_explanation_reproduces_the_runs_scores(demo_runs):
         assert expl.in_scope.any() and (~expl.in_scope).any(), "event plus context"
         peak = pd.Timestamp(events["peak_ts"].iloc[-1])
         assert expl.rows["ts"].iloc[expl.peak] == peak
+
+
+def test_a_model_that_does_not_reproduce_the_run_says_so(demo_runs, monkeypatch):
+    con, _, made = demo_runs
+    run = made["pca"]
+    pipe = fitted_run(con, run.id).model.pipelines_["P-101"]
+    monkeypatch.setattr(pipe, "threshold", pipe.center + 2 * (pipe.threshold - pipe.center))
+    scores = runs.run_scores(con, run.id, asset="P-101")
+    expl = explain.explain_points(con, run.id, scores[scores["score"] > 0.5].head(20))
+    assert any(
+        "re-fitted" in note and "describe the re-fitted model" in note for note in expl.notes
+    )
 
 
 def _share(hits: list[bool]) -> float:

@@ -23,13 +23,15 @@ def at(minutes: float) -> datetime:
 
 
 def toy_frame(
-    assets=("p1", "p2"), n: int = 900, seed: int = 0, faults=(), sensors=SENSORS
+    assets=("p1", "p2"), n: int = 900, seed: int = 0, faults=(), sensors=SENSORS, walk=0.05
 ) -> pd.DataFrame:
-    """Coupled noisy sensors, one row a minute; faults are (asset, start, end, sensor, size)."""
+    """Coupled noisy sensors, one row a minute; faults are (asset, start, end, sensor, size).
+
+    The sensors share a random walk of step ``walk`` (0 makes them stationary)."""
     rng = np.random.default_rng(seed)
     parts = []
     for asset in assets:
-        base = np.cumsum(rng.normal(0, 0.05, n))
+        base = np.cumsum(rng.normal(0, walk, n))
         part = pd.DataFrame({"ts": pd.date_range(T0, periods=n, freq="1min"), "asset": asset})
         for i, s in enumerate(sensors):
             part[s] = (i + 1) * base + rng.normal(0, 0.3, n) + 10 * (i + 1)
@@ -65,7 +67,9 @@ def make_dataset(con, frame: pd.DataFrame, name: str = "toy") -> DatasetInfo:
 def add_labels(con, info, spans) -> list[int]:
     """Labels from (asset, start minute, end minute, verdict)."""
     drafts = [
-        LabelDraft(asset=a, start=at(s), end=at(e), verdict=v, kind="spike" if v == "confirmed" else None)
+        LabelDraft(
+            asset=a, start=at(s), end=at(e), verdict=v, kind="spike" if v == "confirmed" else None
+        )
         for a, s, e, v in spans
     ]
     return labels.create_labels(con, info.id, drafts, "tester")
@@ -95,6 +99,8 @@ def test_label_points_context_is_normal_confirmed_wins_unsure_is_ignored():
     assert (y[300:311] == -1).all(), "unsure is left out"
     assert (y[240:300] == 0).all(), "but its context was reviewed"
     assert points.group[105] == 0 and points.group[115] == 1
+    assert points.inside[100:121].all() and not points.inside[99] and not points.inside[121]
+    assert list(points.verdict) == [1, 0, -1]
 
 
 def test_off_rows_are_never_labelled_points():
@@ -147,54 +153,59 @@ def test_retraining_refuses_when_exclusion_leaves_too_few_rows(workspace):
 # --- thresholds move as the labels say ----------------------------------------------------------
 
 
-def preview_of(scores: np.ndarray, y: np.ndarray) -> ThresholdPreview:
+def preview_of(scores: np.ndarray, confirmed=(), false_alarms=()) -> ThresholdPreview:
     ts = pd.date_range(T0, periods=len(scores), freq="1min").to_numpy()
-    return ThresholdPreview(scores, y, ts, np.full(len(scores), "p1"))
+    return ThresholdPreview(scores, ts, np.full(len(scores), "p1"), confirmed, false_alarms)
 
 
 @pytest.mark.parametrize(
-    ("pos", "neg", "check"),
+    ("confirmed", "false_alarms", "check"),
     [
         ([3.0, 3.2], [1.5, 1.6], lambda t: 1.6 <= t < 3.0),  # false alarms above: up
         ([0.6, 0.7], [0.2, 0.25], lambda t: 0.25 <= t < 0.6),  # missed confirmed: down
-        ([2.0, 2.5], [0.3, 0.5], lambda t: t == 1.0),  # labels agree: stays
+        ([2.0, 2.5], [0.3, 0.5], lambda t: t == 1.0),  # labels agree: it stays
         ([], [1.4, 1.8], lambda t: t >= 1.8),  # only false alarms: above them all
         ([0.8], [], lambda t: t < 0.8),  # only a missed fault: below it
+        ([3.0, 0.9], [2.0], lambda t: t < 0.9),  # F1 2/3 both ways: the smaller move wins
     ],
 )
-def test_threshold_follows_labels(pos, neg, check):
-    scores = np.array([*pos, *neg, 0.1, 0.1])
-    y = np.array([1] * len(pos) + [0] * len(neg) + [-1, -1])
-    t = tune_threshold(preview_of(scores, y))
+def test_threshold_follows_labels(confirmed, false_alarms, check):
+    t = tune_threshold(preview_of(np.zeros(10), confirmed, false_alarms))
     assert check(t), t
 
 
-def test_preview_counts_precision_recall_and_alarms_per_day():
-    scores = np.zeros(2880)  # two days, one row a minute
-    scores[100:110] = 2.0  # alarm 1 (a confirmed stretch)
-    scores[112:115] = 2.0  # 2 samples later: the same alarm
-    scores[1000:1010] = 1.5  # alarm 2 (a false alarm)
-    scores[2000] = 1.2  # alarm 3 (unlabelled)
-    y = np.full(len(scores), -1)
-    y[100:115] = 1
-    y[1000:1010] = 0
-    preview = preview_of(scores, y)
+def test_labels_alarm_by_their_peak_and_alarms_are_counted_per_day():
+    scores = np.zeros(2881)  # two days, one row a minute
+    scores[100:110] = 2.0  # alarm 1: a confirmed stretch...
+    scores[112:115] = 0.5
+    scores[113] = 2.0  # ...flagged again 3 samples later: the same alarm
+    scores[1000:1010] = 1.5  # alarm 2: a false alarm
+    scores[2000] = 1.2  # alarm 3: unlabelled
+    frame = pd.DataFrame({"ts": pd.date_range(T0, periods=len(scores), freq="1min")})
+    frame["asset"] = "p1"
+    spans = [
+        ("p1", 100, 114, "confirmed"),
+        ("p1", 1500, 1510, "confirmed"),  # missed
+        ("p1", 1000, 1009, "false_alarm"),
+    ]
+    points = learning.label_points(frame, label_frame(spans), 60.0)
+    preview = ThresholdPreview.from_points(scores, frame["ts"], frame["asset"], points)
     point = preview.at(1.0)
-    assert point.alarms == 3 and point.alarms_per_day == pytest.approx(3 / (2879 / 1440))
-    assert point.recall == pytest.approx(13 / 15) and point.precision == pytest.approx(13 / 23)
+    assert (point.caught, point.missed, point.false_alarms) == (1, 1, 1)
+    assert point.precision == 0.5 and point.recall == 0.5
+    assert point.alarms == 3 and point.alarms_per_day == pytest.approx(1.5)
     higher = preview.at(1.6)
-    assert higher.alarms == 1 and higher.precision == 1.0
-    curve = preview.curve(np.array([1.0, 1.6]))
-    assert list(curve["alarms"]) == [3, 1]
+    assert (higher.alarms, higher.false_alarms, higher.precision) == (1, 0, 1.0)
+    assert list(preview.curve(np.array([1.0, 1.6, 2.5]))["alarms"]) == [3, 1, 0]
 
 
 def test_alert_budget_sets_the_lowest_threshold_within_it():
-    scores = np.zeros(1440 * 4)
+    scores = np.zeros(1440 * 4 + 1)
     for i, peak in enumerate([1.2, 1.5, 2.0, 3.0, 4.0, 5.0]):
         scores[500 + 900 * i : 510 + 900 * i] = peak
-    preview = preview_of(scores, np.full(len(scores), -1))
+    preview = preview_of(scores)
     t = preview.budget_threshold(per_day=1.0)
-    assert preview.at(t).alarms_per_day <= 1.0 and 2.0 <= t < 3.0
+    assert preview.at(t).alarms_per_day <= 1.0 and 1.5 <= t < 2.0, "4 alarms in 4 days"
     assert tune_threshold(preview, "budget", budget_per_day=1.0) >= t
     with pytest.raises(ConfigError, match="needs an alert budget"):
         tune_threshold(preview, "budget")
@@ -205,15 +216,13 @@ def test_alert_budget_sets_the_lowest_threshold_within_it():
 # --- held-out grading and the champion --------------------------------------------------------
 
 
-def test_folds_keep_each_label_with_its_context():
+def test_folds_keep_each_label_with_its_context_and_span_the_period():
     frame = toy_frame(assets=("p1",), n=2000)
     spans = [("p1", 200 + 300 * i, 210 + 300 * i, "confirmed") for i in range(6)]
-    labels_ = label_frame(spans)
-    points = learning.label_points(frame, labels_, 60.0)
-    fold = learning.label_folds(points, labels_)
-    for g in range(6):
-        assert len(set(fold[points.group == g])) == 1
-    assert set(fold[fold >= 0]) == set(range(5))
+    points = learning.label_points(frame, label_frame(spans), 60.0)
+    fold = learning.label_folds(points)
+    assert list(fold) == [0, 1, 2, 3, 4, 0]
+    assert learning.label_folds(learning.label_points(frame, label_frame(spans[:1]), 60.0))[0] == -1
 
 
 def test_semi_supervised_rule_counts_confirmed_and_false_alarms():
@@ -225,13 +234,14 @@ def test_semi_supervised_rule_counts_confirmed_and_false_alarms():
 
 
 def test_challenger_is_proposed_only_when_it_beats_the_champion_on_fresh_labels():
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0])
-    graded = np.ones(8, dtype=bool)
-    champ = np.array([1, 1, 0, 0, 1, 1, 0, 0], dtype=bool)
-    better = np.array([1, 1, 1, 1, 0, 0, 0, 0], dtype=bool)
-    won = learning.compare_champion("v1", 1, champ, better, y, graded, 4)
+    verdict = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    champ = dict(enumerate([True, True, False, False, True, True, False, False]))
+    better = dict(enumerate([True, True, True, True, False, False, False, False]))
+    won = learning.compare_champion("v1", 1, champ, better, verdict)
     assert won.proposed and won.after["f1"] == 1.0 and won.before["f1"] == 0.5
-    lost = learning.compare_champion("v1", 1, better, champ, y, graded, 4)
-    assert not lost.proposed
-    stale = learning.compare_champion("v1", 1, champ, better, y, np.zeros(8, bool), 0)
+    assert not learning.compare_champion("v1", 1, better, champ, verdict).proposed
+    only_false = {i: better[i] for i in (4, 5)}
+    stale = learning.compare_champion("v1", 1, {4: True, 5: True}, only_false, verdict)
     assert not stale.proposed and "Not enough new labels" in stale.reason
+    first = learning.compare_champion("no model", None, None, better, verdict)
+    assert first.proposed

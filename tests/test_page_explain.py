@@ -49,7 +49,7 @@ def test_top_event_of_the_latest_run_is_explained(one_run):
     assert not at.exception
     assert at.selectbox(key="explain_run").value == summary.id
     assert at.selectbox(key="explain_event_id").value == int(events["event_id"].iloc[0])
-    sentence = next(m.value for m in at.markdown if m.value.startswith("**Top sensors:**"))
+    sentence = next(m.value for m in at.markdown if m.value.startswith("**Top sensors"))
     assert sentence.count(",") == 2, "three sensors with their contributions"
     assert any("exact decomposition" in c.value for c in at.caption), "says what values mean"
     assert len(at.get("plotly_chart")) == 2, "waterfall and heatmap"
@@ -77,3 +77,13 @@ def test_another_page_can_link_to_an_event(one_run):
     assert not at.exception
     assert at.selectbox(key="explain_event_id").value == wanted
     assert "explain_event" not in at.session_state, "the link is used once"
+
+
+def test_a_link_to_a_deleted_run_is_an_error_not_a_crash(one_run):
+    at = open_app()
+    at.session_state["explain_event"] = (999, 1)
+    at.switch_page("pages/explain.py")
+    at.run()
+    assert not at.exception
+    assert any("no run #999" in e.value for e in at.error)
+    assert len(at.get("plotly_chart")) == 2, "the latest run's top event is shown instead"

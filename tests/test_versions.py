@@ -34,7 +34,9 @@ def test_version_records_what_made_it(trained):
     v = result.version
     assert v.semi_supervised, "4 confirmed and 3 false alarms are enough for the classifier"
     assert v.origin == "retrain" and v.created_by == "tester" and v.dataset_id == info.id
-    assert len(v.label_ids) == 7 and len(v.label_seqs) == 7 and v.label_watermark >= max(v.label_seqs)
+    assert (
+        len(v.label_ids) == 7 and len(v.label_seqs) == 7 and v.label_watermark >= max(v.label_seqs)
+    )
     assert v.training["window"] == {"kind": "first_fraction", "value": 0.3}
     assert v.features["n_features"] > 0 and v.sensors == ["temp", "flow", "vib"]
     assert {"scikit-learn", "numpy", "skops"} <= set(v.versions)

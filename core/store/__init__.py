@@ -30,6 +30,7 @@ from core.store.explanations import (
     delete_explanations,
     list_explanations,
     load_explanation,
+    read_asset_stretch,
     save_explanation,
 )
 from core.store.labels import (
@@ -40,6 +41,16 @@ from core.store.labels import (
     write_with_retry,
 )
 from core.store.migrations import migrate, schema_version
+from core.store.models import (
+    active_version_id,
+    get_version,
+    insert_promotion,
+    list_versions,
+    next_version_id,
+    read_promotions,
+    read_version_model,
+    save_version,
+)
 from core.store.runs import (
     count_run_scores,
     delete_run,
@@ -54,6 +65,7 @@ from core.store.runs import (
 )
 
 __all__ = [
+    "active_version_id",
     "add_dataset_from_frame",
     "asset_row_counts",
     "count_readings_before",
@@ -66,27 +78,35 @@ __all__ = [
     "get_dataset",
     "get_run",
     "get_runs",
+    "get_version",
     "insert_dataset",
+    "insert_promotion",
     "list_datasets",
     "list_explanations",
     "list_runs",
+    "list_versions",
     "load_explanation",
     "migrate",
     "next_dataset_id",
     "next_run_id",
+    "next_version_id",
     "open_workspace",
     "quote_ident",
+    "read_asset_stretch",
     "read_events",
     "read_fault_kinds",
     "read_ground_truth",
     "read_label_history",
     "read_labels",
     "read_modes",
+    "read_promotions",
     "read_readings",
     "read_run_scores",
+    "read_version_model",
     "readings_table_name",
     "save_explanation",
     "save_run",
+    "save_version",
     "schema_version",
     "sensor_correlation",
     "table_names",

@@ -11,6 +11,7 @@ import pandas as pd
 
 from core.errors import DataError
 from core.store.connection import quote_ident, transaction
+from core.store.runs import delete_runs_of_dataset
 from core.types import ASSET, TS, DatasetInfo, QualityReport
 
 _DATASET_COLUMNS = (
@@ -164,13 +165,9 @@ def delete_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int) -> None:
     all or nothing. Its labels and operating-mode marks stay in their append-only history: an
     analyst's verdicts are never destroyed as a side effect."""
     info = get_dataset(con, dataset_id)
-    runs_of = "SELECT id FROM runs WHERE dataset_id = ?"
     with transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(info.table_name)}")
-        con.execute(f"DELETE FROM explanations WHERE run_id IN ({runs_of})", [dataset_id])
-        con.execute(f"DELETE FROM events WHERE run_id IN ({runs_of})", [dataset_id])
-        con.execute(f"DELETE FROM run_scores WHERE run_id IN ({runs_of})", [dataset_id])
-        con.execute("DELETE FROM runs WHERE dataset_id = ?", [dataset_id])
+        delete_runs_of_dataset(con, dataset_id)
         con.execute("DELETE FROM model_promotions WHERE dataset_id = ?", [dataset_id])
         con.execute("DELETE FROM model_versions WHERE dataset_id = ?", [dataset_id])
         con.execute("DELETE FROM ground_truth WHERE dataset_id = ?", [dataset_id])

@@ -4,17 +4,19 @@ Explanations are costly (seconds to minutes for model-agnostic SHAP) and never c
 run, so each one is computed once, when an analyst first opens it, and kept here. ``scope`` is
 ``event:<id>`` or ``run``; ``payload`` holds the values as Parquet bytes and ``meta`` what they
 mean (JSON). ``version`` is the explanation format: a row of another version is a cache miss.
-`count_readings_before` is the one read of a readings table explanations need beyond
-`read_readings`.
+`read_asset_stretch` and `count_readings_before` are the reads of a readings table that
+explanations need beyond `read_readings` (fast arrays; row numbers for FFT frame alignment).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from core.store.connection import quote_ident
 from core.types import ASSET, TS, DatasetInfo
@@ -85,6 +87,31 @@ def count_readings_before(
             [asset, ts],
         ).fetchone()[0]
     )
+
+
+def read_asset_stretch(
+    con: duckdb.DuckDBPyConnection,
+    info: DatasetInfo,
+    asset: str,
+    sensors: Sequence[str],
+    start: Any,
+    end: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps and sensor values (rows x sensors, NaN for NULL) of one asset in [start, end],
+    in time order, as arrays: explanations read long stretches, and skipping the asset column and
+    the DataFrame conversion of `read_readings` halves the time."""
+    cols = ", ".join(quote_ident(c) for c in sensors)
+    ts_col = quote_ident(TS)
+    result = con.execute(
+        f"SELECT {ts_col}, {cols} FROM {quote_ident(info.table_name)} "
+        f"WHERE {quote_ident(ASSET)} = ? AND {ts_col} BETWEEN ? AND ? ORDER BY {ts_col}",
+        [asset, start, end],
+    ).fetchnumpy()
+    stamps = np.asarray(result[TS], dtype="datetime64[us]")
+    values = np.empty((len(stamps), len(sensors)))
+    for j, name in enumerate(sensors):
+        values[:, j] = np.ma.filled(np.ma.asarray(result[name], dtype=np.float64), np.nan)
+    return stamps, values
 
 
 def delete_explanations(con: duckdb.DuckDBPyConnection, run_id: int) -> None:

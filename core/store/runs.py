@@ -255,8 +255,9 @@ def get_runs(con: duckdb.DuckDBPyConnection, run_ids: list[int]) -> list[dict[st
 
 
 def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
-    """Remove a run with its scores and events, all or nothing."""
+    """Remove a run with its scores, events and cached explanations, all or nothing."""
     with transaction(con):
+        con.execute("DELETE FROM explanations WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM events WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM run_scores WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM runs WHERE id = ?", [run_id])
@@ -266,6 +267,7 @@ def delete_runs_of_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int) -> N
     """Remove every run of a dataset (for deleting the dataset itself; call inside its
     transaction)."""
     ids = "SELECT id FROM runs WHERE dataset_id = ?"
+    con.execute(f"DELETE FROM explanations WHERE run_id IN ({ids})", [dataset_id])
     con.execute(f"DELETE FROM events WHERE run_id IN ({ids})", [dataset_id])
     con.execute(f"DELETE FROM run_scores WHERE run_id IN ({ids})", [dataset_id])
     con.execute("DELETE FROM runs WHERE dataset_id = ?", [dataset_id])

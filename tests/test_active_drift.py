@@ -1,0 +1,91 @@
+"""What to label next (order and reasons) and drift (PSI/KS) on toy data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core import active, drift, labels, learning, versions
+from core.errors import DataError
+from core.runs import RunConfig, execute_run
+from tests.test_learning import at, make_dataset, toy_frame
+
+
+def events(peaks, sensors=None) -> pd.DataFrame:
+    sensors = sensors or [["temp", "flow"]] * len(peaks)
+    return pd.DataFrame(
+        {
+            "run_id": 1,
+            "event_id": range(1, len(peaks) + 1),
+            "asset": "p1",
+            "start": [at(10 * i) for i in range(len(peaks))],
+            "end": [at(10 * i + 5) for i in range(len(peaks))],
+            "peak_score": peaks,
+            "top_sensors": sensors,
+        }
+    )
+
+
+def test_closest_to_the_threshold_comes_first():
+    ranked = active.rank_events(events([5.0, 1.05, 1.6, 0.98, 20.0]), {frozenset({"temp", "flow"})})
+    assert list(ranked["event_id"]) == [4, 2, 3, 1, 5]
+    assert ranked["priority"].is_monotonic_decreasing
+    assert ranked["reason"].iloc[0].startswith("close to the threshold (peak 0.98x")
+
+
+def test_disagreement_and_new_patterns_raise_priority_once():
+    frame = events(
+        [1.1, 1.1, 1.1, 3.0],
+        [["temp", "flow"], ["vib", "temp"], ["temp", "vib"], ["temp", "flow"]],
+    )
+    ranked = active.rank_events(frame, {frozenset({"temp", "flow"})}, {4: 1.0})
+    order = list(ranked["event_id"])
+    assert order[0] == 2, "an unseen pattern (temp + vib) first"
+    assert order[-1] == 1 or order.index(3) > order.index(2)
+    third = ranked.set_index("event_id")
+    assert third.at[2, "novelty"] == 1 and third.at[3, "novelty"] == 0, "new only once"
+    assert "new deviation pattern: temp + vib" in third.at[2, "reason"]
+    assert "detectors disagree" in third.at[4, "reason"]
+    assert third.at[4, "priority"] > active.closeness(np.array([3.0]))[0]
+
+
+def test_suggestions_skip_reviewed_events(workspace):
+    info = make_dataset(workspace, toy_frame(n=900, faults=[("p1", 500, 520, "temp", 8.0)]))
+    run = execute_run(workspace, RunConfig(info.id))
+    queue = labels.review_queue(workspace, run.id)
+    assert len(queue) >= 1
+    labels.label_events(workspace, info.id, queue.head(1), "false_alarm", "tester")
+    todo = active.suggest(workspace, info.id, limit=50)
+    assert int(queue["event_id"].iloc[0]) not in set(todo["event_id"])
+    assert len(todo) == len(queue) - 1
+    assert todo["reason"].str.len().gt(0).all()
+
+
+def test_psi_and_ks_see_a_shift_and_not_sameness():
+    rng = np.random.default_rng(0)
+    ref = {"same": rng.normal(size=3000), "moved": rng.normal(size=3000)}
+    cur = {"same": rng.normal(size=2000), "moved": rng.normal(1.0, 1.0, size=2000)}
+    table = drift.compare_samples(ref, cur).set_index("name")
+    assert table.at["moved", "status"] == "drifted" and table.at["moved", "psi"] > drift.PSI_DRIFT
+    assert table.at["same", "status"] == "stable" and table.at["same", "psi"] < drift.PSI_MODERATE
+    assert table.at["moved", "ks"] > 0.3 > table.at["same", "ks"]
+    assert drift.psi(ref["same"], ref["same"]) == pytest.approx(0.0)
+
+
+def test_drift_report_flags_the_shifted_sensor_only(workspace):
+    frame = toy_frame(n=1200, walk=0.0)
+    later = (frame["ts"] >= at(600)).to_numpy()
+    frame.loc[later, "vib"] += 6.0  # vib moves after the training window; the others do not
+    info = make_dataset(workspace, frame)
+    with pytest.raises(DataError, match="Promote a model version first"):
+        drift.drift_report(workspace, info.id)
+    version = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
+    versions.promote(workspace, version.id, "tester")
+    report = drift.drift_report(workspace, info.id, period="2h")
+    table = report.table.set_index("name")
+    assert table.at["vib", "status"] == "drifted"
+    assert table.at["temp", "psi"] < table.at["vib", "psi"] / 3
+    assert report.retrain_suggested and any(r.startswith("vib has PSI") for r in report.reasons)
+    assert not any(r.startswith("temp ") for r in report.reasons)
+    assert report.n_current > 0 and set(report.timeline["name"]) >= {"vib", drift.SCORE}

@@ -1,0 +1,80 @@
+"""The Learn page through AppTest: empty states, retrain, threshold preview, promote, label next."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import labels, store, versions
+from core.demo import load_demo
+from core.runs import RunConfig, execute_run
+from tests.apptest import open_app
+
+
+@pytest.fixture
+def workspace_path(tmp_path, monkeypatch):
+    path = tmp_path / "workspace.duckdb"
+    monkeypatch.setenv("VIGIL_DB", str(path))
+    return path
+
+
+@pytest.fixture
+def labelled_demo(workspace_path):
+    """A small demo plant with a run and a few verdicts given through core.labels."""
+    con = store.open_workspace(workspace_path)
+    info = load_demo(con, seed=3, n_assets=1, rows_per_asset=3000)
+    run = execute_run(con, RunConfig(info.id))
+    queue = labels.review_queue(con, run.id)
+    labels.label_events(con, info.id, queue.head(2), "confirmed", "tester", kind="spike")
+    labels.label_events(con, info.id, queue.iloc[2:4], "false_alarm", "tester")
+    con.close()
+    return workspace_path, info, run
+
+
+def test_no_dataset_points_to_load_data(workspace_path):
+    at = open_app("pages/learn.py")
+    assert not at.exception
+    assert any("No dataset yet" in i.value for i in at.info)
+
+
+def test_no_labels_explains_how_many_are_needed(workspace_path):
+    con = store.open_workspace(workspace_path)
+    load_demo(con, seed=3, n_assets=1, rows_per_asset=2000)
+    con.close()
+    at = open_app("pages/learn.py")
+    assert not at.exception
+    text = " ".join(i.value for i in at.info)
+    assert "No labels yet" in text and "3 more confirmed anomalies and 3 more false alarms" in text
+    assert "No model version yet" in text
+
+
+def test_retrain_preview_promote_and_label_next(labelled_demo):
+    path, info, run = labelled_demo
+    at = open_app("pages/learn.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Confirmed"] == "2" and metrics["False alarms"] == "2"
+    assert metrics["Active model"] == "none"
+    assert any("needs 1 more confirmed" in c.value for c in at.caption)
+
+    at.button[0].click().run()  # the retrain form's submit button
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Versions"] == "1"
+    verdicts = [m.value for m in [*at.info, *at.success]]
+    assert any(f"run #{run.id} (unsupervised)" in v for v in verdicts), verdicts
+    assert {"Precision", "Recall", "F1", "Alarms a day"} <= set(metrics)
+
+    at.select_slider(key="learn_th").set_value(2.0).run()
+    assert not at.exception
+    assert at.button(key="learn_th_save").label.startswith("Save x2")
+
+    promote = next(b for b in at.button if b.label.startswith("Promote v"))
+    promote.click().run()
+    assert not at.exception
+    con = store.open_workspace(path)
+    try:
+        assert versions.active_version(con, info.id) is not None
+    finally:
+        con.close()
+    assert {m.label: m.value for m in at.metric}["Active model"].startswith("v")
+    assert len(at.dataframe) >= 2, "versions table and the label-next list"

@@ -1,0 +1,119 @@
+"""The `python -m core score` contract, end to end through a real subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_features import toy_plant
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "core", "score", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("score")
+    plant = toy_plant(n=2400, seed=8).rename(columns={"ts": "timestamp"})
+    plant["timestamp"] = plant["timestamp"].dt.strftime("%Y-%m-%dT%H:%M")  # kept verbatim
+    train, data = plant.iloc[:1200], plant.iloc[1200:].copy()
+    data.loc[data.index[500:530], "current"] += 4.0  # a fault to find
+    data = data.iloc[::-1]  # the output must follow DATA's order, whatever it is
+    paths = {"train": folder / "train.csv", "data": folder / "data.csv"}
+    train.to_csv(paths["train"], index=False)
+    data.to_csv(paths["data"], index=False)
+    bad = {
+        "empty": "",
+        "header_only": "timestamp,speed\n",
+        "no_time": "a,b\n1,2\n3,4\n",
+        "text_sensor": data.assign(flow="high").to_csv(index=False),
+        "extra_sensor": data.assign(torque=1.0).to_csv(index=False),
+        "missing_sensor": data.drop(columns=["temp"]).to_csv(index=False),
+        "bad_time": data.assign(timestamp="yesterday").to_csv(index=False),
+    }
+    for name, text in bad.items():
+        (folder / f"{name}.csv").write_text(text)
+        paths[name] = folder / f"{name}.csv"
+    paths["folder"] = folder
+    return paths
+
+
+@pytest.fixture(scope="module")
+def default_run(files: dict[str, Path]) -> tuple[subprocess.CompletedProcess, Path]:
+    out = files["folder"] / "out.csv"
+    return _run("--train", files["train"], "--data", files["data"], "--out", out), out
+
+
+def test_good_run_writes_one_row_per_data_row_in_order(
+    files: dict[str, Path], default_run: tuple[subprocess.CompletedProcess, Path]
+) -> None:
+    done, out = default_run
+    assert done.returncode == 0, done.stderr
+    assert "Scored 1,200 rows" in done.stderr
+    result = pd.read_csv(out, dtype={"timestamp": str})
+    data = pd.read_csv(files["data"], dtype={"timestamp": str})
+    assert list(result.columns) == ["timestamp", "score", "is_anomaly"]
+    assert len(result) == len(data)
+    assert (result["timestamp"] == data["timestamp"]).all()  # same order, verbatim
+    assert set(result["is_anomaly"].unique()) <= {0, 1}
+    assert np.isfinite(result["score"]).all()
+    fault = np.zeros(len(data), dtype=bool)
+    fault[len(data) - 530 : len(data) - 500] = True  # the faulty rows, reversed
+    assert result["is_anomaly"].to_numpy()[fault].mean() > 0.8
+    assert result["is_anomaly"].to_numpy()[~fault].mean() < 0.02
+
+
+def test_threshold_quantile_and_detector_options(
+    files: dict[str, Path], default_run: tuple[subprocess.CompletedProcess, Path]
+) -> None:
+    out = files["folder"] / "out_q.csv"
+    args = ["--detector", "zmax", "--threshold-quantile", "0.9"]
+    done = _run("--train", files["train"], "--data", files["data"], "--out", out, *args)
+    assert done.returncode == 0, done.stderr
+    loose = pd.read_csv(out)["is_anomaly"].mean()
+    default = pd.read_csv(default_run[1])["is_anomaly"].mean()
+    assert 0.03 < loose < 0.3  # a line at the 90th percentile flags a few % beside the fault
+    assert loose > 1.5 * default
+
+
+@pytest.mark.parametrize(
+    ("train", "data", "extra", "message"),
+    [
+        ("missing", "data", [], "does not exist"),
+        ("empty", "data", [], "is empty"),
+        ("train", "header_only", [], "has a header but no rows"),
+        ("no_time", "data", [], "no timestamp column"),
+        ("train", "text_sensor", [], "Column 'flow' of the data file is not numeric"),
+        ("train", "extra_sensor", [], "sensors the training file lacks: torque"),
+        ("train", "missing_sensor", [], "lacks sensor columns: temp"),
+        ("train", "bad_time", [], "not a timestamp: 'yesterday'"),
+        ("train", "data", ["--detector", "magic"], "Unknown detector 'magic'"),
+        ("train", "data", ["--threshold-quantile", "1.5"], "must be in (0.5, 1). Got 1.5"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_output(
+    files: dict[str, Path], train: str, data: str, extra: list[str], message: str
+) -> None:
+    out = files["folder"] / f"never_{train}_{data}.csv"
+    train_path = files.get(train, files["folder"] / "missing.csv")
+    done = _run("--train", train_path, "--data", files[data], "--out", out, *extra)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert not out.exists()
+    assert not list(files["folder"].glob(f".{out.name}.*"))  # no temp file left either

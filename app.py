@@ -6,6 +6,8 @@ import sys
 
 import streamlit as st
 
+from pages import ui
+
 
 def _workspace_from_argv() -> None:
     """`streamlit run app.py -- --db PATH` chooses the workspace file (else $VIGIL_DB, data/)."""
@@ -35,4 +37,5 @@ PAGES = {
     ],
 }
 
+ui.login_gate()
 st.navigation(PAGES).run()

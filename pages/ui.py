@@ -96,9 +96,8 @@ def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
 
 def analyst_name() -> str:
     """Who is acting: the logged-in user when auth is configured, else the sidebar field."""
-    user = getattr(st, "user", None)
-    if user is not None and getattr(user, "is_logged_in", False):
-        return str(user.get("email") or user.get("name") or "user")
+    if _logged_in():
+        return str(st.user.get("email") or st.user.get("name") or "user")
     return (st.session_state.get(ANALYST) or "").strip() or "anonymous"
 
 
@@ -109,3 +108,28 @@ def guarded(action: Callable[[], object]) -> object | None:
     except CoreError as exc:
         st.error(str(exc))
         return None
+
+
+def _logged_in() -> bool:
+    """Whether a user signed in through st.login (st.user is empty without login)."""
+    return bool(st.user.get("is_logged_in", False))
+
+
+def login_configured() -> bool:
+    """True when `.streamlit/secrets.toml` has an [auth] section (see docs/AUTH.md)."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all: a single-user install
+        return False
+
+
+def login_gate() -> None:
+    """With login configured, stop anonymous visitors and offer sign-out; otherwise do nothing."""
+    if not login_configured():
+        return
+    if not _logged_in():
+        st.title("Vigil")
+        st.caption("Sign in so every label you give is recorded under your name.")
+        st.button("Sign in", on_click=st.login, type="primary")
+        st.stop()
+    st.sidebar.button("Sign out", on_click=st.logout)

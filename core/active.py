@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core import labels as labels_mod
-from core import store
+from core import store, triage
 from core.errors import DataError
 from core.types import ASSET, TS
 
@@ -135,7 +135,7 @@ def suggest(
     run_id = run_id if run_id is not None else default_run(con, dataset_id)
     if run_id is None:
         raise DataError("Run a detector first: suggestions are chosen among its events.")
-    queue = labels_mod.review_queue(con, run_id)
+    queue = triage.review_queue(con, run_id)
     todo = queue[queue["status"] == labels_mod.UNREVIEWED]
     labels = labels_mod.current_labels(con, dataset_id)
     ranked = rank_events(todo, known_patterns(labels), event_disagreement(con, run_id, todo))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from core import labels, runs
+from core import labels, runs, triage
 from core.runs import RunSummary
 from core.types import DatasetInfo
 
@@ -66,8 +66,8 @@ def dataset_overview(
     if run is None:
         empty = pd.DataFrame()
         return Overview(info, None, [], _asset_health(info, _empty_queue()), empty, empty)
-    queue = labels.review_queue(con, run.id)
-    progress = labels.review_progress(queue)
+    queue = triage.review_queue(con, run.id)
+    progress = triage.review_progress(queue)
     precision = progress.precision
     kpis = [
         ("Assets", str(len(info.assets))),

@@ -3,12 +3,14 @@
 A run is reproducible and comparable: it records its dataset, assets, detector, parameters,
 training window, threshold, library versions and (where ground truth exists) its evaluation,
 together with every score and event, all stored in one transaction.
+
+What the Detect page's form offers lives in `core.run_options`, what its chart shows in
+`core.run_view`; both build on this module, never the reverse.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,22 +22,16 @@ import numpy as np
 import pandas as pd
 
 from core import store
-from core.detectors import AUTO_MEMBERS, DETECTORS, make_detector
+from core.detectors import AUTO_MEMBERS, make_detector
 from core.errors import ConfigError, DataError
 from core.evaluation import evaluate
 from core.events import extract_events
-from core.model import THRESHOLD_QUANTILE, AnomalyModel, check_threshold_quantile
+from core.model import AnomalyModel, check_threshold_quantile
 from core.types import ASSET, TS, DatasetInfo
 
 Progress = Callable[[float, str], None]
 
 TRAINING_KINDS = ("first_fraction", "first_rows", "until", "dataset")
-TRAINING_LABELS = {
-    "first_fraction": "First share of each asset",
-    "first_rows": "First rows of each asset",
-    "until": "Everything until a time",
-    "dataset": "Another (reference) dataset",
-}
 MIN_TRAINING_ROWS = 50
 """Fewer rows per asset than this cannot describe normal behaviour (the model needs 50)."""
 ALARM_LINE = 1.0
@@ -132,45 +128,6 @@ class RunSummary:
         return record
 
 
-def default_until(info: DatasetInfo, fraction: float = 0.3) -> datetime | None:
-    """A cut-off for an `until` training window: `fraction` of the dataset's time span."""
-    if info.time_start is None or info.time_end is None:
-        return None
-    return info.time_start + (info.time_end - info.time_start) * fraction
-
-
-HEADLINE_METRICS = (
-    ("F1", "f1", "{:.2f}"),
-    ("Precision", "precision", "{:.2f}"),
-    ("Recall", "recall", "{:.2f}"),
-    ("Faults found", "event_recall", "{:.0%}"),
-    ("Event precision", "event_precision", "{:.0%}"),
-    ("Median delay", "median_delay_s", "{:.0f} s"),
-)
-
-
-def headline_metrics(run: RunSummary) -> list[tuple[str, str]]:
-    """(label, formatted value) of the metrics an analyst reads first; empty without truth."""
-    if not run.evaluation:
-        return []
-    items = []
-    for label, key, fmt in HEADLINE_METRICS:
-        value = run.evaluation.get(key)
-        items.append((label, "n/a" if value is None else fmt.format(value)))
-    return items
-
-
-def describe_run(run: RunSummary) -> str:
-    """One line of how a run was made, for a caption under its picker."""
-    params = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "default parameters"
-    quantile = run.threshold_quantile or "calibrated"
-    return (
-        f"{run.detector_used or run.detector} · {params} · trained on {run.training.describe()} · "
-        f"threshold {quantile} · {run.n_scores:,} points scored in {run.duration_s:.1f} s · "
-        f"scikit-learn {run.versions.get('scikit-learn', '?')}, vigil {run.versions.get('vigil', '?')}"
-    )
-
-
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a run's numbers depend on, for reproducing it later."""
     versions = {}
@@ -180,78 +137,6 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "unknown"
     return versions
-
-
-# --- what the run form offers -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ParamOption:
-    """One detector parameter as a widget needs it, derived from the registry's declared limits."""
-
-    name: str
-    kind: str  # "int", "float" or "choice"
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    step: float | None = None
-    choices: tuple[Any, ...] | None = None
-    help: str = ""
-    label: str = ""
-    placeholder: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            object.__setattr__(self, "label", self.name)
-
-
-@dataclass(frozen=True)
-class DetectorOption:
-    name: str
-    label: str
-    description: str
-    params: list[ParamOption]
-
-
-def _param_option(param: Any, default: Any) -> ParamOption:
-    """Widget range from a `Param`: open bounds move one step inwards."""
-    if param.choices is not None:
-        return ParamOption(param.name, "choice", default, choices=param.choices, help=param.help)
-    if param.kind is int:
-        step: float = 1
-    else:
-        step = 10 ** math.floor(math.log10(abs(default))) / 10 if default else 0.01
-    low = None if param.low is None else param.low + (step if param.low_open else 0)
-    high = None if param.high is None else param.high - (step if param.high_open else 0)
-    kind = "int" if param.kind is int else "float"
-    return ParamOption(param.name, kind, default, low, high, step, help=param.help)
-
-
-def threshold_option() -> ParamOption:
-    """The threshold quantile widget: the engine's declared limits; empty means calibrated."""
-    step = 0.001
-    return ParamOption(
-        "threshold_quantile",
-        "float",
-        None,
-        THRESHOLD_QUANTILE.low + (step if THRESHOLD_QUANTILE.low_open else 0),
-        THRESHOLD_QUANTILE.high - (step if THRESHOLD_QUANTILE.high_open else 0),
-        step,
-        help="Alarm line = this quantile of the training scores. Empty: calibrated quantile "
-        "with a safety margin (recommended).",
-        label="Threshold quantile",
-        placeholder="calibrated (recommended)",
-    )
-
-
-def detector_options() -> list[DetectorOption]:
-    """Every registered detector with its parameters' defaults and widget ranges."""
-    options = []
-    for name, spec in DETECTORS.items():
-        defaults = make_detector(name).get_params()
-        params = [_param_option(p, defaults.get(key)) for key, p in spec.params.items()]
-        options.append(DetectorOption(name, spec.label, spec.description, params))
-    return options
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -556,62 +441,3 @@ def compare_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> pd.D
             }
         )
     return pd.DataFrame(rows)
-
-
-# --- what the detection chart shows ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunView:
-    """One asset of a run, ready to draw: a few sensors, the score, events, off stretches, truth."""
-
-    run: RunSummary
-    asset: str
-    sensors: list[str]
-    readings: pd.DataFrame
-    scores: pd.DataFrame
-    threshold: float | None
-    events: pd.DataFrame
-    truth: pd.DataFrame
-
-
-def suggested_sensors(info: DatasetInfo, events: pd.DataFrame, max_sensors: int = 3) -> list[str]:
-    """The sensors events blame most often (then the dataset's first ones) - what to look at."""
-    counts: dict[str, int] = {}
-    for names in events.get("top_sensors", []):
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-    ranked = sorted((s for s in counts if s in info.sensors), key=lambda s: -counts[s])
-    rest = [s for s in info.sensors if s not in ranked]
-    return (ranked + rest)[:max_sensors]
-
-
-def run_view(
-    con: duckdb.DuckDBPyConnection,
-    run_id: int,
-    asset: str | None = None,
-    sensors: Sequence[str] | None = None,
-    max_sensors: int = 3,
-) -> RunView:
-    """Everything the detection chart of one asset needs, in one call."""
-    run = get_run(con, run_id)
-    info = store.get_dataset(con, run.dataset_id)
-    asset = asset if asset is not None else run.assets[0]
-    if asset not in run.assets:
-        raise ConfigError(f"Run #{run.id} did not score asset {asset!r}.")
-    events = run_events(con, run_id, asset=asset)
-    chosen = list(sensors) if sensors else suggested_sensors(info, events, max_sensors)
-    readings = store.read_readings(con, info, asset=asset, sensors=chosen)
-    truth = store.read_ground_truth(con, info.id) if info.has_ground_truth else pd.DataFrame()
-    if not truth.empty:
-        truth = truth[truth["asset"] == asset].reset_index(drop=True)
-    return RunView(
-        run=run,
-        asset=asset,
-        sensors=chosen,
-        readings=readings,
-        scores=run_scores(con, run_id, asset=asset),
-        threshold=ALARM_LINE,
-        events=events,
-        truth=truth,
-    )

@@ -2,33 +2,21 @@
 
 import streamlit as st
 
-from core import runs
+from core import run_options, run_view, runs
 from core.charts.detection import comparison_figure, detection_figure, events_table
 from pages import ui
 
 
-def param_widget(detector: str, p: runs.ParamOption):
+def param_widget(detector: str, p: run_options.ParamOption):
     """A widget whose range is the parameter's declared limits (an empty default stays empty)."""
     kw = {"key": f"detect_{detector}_{p.name}", "help": p.help or None}
     if p.kind == "choice":
         return st.selectbox(p.label, p.choices, index=p.choices.index(p.default), **kw)
-    cast = int if p.kind == "int" else float
-    limits = {k: cast(v) for k, v in (("min_value", p.low), ("max_value", p.high)) if v is not None}
-    value = None if p.default is None else cast(p.default)
-    fmt = None if p.kind == "int" else "%g"
-    return st.number_input(
-        p.label,
-        value=value,
-        step=cast(p.step),
-        format=fmt,
-        placeholder=p.placeholder,
-        **kw,
-        **limits,
-    )
+    return st.number_input(p.label, placeholder=p.placeholder, **p.number_args(), **kw)
 
 
 def training_widget(info) -> runs.TrainingWindow:
-    kinds = runs.TRAINING_LABELS
+    kinds = run_options.TRAINING_LABELS
     kind = st.selectbox("Training window", list(kinds), format_func=kinds.get, key="detect_window")
     if kind == "first_fraction":
         share = st.slider(
@@ -41,10 +29,10 @@ def training_widget(info) -> runs.TrainingWindow:
         )
     elif kind == "until":
         value = st.datetime_input(
-            "Train until", runs.default_until(info), info.time_start, info.time_end
+            "Train until", run_options.default_until(info), info.time_start, info.time_end
         )
     else:
-        others = {d.id: d.name for d in ui.datasets(con) if d.id != info.id}
+        others = run_options.reference_options(ui.datasets(con), info)
         value = st.selectbox("Reference dataset", list(others), format_func=others.get)
     return runs.TrainingWindow(kind, value)
 
@@ -58,7 +46,7 @@ if info is None:
     st.stop()
 
 past = runs.list_runs(con, info.id)
-options = {d.name: d for d in runs.detector_options()}
+options = {d.name: d for d in run_options.detector_options()}
 with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/tune:"):
     left, middle, right = st.columns(3)
     assets = left.multiselect("Assets", info.assets, default=info.assets, key="detect_assets")
@@ -70,8 +58,7 @@ with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/t
         params = {p.name: param_widget(name, p) for p in options[name].params}
     with right:
         window = training_widget(info)
-    with right:
-        quantile = param_widget("all", runs.threshold_option())
+        quantile = param_widget("all", run_options.threshold_option())
     if st.button("Run detector", type="primary", icon=":material/play_arrow:", key="detect_go"):
         config = runs.RunConfig(info.id, assets, name, params, window, quantile)
         with st.status("Running the detector…", expanded=True) as status:
@@ -79,8 +66,8 @@ with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/t
             done = ui.guarded(
                 lambda: runs.execute_run(con, config, lambda f, m: bar.progress(f, m))
             )
-            label = f"Run #{done.id}: {done.n_events} events" if done else "The run failed"
-            status.update(label=label, state="complete" if done else "error", expanded=not done)
+            state = "complete" if done else "error"
+            status.update(label=run_options.run_outcome(done), state=state, expanded=not done)
         if done:
             st.session_state["detect_run"] = done.id
             past = runs.list_runs(con, info.id)
@@ -98,14 +85,14 @@ asset = middle.selectbox("Asset", run.assets, key=f"detect_asset_{run_id}")
 sensors = right.multiselect(
     "Sensors", info.sensors, key="detect_sensors", placeholder="those events blame most"
 )
-st.caption(runs.describe_run(run))
-metrics = runs.headline_metrics(run)
+st.caption(run_options.describe_run(run))
+metrics = run_options.headline_metrics(run)
 for column, (label, value) in zip(st.columns(len(metrics) or 1), metrics, strict=False):
     column.metric(label, value)
 if not metrics:
     st.caption("No ground truth for this dataset, so no metrics to show.")
 
-view = runs.run_view(con, run_id, asset, sensors or None)
+view = run_view.run_view(con, run_id, asset, sensors or None)
 st.plotly_chart(detection_figure(view), key="detect_chart")
 st.caption(
     "Score 1 is the alarm line. Orange: events · grey: machine off · red outline: known faults."

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import labels
+from core import label_io, triage
 from core.charts.overview import events_timeline
 from core.overview import dataset_overview, events_export
 from core.report import html_report
@@ -34,7 +34,7 @@ st.subheader("Most severe open events")
 if overview.top_open.empty:
     st.success("Every event of this run has been reviewed.")
 else:
-    st.dataframe(labels.queue_table(overview.top_open), hide_index=True, width="stretch")
+    st.dataframe(triage.queue_table(overview.top_open), hide_index=True, width="stretch")
 
 st.subheader("Share")
 events_col, labels_col, report_col = st.columns(3)
@@ -47,7 +47,7 @@ events_col.download_button(
 )
 labels_col.download_button(
     "Labels (CSV)",
-    labels.export_labels(con, info.id, "csv"),
+    label_io.export_labels(con, info.id, "csv"),
     file_name=f"vigil-labels-{info.id}.csv",
     mime="text/csv",
     icon=":material/label:",

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core import labels, modes, runs, similar
+from core import label_io, labels, modes, runs, similar, triage
 from core.charts.triage import label_view_figure, match_table, thumbnail_figure
 from core.errors import CoreError
 from pages import ui
@@ -26,7 +26,7 @@ def apply(done: str, action: Callable[[], object]) -> None:
     st.rerun()
 
 
-def chart_range(key: str, view: labels.LabelView) -> tuple | None:
+def chart_range(key: str, view: triage.LabelView) -> tuple | None:
     """Draw the labelling chart; return the box-selected time range, if any.
 
     The figure must not depend on the selection: a changed figure clears it in the browser.
@@ -34,7 +34,7 @@ def chart_range(key: str, view: labels.LabelView) -> tuple | None:
     event = st.plotly_chart(
         label_view_figure(view), key=key, on_select="rerun", selection_mode="box"
     )
-    return labels.selected_range(event["selection"]["box"] if event else None)
+    return triage.selected_range(event["selection"]["box"] if event else None)
 
 
 def time_slider(label: str, key: str) -> tuple:
@@ -42,14 +42,14 @@ def time_slider(label: str, key: str) -> tuple:
     return st.slider(label, *span, span, format="YYYY-MM-DD HH:mm", key=key)
 
 
-def queue_filter() -> labels.QueueFilter:
+def queue_filter() -> triage.QueueFilter:
     with st.expander("Filters", icon=":material/filter_list:"):
         c = st.columns(5)
         status = c[2].multiselect(
             "Status", labels.STATUSES, format_func=labels.STATUS_TEXT.get, key="triage_f_status"
         )
         start, end = time_slider("Time range", "triage_f_time")
-        return labels.QueueFilter(
+        return triage.QueueFilter(
             assets=tuple(c[0].multiselect("Asset", info.assets, key="triage_f_asset")),
             sensors=tuple(c[1].multiselect("Sensor", info.sensors, key="triage_f_sensor")),
             statuses=tuple(status),
@@ -61,7 +61,7 @@ def queue_filter() -> labels.QueueFilter:
 
 
 def show_progress(queue) -> None:
-    p = labels.review_progress(queue)
+    p = triage.review_progress(queue)
     precision = f"{p.precision:.0%}" if p.precision is not None else "–"
     st.progress(
         p.n_reviewed / p.n_events if p.n_events else 0.0,
@@ -86,19 +86,19 @@ def bulk_actions(chosen) -> None:
 
 def event_detail(run_id: int, queue, pos: int) -> None:
     """One event: navigation, its chart, verdict with kind, sensors and comment, range actions."""
-    event, after = labels.queue_event(queue, pos), labels.queue_event(queue, pos + 1)
+    event, after = triage.queue_event(queue, pos), triage.queue_event(queue, pos + 1)
     nav = st.columns([1, 1, 8], vertical_alignment="center")
     for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
         if col.button(text, key=f"triage_{text.lower()}", width="stretch"):
-            st.session_state[CURRENT] = labels.queue_event(queue, pos + step)["event_id"]
+            st.session_state[CURRENT] = triage.queue_event(queue, pos + step)["event_id"]
             st.rerun()
-    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
+    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {triage.event_title(event)}")
     key = f"{run_id}_{event['event_id']}"
     c = st.columns([4, 2, 3], vertical_alignment="bottom")
     sensors = c[0].multiselect(
         "Involved sensors",
         info.sensors,
-        default=labels.event_sensors(event, info.sensors),
+        default=triage.event_sensors(event, info.sensors),
         key=f"triage_sensors_{key}",
     )
     index = kinds.index(event["kind"]) if event["kind"] in kinds else 0
@@ -120,7 +120,7 @@ def event_detail(run_id: int, queue, pos: int) -> None:
             "Comment saved.",
             lambda: labels.update_labels(con, [event["label_id"]], analyst, {"comment": comment}),
         )
-    view = labels.event_view(con, run_id, event, sensors)
+    view = triage.event_view(con, run_id, event, sensors)
     selected = chart_range(f"triage_chart_{key}", view)
     if not selected:
         st.caption(
@@ -140,7 +140,7 @@ def event_detail(run_id: int, queue, pos: int) -> None:
     if r[1].button("Set as the event's extent", key="triage_range_extent"):
         apply(
             "Event extent corrected.",
-            lambda: labels.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),
+            lambda: triage.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),
         )
 
 
@@ -191,11 +191,11 @@ def review_queue() -> int | None:
         st.info("No detection run on this dataset yet: run one on the **Detect** page.")
         return None
     flt = queue_filter()
-    whole = labels.review_queue(con, run_id)
+    whole = triage.review_queue(con, run_id)
     show_progress(whole)
-    queue = labels.filter_queue(whole, flt)
+    queue = triage.filter_queue(whole, flt)
     picked = st.dataframe(
-        labels.queue_table(queue),
+        triage.queue_table(queue),
         hide_index=True,
         key=f"triage_table_{st.session_state.get(GEN, 0)}",
         on_select="rerun",
@@ -204,15 +204,15 @@ def review_queue() -> int | None:
     if picked != st.session_state.get("triage_last_pick"):  # a new click opens that event
         st.session_state["triage_last_pick"] = picked
         if len(picked) == 1:
-            st.session_state[CURRENT] = labels.queue_event(queue, picked[0])["event_id"]
+            st.session_state[CURRENT] = triage.queue_event(queue, picked[0])["event_id"]
     if len(picked) > 1:
         bulk_actions(queue.iloc[picked])
     if queue.empty:
         st.info("No event matches the filters.")
         return run_id
-    pos = labels.queue_position(queue, st.session_state.get(CURRENT))
+    pos = triage.queue_position(queue, st.session_state.get(CURRENT))
     event_detail(run_id, queue, pos)
-    label_id = labels.queue_event(queue, pos)["label_id"]
+    label_id = triage.queue_event(queue, pos)["label_id"]
     if label_id is not None:
         with st.expander("Find similar", icon=":material/search:"):
             find_similar(label_id)
@@ -225,7 +225,7 @@ def browse_and_mark(run_id: int | None) -> None:
     asset = c[0].selectbox("Asset", info.assets, key="triage_b_asset")
     shown = c[1].multiselect("Sensors", info.sensors, info.sensors[:2], key="triage_b_sensors")
     start, end = time_slider("Window", "triage_b_window")
-    view = labels.label_view(con, info.id, asset, shown, start, end, run_id)
+    view = triage.label_view(con, info.id, asset, shown, start, end, run_id)
     selected = chart_range("triage_b_chart", view)
     if not selected:
         st.caption("Drag across the chart to select a range. Slate: operating-mode marks.")
@@ -263,7 +263,7 @@ def labels_and_audit() -> None:
     n = len(current)
     st.markdown(f"**{n} label{'' if n == 1 else 's'}** on {info.name} (they outlive runs)")
     picked = st.dataframe(
-        labels.labels_table(current),
+        triage.labels_table(current),
         hide_index=True,
         key=f"triage_labels_{st.session_state.get(GEN, 0)}",
         on_select="rerun",
@@ -285,7 +285,7 @@ def import_export() -> None:
     for col, fmt in zip(c, ("csv", "parquet"), strict=False):
         col.download_button(
             f"Export labels as {fmt.upper()}",
-            lambda fmt=fmt: labels.export_labels(ui.workspace(), info.id, fmt),
+            lambda fmt=fmt: label_io.export_labels(ui.workspace(), info.id, fmt),
             file_name=f"labels_{info.id}.{fmt}",
             key=f"triage_export_{fmt}",
         )
@@ -297,7 +297,7 @@ def import_export() -> None:
     if upload is not None and st.button("Import", key="triage_import_go"):
         apply(
             "Imported.",
-            lambda: labels.import_labels(con, info.id, upload.getvalue(), upload.name, analyst),
+            lambda: label_io.import_labels(con, info.id, upload.getvalue(), upload.name, analyst),
         )
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import active, drift, labels, learning, versions
+from core import active, drift, labels, learning, triage, versions
 from core.errors import DataError
 from core.runs import RunConfig, execute_run
 from tests.test_learning import at, make_dataset, toy_frame
@@ -53,7 +53,7 @@ def test_disagreement_and_new_patterns_raise_priority_once():
 def test_suggestions_skip_reviewed_events(workspace):
     info = make_dataset(workspace, toy_frame(n=900, faults=[("p1", 500, 520, "temp", 8.0)]))
     run = execute_run(workspace, RunConfig(info.id))
-    queue = labels.review_queue(workspace, run.id)
+    queue = triage.review_queue(workspace, run.id)
     assert len(queue) >= 1
     labels.label_events(workspace, info.id, queue.head(1), "false_alarm", "tester")
     todo = active.suggest(workspace, info.id, limit=50)

@@ -1,8 +1,7 @@
-"""Labels on a real DuckDB file: history, current state, undo, audit, queue, import/export, modes."""
+"""Labels on a real DuckDB file: history, current state, undo, audit, taxonomy, modes."""
 
 from __future__ import annotations
 
-import io
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -11,8 +10,8 @@ import pytest
 
 from core import labels, modes, store
 from core.errors import DataError
-from core.labels import LabelDraft, QueueFilter
-from core.runs import ALARM_LINE, RunSummary, TrainingWindow
+from core.labels import LabelDraft
+from core.runs import RunSummary, TrainingWindow
 from core.types import DatasetInfo, QualityReport
 
 T0 = datetime(2026, 1, 1)
@@ -250,125 +249,7 @@ def test_editing_a_deleted_label_is_refused(con, info):
         labels.update_labels(con, [a], "ana", {"verdict": "unsure"})
 
 
-# --- runs, events and the queue ----------------------------------------------------------------
-
-
-def test_queue_is_unreviewed_first_then_most_severe(con, info):
-    run = make_run(con, info, EVENTS)
-    queue = labels.review_queue(con, run)
-    assert queue["event_id"].tolist() == [1, 3, 2]
-    assert set(queue["status"]) == {"unreviewed"}
-    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="spike")
-    queue = labels.review_queue(con, run)
-    assert queue["event_id"].tolist() == [3, 2, 1]
-    assert queue.iloc[2]["status"] == "confirmed" and queue.iloc[2]["kind"] == "spike"
-    assert queue.iloc[2]["label_sensors"] == ["temp", "flow"], "default: top sensors"
-
-
-def test_verdicts_in_bulk_are_one_change_and_update_existing_labels(con, info):
-    run = make_run(con, info, EVENTS)
-    queue = labels.review_queue(con, run)
-    labels.label_events(con, info.id, queue.iloc[[0]], "unsure", "ana")
-    queue = labels.review_queue(con, run)
-    labels.label_events(con, info.id, queue, "false_alarm", "ana", comment="pump test")
-    after = labels.review_queue(con, run)
-    assert set(after["status"]) == {"false_alarm"}
-    assert set(after["comment"]) == {"pump test"}
-    assert len(labels.current_labels(con, info.id)) == 3, "the unsure label was updated"
-    labels.undo_last(con, info.id, "ana")
-    statuses = labels.review_queue(con, run).set_index("event_id")["status"]
-    assert statuses.to_dict() == {1: "unsure", 2: "unreviewed", 3: "unreviewed"}
-
-
-def test_labels_survive_deleting_the_run_and_apply_to_later_runs(con, info):
-    from core.runs import delete_run
-
-    first = make_run(con, info, EVENTS)
-    queue = labels.review_queue(con, first)
-    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="drift")
-    delete_run(con, first)
-    assert len(labels.current_labels(con, info.id)) == 1
-    later = make_run(
-        con,
-        info,
-        [
-            {"asset": "p1", "start": 105, "end": 130},  # overlaps the confirmed event
-            {"asset": "p2", "start": 105, "end": 130},  # same time, other asset
-        ],
-    )
-    statuses = labels.review_queue(con, later).set_index("event_id")["status"]
-    assert statuses.to_dict() == {1: "confirmed", 2: "unreviewed"}
-
-
-def test_an_events_own_label_wins_over_a_bigger_overlap(con, info):
-    run = make_run(con, info, [{"asset": "p1", "start": 100, "end": 110}])
-    queue = labels.review_queue(con, run)
-    labels.label_events(con, info.id, queue, "confirmed", "ana", kind="spike")
-    [own] = labels.current_labels(con, info.id)["label_id"]
-    labels.update_labels(con, [own], "ana", {"start_ts": at(108), "end_ts": at(109)})
-    labels.create_labels(con, info.id, [draft(start=at(90), end=at(120), verdict="unsure")], "b")
-    assert labels.review_queue(con, run).iloc[0]["label_id"] == own
-
-
-@pytest.mark.parametrize(
-    ("flt", "expected"),
-    [
-        (QueueFilter(assets=("p2",)), [3]),
-        (QueueFilter(sensors=("flow",)), [1]),
-        (QueueFilter(statuses=("confirmed",)), [1]),
-        (QueueFilter(statuses=("unreviewed",)), [3, 2]),
-        (QueueFilter(kinds=("spike",)), [1]),
-        (QueueFilter(start=at(250), end=at(400)), [2]),
-        (QueueFilter(min_score=1.5), [3]),
-        (QueueFilter(), [3, 2, 1]),
-    ],
-)
-def test_queue_filters(con, info, flt, expected):
-    run = make_run(con, info, EVENTS)
-    first = labels.review_queue(con, run).iloc[[0]]
-    labels.label_events(con, info.id, first, "confirmed", "ana", kind="spike")
-    assert labels.review_queue(con, run, flt)["event_id"].tolist() == expected
-
-
-def test_progress_and_precision_from_verdicts(con, info):
-    run = make_run(con, info, [*EVENTS, {"asset": "p2", "start": 500, "end": 510}])
-    queue = labels.review_queue(con, run)
-    assert labels.review_progress(queue).precision is None
-    labels.label_events(con, info.id, queue.iloc[[0, 1]], "confirmed", "a", kind="spike")
-    labels.label_events(con, info.id, queue.iloc[[2]], "false_alarm", "a")
-    progress = labels.review_progress(labels.review_queue(con, run))
-    assert (progress.n_events, progress.n_reviewed) == (4, 3)
-    assert progress.precision == pytest.approx(2 / 3)
-
-
-def test_event_view_shows_context_sensors_score_and_threshold(con, info):
-    run = make_run(con, info, EVENTS, threshold=0.42)
-    event = labels.review_queue(con, run).iloc[0].to_dict()  # p1, minutes 100..110
-    view = labels.event_view(con, run, event)
-    assert view.sensors == ["temp", "flow"]
-    assert view.start == at(40) and view.end == at(170), "60 samples of context each side"
-    assert view.readings["ts"].min() == pd.Timestamp(at(40))
-    assert len(view.scores) == 131 and view.threshold == ALARM_LINE  # stored scores are normalised
-    assert view.focus == (at(100), at(110))
-
-
-@pytest.mark.parametrize(
-    ("box", "expected"),
-    [
-        ([{"x": ["2026-01-01 00:20:00", "2026-01-01 00:10:00"], "y": [0, 1]}], (at(10), at(20))),
-        (
-            [{"x": [pd.Timestamp(at(5)).value / 1e6, pd.Timestamp(at(6)).value / 1e6]}],
-            (at(5), at(6)),
-        ),
-        ([], None),
-        (None, None),
-    ],
-)
-def test_box_selection_becomes_a_time_range(box, expected):
-    assert labels.selected_range(box) == expected
-
-
-# --- taxonomy, import and export ---------------------------------------------------------------
+# --- taxonomy -----------------------------------------------------------------------------------
 
 
 def test_taxonomy_defaults_and_edits(con):
@@ -378,81 +259,6 @@ def test_taxonomy_defaults_and_edits(con):
     assert labels.fault_kinds(con) == ["cavitation", "spike"]
     with pytest.raises(DataError, match="at least one kind"):
         labels.set_fault_kinds(con, ["  "])
-
-
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
-def test_export_then_import_round_trips(con, info, tmp_path, fmt):
-    labels.create_labels(
-        con,
-        info.id,
-        [draft(sensors=("temp", "flow"), comment="a, b; c"), draft(asset="p2", verdict="unsure")],
-        "ana",
-    )
-    data = labels.export_labels(con, info.id, fmt)
-    other = make_dataset(con)
-    result = labels.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
-    assert (result.n_imported, result.n_skipped) == (2, 0)
-    cols = list(labels.EXPORT_COLUMNS)
-    a = labels.export_frame(con, info.id)[cols]
-    b = labels.export_frame(con, other.id)[cols]
-    pd.testing.assert_frame_equal(a, b)
-    again = labels.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
-    assert (again.n_imported, again.n_skipped) == (0, 2), "importing twice adds nothing"
-    assert set(labels.current_labels(con, other.id)["source"]) == {"import"}
-
-
-BAD_FILE = """asset,start,end,verdict,kind,sensors,comment
-p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,temp;flow,fine
-p9,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,,bad asset
-p1,yesterday,2026-01-01 00:20,confirmed,,,bad start
-p1,2026-01-01 00:30,2026-01-01 00:20,false alarm,,,end before start
-p1,2026-01-01 00:10,2026-01-01 00:20,maybe,,,bad verdict
-p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,gremlins,,bad kind
-p1,2026-01-01 00:10,2026-01-01 00:20,unsure,,temp;pressure,bad sensor
-"""
-
-
-@pytest.mark.parametrize(
-    ("row", "message"),
-    [
-        (2, "row 2: asset 'p9' is not in the dataset"),
-        (3, "row 3: start 'yesterday' is not a time"),
-        (4, "row 4: end is before start"),
-        (5, "row 5: verdict 'maybe' is not one of"),
-        (6, "row 6: kind 'gremlins' is not in the taxonomy"),
-        (7, "row 7: sensor 'pressure' is not in the dataset"),
-    ],
-)
-def test_a_bad_file_is_rejected_whole_with_row_numbers(con, info, row, message):
-    with pytest.raises(DataError) as err:
-        labels.import_labels(con, info.id, BAD_FILE.encode(), "mine.csv", "ana")
-    assert message in str(err.value)
-    assert "6 of 7 rows are invalid, nothing was imported" in str(err.value)
-    assert labels.current_labels(con, info.id).empty, "row 1 was good but nothing is half-imported"
-
-
-def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
-    good = "\n".join(BAD_FILE.splitlines()[:2]).replace("fine", "ok")
-    good += "\np1,2026-01-01T00:40:00,2026-01-01T00:45:00,False Alarm,,,\n"
-    result = labels.import_labels(con, info.id, good.encode(), "mine.csv", "ana")
-    assert result.n_imported == 2
-    current = labels.current_labels(con, info.id)
-    assert current["verdict"].tolist() == ["confirmed", "false_alarm"]
-    assert current.iloc[0]["sensors"] == ["temp", "flow"]
-
-
-@pytest.mark.parametrize(
-    ("content", "name", "message"),
-    [
-        (b"asset,start,verdict\np1,2026-01-01,confirmed\n", "x.csv", "no column 'end'"),
-        (b"asset,start,end,verdict\n", "x.csv", "holds no labels"),
-        (b"whatever", "x.xlsx", "from a .csv or .parquet file"),
-        (b"not parquet", "x.parquet", "cannot be read"),
-    ],
-)
-def test_unreadable_label_files(con, info, content, name, message):
-    with pytest.raises(DataError, match=message):
-        labels.import_labels(con, info.id, content, name, "ana")
 
 
 # --- operating modes ---------------------------------------------------------------------------
@@ -492,17 +298,3 @@ def test_removed_modes_stop_masking_but_stay_recorded(con, info):
 def test_bad_mode_marks_are_refused(con, info, args, message):
     with pytest.raises(DataError, match=message):
         modes.add_mode(con, info.id, *args, analyst="ana")
-
-
-def test_mode_marks_show_in_the_label_view(con, info):
-    modes.add_mode(con, info.id, "p1", at(100), at(120), "maintenance", "ana")
-    view = labels.label_view(con, info.id, "p1", ["temp"], at(90), at(130))
-    assert view.modes["mode"].tolist() == ["maintenance"]
-    assert view.scores.empty and view.threshold is None
-
-
-def test_csv_export_joins_sensors_with_semicolons(con, info):
-    labels.create_labels(con, info.id, [draft(sensors=("temp", "vib"))], "ana")
-    frame = pd.read_csv(io.BytesIO(labels.export_labels(con, info.id, "csv")))
-    assert frame.columns.tolist() == list(labels.EXPORT_COLUMNS)
-    assert frame.iloc[0]["sensors"] == "temp;vib"

@@ -161,12 +161,12 @@ def preview_of(scores: np.ndarray, confirmed=(), false_alarms=()) -> ThresholdPr
 @pytest.mark.parametrize(
     ("confirmed", "false_alarms", "check"),
     [
-        ([3.0, 3.2], [1.5, 1.6], lambda t: 1.6 <= t < 3.0),  # false alarms above: up
-        ([0.6, 0.7], [0.2, 0.25], lambda t: 0.25 <= t < 0.6),  # missed confirmed: down
+        ([3.0, 3.2], [1.5, 1.6], lambda t: t == pytest.approx(1.68)),  # false alarms: just above
+        ([0.6, 0.7], [0.2, 0.25], lambda t: t == pytest.approx(0.57)),  # missed: just below
         ([2.0, 2.5], [0.3, 0.5], lambda t: t == 1.0),  # labels agree: it stays
         ([], [1.4, 1.8], lambda t: t >= 1.8),  # only false alarms: above them all
         ([0.8], [], lambda t: t < 0.8),  # only a missed fault: below it
-        ([3.0, 0.9], [2.0], lambda t: t < 0.9),  # F1 2/3 both ways: the smaller move wins
+        ([3.0, 0.9], [2.0], lambda t: 0.85 <= t < 0.9),  # catching both beats dropping the alarm
     ],
 )
 def test_threshold_follows_labels(confirmed, false_alarms, check):

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from core import labels, store
+from core import labels, store, triage
 from core.demo import load_demo
 from core.overview import ATTENTION, HEALTHY, dataset_overview, events_export
 from core.report import html_report
@@ -33,7 +33,7 @@ def test_verdicts_drive_kpis_health_and_exports(workspace):
     path, info, run = workspace
     con = store.open_workspace(path)
     try:
-        queue = labels.review_queue(con, run.id)
+        queue = triage.review_queue(con, run.id)
         assert len(queue) >= 2, "the demo plant should give this run a few events"
         labels.label_events(con, info.id, queue.iloc[:1], "confirmed", "ana", kind="spike")
         labels.label_events(con, info.id, queue.iloc[1:2], "false_alarm", "ana")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import labels, store, versions
+from core import labels, store, triage, versions
 from core.demo import load_demo
 from core.runs import RunConfig, execute_run
 from tests.apptest import open_app
@@ -23,7 +23,7 @@ def labelled_demo(workspace_path):
     con = store.open_workspace(workspace_path)
     info = load_demo(con, seed=3, n_assets=1, rows_per_asset=3000)
     run = execute_run(con, RunConfig(info.id))
-    queue = labels.review_queue(con, run.id)
+    queue = triage.review_queue(con, run.id)
     labels.label_events(con, info.id, queue.head(2), "confirmed", "tester", kind="spike")
     labels.label_events(con, info.id, queue.iloc[2:4], "false_alarm", "tester")
     con.close()

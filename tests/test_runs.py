@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import runs, store
+from core import run_options, run_view, runs, store
 from core.charts.detection import (
     comparison_figure,
     detection_figure,
@@ -82,7 +82,7 @@ def test_evaluation_is_stored_when_ground_truth_exists(plant, first_run):
     assert stored.evaluation["f1"] == pytest.approx(summary.evaluation["f1"])
     assert stored.evaluation["n_events"] > 0, "the demo plant has injected faults"
     assert stored.training == TrainingWindow("first_fraction", 0.3)
-    assert [label for label, _ in runs.headline_metrics(stored)][0] == "F1"
+    assert [label for label, _ in run_options.headline_metrics(stored)][0] == "F1"
 
 
 def test_run_without_ground_truth_has_no_evaluation(plant):
@@ -92,7 +92,7 @@ def test_run_without_ground_truth_has_no_evaluation(plant):
     )
     assert summary.evaluation is None
     assert runs.get_run(con, summary.id).evaluation is None
-    assert runs.headline_metrics(summary) == []
+    assert run_options.headline_metrics(summary) == []
 
 
 def test_list_and_compare_runs(plant, first_run):
@@ -221,7 +221,7 @@ def test_training_mask_takes_the_first_share_of_each_asset():
 
 
 def test_detector_options_follow_declared_limits():
-    options = {o.name: o for o in runs.detector_options()}
+    options = {o.name: o for o in run_options.detector_options()}
     assert "auto" in options and options["auto"].label
     contamination = next(p for p in options["iforest"].params if p.name == "contamination")
     assert contamination.kind == "float" and 0 < contamination.low < 0.01
@@ -237,7 +237,7 @@ def test_detection_figure_of_a_real_run(plant, first_run):
     con, demo, _ = plant
     summary, _ = first_run
     asset = runs.run_events(con, summary.id)["asset"].iloc[0]
-    view = runs.run_view(con, summary.id, asset)
+    view = run_view.run_view(con, summary.id, asset)
     assert len(view.sensors) == 3 and set(view.sensors) <= set(demo.sensors)
     assert not view.truth.empty
     fig = detection_figure(view)
@@ -250,7 +250,7 @@ def test_detection_figure_of_a_real_run(plant, first_run):
     assert table["top sensors"].str.len().gt(0).all()
 
 
-def _synthetic_view(n: int) -> runs.RunView:
+def _synthetic_view(n: int) -> run_view.RunView:
     ts = pd.date_range("2026-01-01", periods=n, freq="1s")
     rng = np.random.default_rng(0)
     off = np.zeros(n, dtype=bool)
@@ -278,7 +278,7 @@ def _synthetic_view(n: int) -> runs.RunView:
         1, 1, ["x"], "auto", "auto", {}, TrainingWindow(), None, {"x": 2.0}, "completed",
         datetime(2026, 1, 1), 1.0, n, 1, {}, None,
     )  # fmt: skip
-    return runs.RunView(run, "x", ["a", "b"], readings, scores, 1.0, events, pd.DataFrame())
+    return run_view.RunView(run, "x", ["a", "b"], readings, scores, 1.0, events, pd.DataFrame())
 
 
 def test_no_trace_sends_more_than_5000_points_and_shades_are_capped():

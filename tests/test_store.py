@@ -160,7 +160,7 @@ def test_quote_ident_doubles_quotes():
 
 
 def test_deleting_a_dataset_removes_its_runs_but_keeps_labels(tmp_path):
-    from core import labels
+    from core import labels, triage
     from core.demo import load_demo
     from core.runs import RunConfig, execute_run, list_runs
 
@@ -169,7 +169,7 @@ def test_deleting_a_dataset_removes_its_runs_but_keeps_labels(tmp_path):
     keep = load_demo(con, seed=6, n_assets=1, rows_per_asset=2000)
     run = execute_run(con, RunConfig(dataset_id=info.id))
     kept_run = execute_run(con, RunConfig(dataset_id=keep.id))
-    queue = labels.review_queue(con, run.id)
+    queue = triage.review_queue(con, run.id)
     labels.label_events(con, info.id, queue.iloc[:1], "confirmed", "ana", kind="spike")
     store.delete_dataset(con, info.id)
     assert list_runs(con, info.id) == []

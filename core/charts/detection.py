@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout
 from core.downsample import MAX_POINTS, downsample_xy
-from core.runs import RunView
+from core.run_view import RunView
 from core.types import TS
 
 SCORE_COLOR = "#0F766E"

@@ -10,8 +10,9 @@ import plotly.graph_objects as go
 
 from core.charts.common import EVENT_COLOR, LABEL_COLOR, OFF_COLOR
 from core.downsample import downsample_xy
-from core.labels import STATUS_TEXT, LabelView
+from core.labels import STATUS_TEXT
 from core.similar import SimilarResult
+from core.triage import LabelView
 from core.types import TS
 
 CHART_POINTS = 2000

@@ -1,0 +1,106 @@
+"""Label import and export on a real DuckDB file: round trips, all-or-nothing, bad files."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+
+from core import label_io, labels, store
+from core.errors import DataError
+from tests.test_labels import draft, make_dataset
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = store.open_workspace(tmp_path / "w.duckdb")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def info(con):
+    return make_dataset(con)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_then_import_round_trips(con, info, tmp_path, fmt):
+    labels.create_labels(
+        con,
+        info.id,
+        [draft(sensors=("temp", "flow"), comment="a, b; c"), draft(asset="p2", verdict="unsure")],
+        "ana",
+    )
+    data = label_io.export_labels(con, info.id, fmt)
+    other = make_dataset(con)
+    result = label_io.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
+    assert (result.n_imported, result.n_skipped) == (2, 0)
+    cols = list(label_io.EXPORT_COLUMNS)
+    a = label_io.export_frame(con, info.id)[cols]
+    b = label_io.export_frame(con, other.id)[cols]
+    pd.testing.assert_frame_equal(a, b)
+    again = label_io.import_labels(con, other.id, data, f"labels.{fmt}", "bob")
+    assert (again.n_imported, again.n_skipped) == (0, 2), "importing twice adds nothing"
+    assert set(labels.current_labels(con, other.id)["source"]) == {"import"}
+
+
+BAD_FILE = """asset,start,end,verdict,kind,sensors,comment
+p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,temp;flow,fine
+p9,2026-01-01 00:10,2026-01-01 00:20,confirmed,spike,,bad asset
+p1,yesterday,2026-01-01 00:20,confirmed,,,bad start
+p1,2026-01-01 00:30,2026-01-01 00:20,false alarm,,,end before start
+p1,2026-01-01 00:10,2026-01-01 00:20,maybe,,,bad verdict
+p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,gremlins,,bad kind
+p1,2026-01-01 00:10,2026-01-01 00:20,unsure,,temp;pressure,bad sensor
+"""
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (2, "row 2: asset 'p9' is not in the dataset"),
+        (3, "row 3: start 'yesterday' is not a time"),
+        (4, "row 4: end is before start"),
+        (5, "row 5: verdict 'maybe' is not one of"),
+        (6, "row 6: kind 'gremlins' is not in the taxonomy"),
+        (7, "row 7: sensor 'pressure' is not in the dataset"),
+    ],
+)
+def test_a_bad_file_is_rejected_whole_with_row_numbers(con, info, row, message):
+    with pytest.raises(DataError) as err:
+        label_io.import_labels(con, info.id, BAD_FILE.encode(), "mine.csv", "ana")
+    assert message in str(err.value)
+    assert "6 of 7 rows are invalid, nothing was imported" in str(err.value)
+    assert labels.current_labels(con, info.id).empty, "row 1 was good but nothing is half-imported"
+
+
+def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
+    good = "\n".join(BAD_FILE.splitlines()[:2]).replace("fine", "ok")
+    good += "\np1,2026-01-01T00:40:00,2026-01-01T00:45:00,False Alarm,,,\n"
+    result = label_io.import_labels(con, info.id, good.encode(), "mine.csv", "ana")
+    assert result.n_imported == 2
+    current = labels.current_labels(con, info.id)
+    assert current["verdict"].tolist() == ["confirmed", "false_alarm"]
+    assert current.iloc[0]["sensors"] == ["temp", "flow"]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"asset,start,verdict\np1,2026-01-01,confirmed\n", "x.csv", "no column 'end'"),
+        (b"asset,start,end,verdict\n", "x.csv", "holds no labels"),
+        (b"whatever", "x.xlsx", "from a .csv or .parquet file"),
+        (b"not parquet", "x.parquet", "cannot be read"),
+    ],
+)
+def test_unreadable_label_files(con, info, content, name, message):
+    with pytest.raises(DataError, match=message):
+        label_io.import_labels(con, info.id, content, name, "ana")
+
+
+def test_csv_export_joins_sensors_with_semicolons(con, info):
+    labels.create_labels(con, info.id, [draft(sensors=("temp", "vib"))], "ana")
+    frame = pd.read_csv(io.BytesIO(label_io.export_labels(con, info.id, "csv")))
+    assert frame.columns.tolist() == list(label_io.EXPORT_COLUMNS)
+    assert frame.iloc[0]["sensors"] == "temp;vib"

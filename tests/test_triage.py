@@ -1,0 +1,145 @@
+"""The review queue and the triage views on a real DuckDB file: order, filters, progress, charts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from core import labels, modes, store, triage
+from core.runs import ALARM_LINE
+from core.triage import QueueFilter
+from tests.test_labels import EVENTS, at, draft, make_dataset, make_run
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = store.open_workspace(tmp_path / "w.duckdb")
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def info(con):
+    return make_dataset(con)
+
+
+def test_queue_is_unreviewed_first_then_most_severe(con, info):
+    run = make_run(con, info, EVENTS)
+    queue = triage.review_queue(con, run)
+    assert queue["event_id"].tolist() == [1, 3, 2]
+    assert set(queue["status"]) == {"unreviewed"}
+    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="spike")
+    queue = triage.review_queue(con, run)
+    assert queue["event_id"].tolist() == [3, 2, 1]
+    assert queue.iloc[2]["status"] == "confirmed" and queue.iloc[2]["kind"] == "spike"
+    assert queue.iloc[2]["label_sensors"] == ["temp", "flow"], "default: top sensors"
+
+
+def test_verdicts_in_bulk_are_one_change_and_update_existing_labels(con, info):
+    run = make_run(con, info, EVENTS)
+    queue = triage.review_queue(con, run)
+    labels.label_events(con, info.id, queue.iloc[[0]], "unsure", "ana")
+    queue = triage.review_queue(con, run)
+    labels.label_events(con, info.id, queue, "false_alarm", "ana", comment="pump test")
+    after = triage.review_queue(con, run)
+    assert set(after["status"]) == {"false_alarm"}
+    assert set(after["comment"]) == {"pump test"}
+    assert len(labels.current_labels(con, info.id)) == 3, "the unsure label was updated"
+    labels.undo_last(con, info.id, "ana")
+    statuses = triage.review_queue(con, run).set_index("event_id")["status"]
+    assert statuses.to_dict() == {1: "unsure", 2: "unreviewed", 3: "unreviewed"}
+
+
+def test_labels_survive_deleting_the_run_and_apply_to_later_runs(con, info):
+    from core.runs import delete_run
+
+    first = make_run(con, info, EVENTS)
+    queue = triage.review_queue(con, first)
+    labels.label_events(con, info.id, queue.iloc[[0]], "confirmed", "ana", kind="drift")
+    delete_run(con, first)
+    assert len(labels.current_labels(con, info.id)) == 1
+    later = make_run(
+        con,
+        info,
+        [
+            {"asset": "p1", "start": 105, "end": 130},  # overlaps the confirmed event
+            {"asset": "p2", "start": 105, "end": 130},  # same time, other asset
+        ],
+    )
+    statuses = triage.review_queue(con, later).set_index("event_id")["status"]
+    assert statuses.to_dict() == {1: "confirmed", 2: "unreviewed"}
+
+
+def test_an_events_own_label_wins_over_a_bigger_overlap(con, info):
+    run = make_run(con, info, [{"asset": "p1", "start": 100, "end": 110}])
+    queue = triage.review_queue(con, run)
+    labels.label_events(con, info.id, queue, "confirmed", "ana", kind="spike")
+    [own] = labels.current_labels(con, info.id)["label_id"]
+    labels.update_labels(con, [own], "ana", {"start_ts": at(108), "end_ts": at(109)})
+    labels.create_labels(con, info.id, [draft(start=at(90), end=at(120), verdict="unsure")], "b")
+    assert triage.review_queue(con, run).iloc[0]["label_id"] == own
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (QueueFilter(assets=("p2",)), [3]),
+        (QueueFilter(sensors=("flow",)), [1]),
+        (QueueFilter(statuses=("confirmed",)), [1]),
+        (QueueFilter(statuses=("unreviewed",)), [3, 2]),
+        (QueueFilter(kinds=("spike",)), [1]),
+        (QueueFilter(start=at(250), end=at(400)), [2]),
+        (QueueFilter(min_score=1.5), [3]),
+        (QueueFilter(), [3, 2, 1]),
+    ],
+)
+def test_queue_filters(con, info, flt, expected):
+    run = make_run(con, info, EVENTS)
+    first = triage.review_queue(con, run).iloc[[0]]
+    labels.label_events(con, info.id, first, "confirmed", "ana", kind="spike")
+    assert triage.review_queue(con, run, flt)["event_id"].tolist() == expected
+
+
+def test_progress_and_precision_from_verdicts(con, info):
+    run = make_run(con, info, [*EVENTS, {"asset": "p2", "start": 500, "end": 510}])
+    queue = triage.review_queue(con, run)
+    assert triage.review_progress(queue).precision is None
+    labels.label_events(con, info.id, queue.iloc[[0, 1]], "confirmed", "a", kind="spike")
+    labels.label_events(con, info.id, queue.iloc[[2]], "false_alarm", "a")
+    progress = triage.review_progress(triage.review_queue(con, run))
+    assert (progress.n_events, progress.n_reviewed) == (4, 3)
+    assert progress.precision == pytest.approx(2 / 3)
+
+
+def test_event_view_shows_context_sensors_score_and_threshold(con, info):
+    run = make_run(con, info, EVENTS, threshold=0.42)
+    event = triage.review_queue(con, run).iloc[0].to_dict()  # p1, minutes 100..110
+    view = triage.event_view(con, run, event)
+    assert view.sensors == ["temp", "flow"]
+    assert view.start == at(40) and view.end == at(170), "60 samples of context each side"
+    assert view.readings["ts"].min() == pd.Timestamp(at(40))
+    assert len(view.scores) == 131 and view.threshold == ALARM_LINE  # stored scores are normalised
+    assert view.focus == (at(100), at(110))
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ([{"x": ["2026-01-01 00:20:00", "2026-01-01 00:10:00"], "y": [0, 1]}], (at(10), at(20))),
+        (
+            [{"x": [pd.Timestamp(at(5)).value / 1e6, pd.Timestamp(at(6)).value / 1e6]}],
+            (at(5), at(6)),
+        ),
+        ([], None),
+        (None, None),
+    ],
+)
+def test_box_selection_becomes_a_time_range(box, expected):
+    assert triage.selected_range(box) == expected
+
+
+def test_mode_marks_show_in_the_label_view(con, info):
+    modes.add_mode(con, info.id, "p1", at(100), at(120), "maintenance", "ana")
+    view = triage.label_view(con, info.id, "p1", ["temp"], at(90), at(130))
+    assert view.modes["mode"].tolist() == ["maintenance"]
+    assert view.scores.empty and view.threshold is None

@@ -72,7 +72,8 @@ def extract_events(
 
     # A new event starts at a new asset or after a gap of more than max_gap_points samples.
     gap_samples = np.diff(ts).astype("timedelta64[ns]").astype(np.int64) / 1e9 / interval_seconds
-    new = np.concatenate([[True], (assets[1:] != assets[:-1]) | (gap_samples > max_gap_points + 1)])
+    apart = gap_samples > max_gap_points + 1 + 1e-6  # float-safe "more than k samples apart"
+    new = np.concatenate([[True], (assets[1:] != assets[:-1]) | apart])
     event = np.cumsum(new) - 1
 
     scores = frame["score"].to_numpy(dtype=np.float64)[rows]

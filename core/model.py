@@ -38,6 +38,9 @@ DEFAULT_SMOOTH = 3
 DEFAULT_STARTUP = "60min"
 """After a stop, rows are neither trained on nor alarmed for this long (at least the features'
 warm-up): rolling windows still straddle the stop and temperatures are still settling."""
+DEFAULT_SETTLING = "30min"
+"""How long after an operating-point change the transient alarm line applies (about two feature
+windows: long enough for coupled sensors to settle, short enough not to hide faults)."""
 MIN_TRANSIENT_ROWS = 100
 """Settling rows training must hold to calibrate a separate alarm line for transients."""
 POOLED = "__pooled__"
@@ -143,6 +146,7 @@ class AnomalyModel:
         margin: float = DEFAULT_MARGIN,
         startup: str = DEFAULT_STARTUP,
         transients: bool = True,
+        settling: str = DEFAULT_SETTLING,
     ):
         self.detector = detector
         self.params = dict(params or {})
@@ -152,6 +156,7 @@ class AnomalyModel:
         self.margin = margin
         self.startup = startup
         self.transients = transients
+        self.settling = settling
         # Fail fast on a bad configuration, before any data is read.
         make_detector(detector, **self.params)
         if threshold_quantile is not None:
@@ -226,7 +231,7 @@ class AnomalyModel:
             return np.zeros(len(sub), dtype=bool)
         order = np.argsort(sub[TS].to_numpy(), kind="stable")
         values = sub[self.sensors_].to_numpy(dtype=np.float64)[order]
-        hold = self._guard_samples(features)
+        hold = self._samples(self.settling, features)
         sorted_mask = detect_transients(
             values, hold, center=features.center_, scale=1.349 * features.scale_
         )
@@ -235,8 +240,12 @@ class AnomalyModel:
         return mask
 
     def _guard_samples(self, features: FeatureBuilder) -> int:
-        seconds = pd.Timedelta(self.startup).total_seconds()
-        return max(features.warmup_samples, int(round(seconds / features.interval_seconds_)))
+        return max(features.warmup_samples, self._samples(self.startup, features))
+
+    @staticmethod
+    def _samples(duration: str, features: FeatureBuilder) -> int:
+        seconds = pd.Timedelta(duration).total_seconds()
+        return max(1, int(round(seconds / features.interval_seconds_)))
 
     # -- scoring -------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

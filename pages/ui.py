@@ -16,6 +16,7 @@ from core.types import DatasetInfo
 
 ACTIVE_DATASET = "active_dataset_id"
 ANALYST = "analyst"
+_SEEN = "_vigil_session_seen"
 
 
 @st.cache_resource(show_spinner=False)
@@ -27,15 +28,18 @@ def _connection(path: str) -> duckdb.DuckDBPyConnection:
 def _route_through_app() -> None:
     """Streamlit treats a `pages/` folder as a legacy (v1) multipage app until `st.navigation`
     has run once in the process, so a first visit straight to /explore would run that page alone,
-    without app.py's navigation and settings. Switch the legacy mode off and rerun through app.py.
-    """
+    without app.py's navigation and settings. Switch the legacy mode off and, on a session's
+    first run only (no widget event can be lost then), rerun through app.py."""
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the legacy mode
         return
+    first_run = not st.session_state.get(_SEEN, False)
+    st.session_state[_SEEN] = True
     if getattr(PagesManager, "uses_pages_directory", False):
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        if first_run:
+            st.rerun()
 
 
 def workspace() -> duckdb.DuckDBPyConnection:

@@ -482,28 +482,6 @@ def match_labels(events: pd.DataFrame, labels: pd.DataFrame) -> np.ndarray:
         rows = np.flatnonzero(ev_asset == asset)
         out[rows[found]] = lab["label_id"].to_numpy(np.int64)[best[found]]
     return out
-    ev_start = events["start"].to_numpy("datetime64[us]").astype(np.int64)
-    ev_end = events["end"].to_numpy("datetime64[us]").astype(np.int64)
-    lab_start = labels["start_ts"].to_numpy("datetime64[us]").astype(np.int64)
-    lab_end = labels["end_ts"].to_numpy("datetime64[us]").astype(np.int64)
-    overlap = np.minimum(ev_end[:, None], lab_end[None, :]) - np.maximum(
-        ev_start[:, None], lab_start[None, :]
-    )
-    same_asset = events["asset"].to_numpy(str)[:, None] == labels["asset"].to_numpy(str)[None, :]
-    score = np.where(same_asset & (overlap >= 0), overlap.astype(np.float64), -np.inf)
-    if "run_id" in events and "run_id" in labels:
-        own = (
-            events["run_id"].to_numpy(np.float64)[:, None]
-            == labels["run_id"].to_numpy(np.float64, na_value=np.nan)[None, :]
-        ) & (
-            events["event_id"].to_numpy(np.float64)[:, None]
-            == labels["event_id"].to_numpy(np.float64, na_value=np.nan)[None, :]
-        )
-        score = np.where(own, np.inf, score)
-    best = score.argmax(axis=1)
-    found = score[np.arange(len(events)), best] > -np.inf
-    out[found] = labels["label_id"].to_numpy(np.int64)[best[found]]
-    return out
 
 
 # --- fault-kind taxonomy ---------------------------------------------------------------------

@@ -32,6 +32,17 @@ import numpy as np
 import pandas as pd
 
 from core.errors import ConfigError, DataError
+from core.features_windows import (
+    EPS,
+    STAT_ROWS,
+    ewma,
+    fft_bands,
+    robust_center_scale,
+    rolling_stats,
+    rolling_sum,
+    thin,
+    window_counts,
+)
 from core.types import ASSET, TS
 
 ALL_FAMILIES = (
@@ -52,10 +63,7 @@ DEFAULT_FAMILIES = ("raw", "rough", "resid")
 """Families on by default (see the module docstring for why)."""
 FAST_SENSOR_HINT = re.compile(r"vib|accel|acoustic|sound|noise", re.IGNORECASE)
 """Names of fast signals that get spectral features when ``fft`` is on."""
-_EPS = 1e-9
 _Z_CLIP = 1e3
-_STAT_ROWS = 100_000
-"""Robust statistics (medians, quantiles) are taken on at most this many evenly spaced rows."""
 
 
 @dataclass
@@ -102,7 +110,7 @@ class FeatureConfig:
     def window_samples(self, interval_seconds: float) -> int:
         """The rolling window in samples for data sampled every ``interval_seconds``."""
         seconds = pd.Timedelta(self.window).total_seconds()
-        n = int(round(seconds / max(interval_seconds, _EPS)))
+        n = int(round(seconds / max(interval_seconds, EPS)))
         return int(np.clip(n, self.min_window, self.max_window))
 
 
@@ -150,92 +158,6 @@ def _segments(frame: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
     order = np.lexsort((ts, codes))
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     return order, np.split(np.arange(n), bounds)
-
-
-def _thin(a: np.ndarray, limit: int = _STAT_ROWS) -> np.ndarray:
-    """Evenly spaced rows of ``a``, at most ``limit``: robust statistics do not need them all."""
-    return a if len(a) <= limit else a[:: int(np.ceil(len(a) / limit))]
-
-
-def _robust_center_scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column medians and robust spreads (IQR/1.349, falling back to std, then 1)."""
-    a = _thin(a)
-    q25, med, q75 = np.nanpercentile(a, [25, 50, 75], axis=0)
-    tiny = _EPS * (1 + np.abs(med))
-    scale = (q75 - q25) / 1.349
-    scale = np.where(scale > tiny, scale, np.nanstd(a, axis=0))
-    scale = np.where(scale > tiny, scale, 1.0)
-    return np.nan_to_num(med), scale
-
-
-def _counts(n: int, w: int) -> np.ndarray:
-    """Samples inside a trailing window of ``w`` at each row (fewer at the start)."""
-    return np.minimum(np.arange(1, n + 1), w).astype(np.float64)[:, None]
-
-
-def _rolling_sum(a: np.ndarray, w: int) -> np.ndarray:
-    """Trailing sum over ``w`` rows (fewer at the start), via cumulative sums."""
-    c = np.cumsum(a, axis=0, dtype=np.float64)
-    out = np.empty_like(c)
-    out[:w] = c[:w]
-    np.subtract(c[w:], c[:-w], out=out[w:])
-    return out
-
-
-def _ewma(a: np.ndarray, span: float) -> np.ndarray:
-    """Exponential moving average down the rows, started at the first row (pandas adjust=False)."""
-    from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
-
-    alpha = 2.0 / (span + 1.0)
-    zi = (1.0 - alpha) * a[:1]
-    return lfilter([alpha], [1.0, alpha - 1.0], a, axis=0, zi=zi)[0]
-
-
-def _rolling_stats(z: np.ndarray, w: int, families: set[str]) -> dict[str, np.ndarray]:
-    """Trailing mean, log-std, min, max and least-squares slope of each column."""
-    n = len(z)
-    out: dict[str, np.ndarray] = {}
-    counts = _counts(n, w)
-    s1 = _rolling_sum(z, w)
-    if "mean" in families:
-        out["mean"] = s1 / counts
-    if "std" in families:
-        var = np.clip(_rolling_sum(z * z, w) - s1 * s1 / counts, 0.0, None)
-        out["std"] = np.log(np.sqrt(var / np.maximum(counts - 1, 1)) + 1e-3)
-    if "min" in families or "max" in families:
-        roll = pd.DataFrame(z).rolling(w, min_periods=1)
-        if "min" in families:
-            out["min"] = roll.min().to_numpy()
-        if "max" in families:
-            out["max"] = roll.max().to_numpy()
-    if "slope" in families:
-        j = np.arange(n, dtype=np.float64)[:, None]
-        start = j - counts + 1
-        sjx = _rolling_sum(z * j, w) - start * s1  # sum of (position in window) * x
-        denom = np.maximum(counts * (counts * counts - 1) / 12.0, _EPS)
-        slope = (sjx - (counts - 1) / 2.0 * s1) / denom
-        slope[counts[:, 0] < 2] = 0.0
-        out["slope"] = slope
-    return out
-
-
-def _fft_bands(x: np.ndarray, length: int, bands: int) -> np.ndarray:
-    """Log band energies of Hann-windowed frames (hop length/4), held until the next frame."""
-    n = len(x)
-    out = np.full((n, bands), np.nan)
-    if n < length:
-        return out
-    hop = max(length // 4, 1)
-    frames = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
-    frames = (frames - frames.mean(axis=1, keepdims=True)) * np.hanning(length)
-    power = np.abs(np.fft.rfft(frames, axis=1))[:, 1:] ** 2
-    edges = np.linspace(0, power.shape[1], bands + 1).astype(int)[:-1]
-    energy = np.add.reduceat(power, edges, axis=1)
-    frame_end = np.arange(len(frames)) * hop + length - 1
-    idx = np.searchsorted(frame_end, np.arange(n), side="right") - 1
-    valid = idx >= 0
-    out[valid] = np.log(energy[idx[valid]] + 1e-6)
-    return out
 
 
 class FeatureBuilder:
@@ -286,7 +208,7 @@ class FeatureBuilder:
         raw = train[self.sensors_].to_numpy(dtype=np.float64)[order]
         mask = mask[order]
         usable = mask & np.isfinite(raw).all(axis=1)
-        self.center_, self.scale_ = _robust_center_scale(raw[usable] if usable.any() else raw)
+        self.center_, self.scale_ = robust_center_scale(raw[usable] if usable.any() else raw)
         z = self._scaled(raw)
         warm = np.zeros(len(train), dtype=bool)
         for p in pieces:
@@ -300,10 +222,10 @@ class FeatureBuilder:
             self._fit_residuals(design[learn], z[learn])
         if "rough" in self.families_:
             d = np.abs(np.diff(z, axis=0))[learn[1:] & learn[:-1]]
-            d = _thin(d) if len(d) else np.abs(np.diff(z, axis=0))
+            d = thin(d) if len(d) else np.abs(np.diff(z, axis=0))
             self.rough_clip_ = np.maximum(np.quantile(d, cfg.rough_clip_quantile, axis=0), 1e-6)
         feats, names, sensor_of = self._features_sorted(z, pieces)
-        self.feature_center_, self.feature_scale_ = _robust_center_scale(_thin(feats[learn]))
+        self.feature_center_, self.feature_scale_ = robust_center_scale(thin(feats[learn]))
         self.feature_names_, self.sensor_of_ = names, sensor_of
         return feats, order
 
@@ -344,13 +266,13 @@ class FeatureBuilder:
         parts = [z]
         if self.config.residual_squares:
             parts.append(np.clip(z, -20.0, 20.0) ** 2)
-        parts += [_ewma(z, span * self.window_) for span in self.config.residual_spans]
+        parts += [ewma(z, span * self.window_) for span in self.config.residual_spans]
         return np.concatenate(parts, axis=1)
 
     def _fit_residuals(self, design: np.ndarray, z: np.ndarray) -> None:
         """Ridge of each sensor on the other sensors' predictors; refit twice without rows whose
         residuals are outlying (faults in training must not teach the model)."""
-        a, y = _thin(design, 2 * _STAT_ROWS), _thin(z, 2 * _STAT_ROWS)
+        a, y = thin(design, 2 * STAT_ROWS), thin(z, 2 * STAT_ROWS)
         keep = np.ones(len(a), dtype=bool)
         for refit in range(3):
             coef, intercept = self._ridge(a[keep], y[keep])
@@ -390,9 +312,51 @@ class FeatureBuilder:
             pred += (np.clip(z, -20.0, 20.0) ** 2) @ coef[k : k + p]
             k += p
         for span in self.config.residual_spans:
-            pred += _ewma(z, span * self.window_) @ coef[k : k + p]
+            pred += ewma(z, span * self.window_) @ coef[k : k + p]
             k += p
         return z - pred
+
+    def residual_attribution(self, raw: np.ndarray, resid_z: np.ndarray) -> np.ndarray:
+        """Reconstruction-based contribution of each sensor to the residuals of a few rows.
+
+        A fault in one sensor also moves the residuals of the sensors it helps predict, sometimes
+        more (in their own, smaller spreads) than its own. For each sensor k this asks how much
+        of the rows' residual energy is explained by k alone being off: with ``g_k`` the change of
+        all standardised residuals ``u`` per unit change of sensor k (the model's Jacobian at the
+        row), the contribution is ``|g_k . u| / |g_k|``, in robust-z units. For a fault in one
+        sensor that sensor ranks first (Cauchy-Schwarz), up to the linearisation. ``raw``: the
+        rows' sensor values; ``resid_z``: their standardised ``resid`` features.
+        """
+        p = len(self.sensors_)
+        if "resid" not in self.families_ or len(raw) == 0:
+            return np.zeros((len(raw), p))
+        z = self._scaled(np.asarray(raw, dtype=np.float64))
+        u = np.asarray(resid_z, dtype=np.float64)
+        names = [f"{s}__resid" for s in self.sensors_]
+        spread = self.feature_scale_[[self.feature_names_.index(n) for n in names]]
+        # Two hypotheses on how long the fault has lasted: a blip (moving averages have moved by
+        # their first weight) or a lasting fault (they have caught up); each sensor keeps its best.
+        best = np.zeros((len(z), p))
+        for settled in (False, True):
+            jac = self._residual_jacobian(z, settled) / spread[None, :, None]
+            dot = np.abs(np.einsum("mjk,mj->mk", jac, u))
+            best = np.maximum(best, dot / np.maximum(np.sqrt((jac * jac).sum(axis=1)), 1e-12))
+        return best
+
+    def _residual_jacobian(self, z: np.ndarray, settled: bool) -> np.ndarray:
+        """d residual_j / d z_k at each row, as [row, j, k]."""
+        p, coef = len(self.sensors_), self.resid_coef_
+        deriv = np.broadcast_to(coef[:p], (len(z), p, p)).copy()  # d pred_j / d z_k at [m, k, j]
+        k = p
+        if self.config.residual_squares:
+            slope = 2.0 * np.clip(z, -20.0, 20.0) * (np.abs(z) < 20.0)
+            deriv += slope[:, :, None] * coef[k : k + p][None]
+            k += p
+        for span in self.config.residual_spans:
+            weight = 1.0 if settled else 2.0 / (span * self.window_ + 1.0)
+            deriv += weight * coef[k : k + p][None]
+            k += p
+        return np.eye(p)[None] - np.transpose(deriv, (0, 2, 1))
 
     # -- transforming --------------------------------------------------------------------------
     def _features_sorted(
@@ -424,26 +388,24 @@ class FeatureBuilder:
         blocks: list[tuple[str, list[str], np.ndarray]] = []
         if "raw" in fam:
             blocks.append(("raw", sensors, z))
-        blocks += [(kind, sensors, arr) for kind, arr in _rolling_stats(z, w, fam).items()]
+        blocks += [(kind, sensors, arr) for kind, arr in rolling_stats(z, w, fam).items()]
         if "diff" in fam or "rough" in fam:
             d = np.diff(z, axis=0, prepend=z[:1])
             if "diff" in fam:
                 blocks.append(("diff", sensors, d))
             if "rough" in fam:
                 clipped = np.minimum(np.abs(d), self.rough_clip_)
-                mean_abs = _rolling_sum(clipped, w) / _counts(len(z), w)
+                mean_abs = rolling_sum(clipped, w) / window_counts(len(z), w)
                 blocks.append(("rough", sensors, np.log(mean_abs + 1e-3 * self.rough_clip_)))
         for s in self.fft_sensors_:
-            bands = _fft_bands(
-                z[:, sensors.index(s)], self.config.fft_window, self.config.fft_bands
-            )
+            bands = fft_bands(z[:, sensors.index(s)], self.config.fft_window, self.config.fft_bands)
             blocks += [(f"fft{b}", [s], bands[:, b : b + 1]) for b in range(bands.shape[1])]
         if self._has_residuals:
             r = self._residuals(z)
             if "resid" in fam:
                 blocks.append(("resid", sensors, r))
             if "resid_mean" in fam:
-                blocks.append(("resid_mean", sensors, _rolling_sum(r, w) / _counts(len(z), w)))
+                blocks.append(("resid_mean", sensors, rolling_sum(r, w) / window_counts(len(z), w)))
         return blocks
 
     def transform(self, frame: pd.DataFrame) -> FeatureSet:

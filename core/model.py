@@ -293,7 +293,9 @@ class AnomalyModel:
             quiet = off | _restart_guard(sub, off, self._guard_samples(pipe.features))
             s[quiet | _warmup_mask(sub, pipe.features)] = 0.0
             score[rows], is_off[rows] = s, off
-            deviation[rows] = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
+            dev = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
+            _attribute_residuals(dev, sub, X, s > 1.0, pipe.features)
+            deviation[rows] = dev
             thresholds[asset] = 1.0
             raw_thresholds[asset] = pipe.threshold
         _report(progress, 1.0, "Scored")
@@ -372,6 +374,34 @@ def _sensor_deviation(
     for i, js in cols.items():
         out[:, i] = np.abs(X[:, js]).max(axis=1)
     return out
+
+
+def _attribute_residuals(
+    dev: np.ndarray, sub: pd.DataFrame, X: np.ndarray, flagged: np.ndarray, fb: FeatureBuilder
+) -> None:
+    """On flagged rows, judge residuals by reconstruction, not by each sensor's own residual.
+
+    A faulty sensor leaks into the residuals of the sensors it helps predict; reconstruction-based
+    contributions (`FeatureBuilder.residual_attribution`) undo that leak, so events name the
+    sensor that went wrong. Done for flagged rows only: it costs sensors² work per row.
+    """
+    if not flagged.any() or "resid" not in fb.families_:
+        return
+    rows = np.flatnonzero(flagged)
+    resid_cols = [fb.feature_names_.index(f"{s}__resid") for s in fb.sensors_]
+    other_cols = {
+        i: [
+            j
+            for j, n in enumerate(fb.feature_names_)
+            if fb.sensor_of_[n] == s and j not in resid_cols
+        ]
+        for i, s in enumerate(fb.sensors_)
+    }
+    raw = sub[fb.sensors_].to_numpy(dtype=np.float64)[rows]
+    contribution = fb.residual_attribution(raw, X[np.ix_(rows, resid_cols)])
+    for i, cols in other_cols.items():
+        own = np.abs(X[np.ix_(rows, cols)]).max(axis=1) if cols else 0.0
+        dev[rows, i] = np.maximum(own, contribution[:, i])
 
 
 def check_threshold_quantile(value: float | None) -> None:

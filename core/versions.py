@@ -311,6 +311,8 @@ def compare_versions(con: duckdb.DuckDBPyConnection, version_ids: Sequence[int])
     for version_id in version_ids:
         v = get_version(con, version_id)
         held = v.metrics.get("held_out") or {}
+        if not held.get("n_confirmed"):  # no confirmed label graded: nothing to measure
+            held = {}
         truth = v.metrics.get("ground_truth") or {}
         rows.append(
             {

@@ -25,6 +25,11 @@ def cached_suggestions(_con, dataset_id: int, run_id: int | None, watermark: int
     return active.suggest(_con, dataset_id, run_id)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Comparing new data with the training window…")
+def cached_drift(_con, dataset_id: int, version_id: int) -> drift.DriftReport:
+    return drift.drift_report(_con, dataset_id, version_id)
+
+
 def verdict(comparison: dict, version_id: int) -> None:
     """The champion/challenger comparison of a version, with the promote button."""
     st.plotly_chart(
@@ -117,7 +122,11 @@ with threshold_tab:
         version_id = st.session_state.get("learn_version", newest.id)
         preview = ui.guarded(lambda: cached_preview(con, version_id, watermark))
         if preview is not None:
-            st.caption(f"v{version_id}: move the alarm line; 1 is where it is now.")
+            st.caption(
+                f"v{version_id} (pick another on the Versions tab): move its alarm line; 1 is "
+                "where it is now. These are its own scores on the labels it learned from; the "
+                "held-out numbers are on the Versions tab."
+            )
             by_budget = st.toggle("Set by alert budget", key="learn_th_budget")
             if by_budget:
                 per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
@@ -136,6 +145,7 @@ with threshold_tab:
                 "anomalies alarm. Alarms a day count every alarm in the dataset."
             )
             st.plotly_chart(threshold_figure(preview.curve(MULTIPLIERS), m), key="learn_th_fig")
+            st.caption("Solid line: the preview; dashed: the saved alarm line.")
             if m != 1.0 and st.button(f"Save x{m:.3g} as a new version", key="learn_th_save"):
                 with st.spinner("Scoring with the new threshold…"):
                     saved = ui.guarded(
@@ -168,7 +178,7 @@ with drift_tab:
     if champion is None and all_versions:
         st.info("Promote a version first: drift compares new data with its training window.")
     elif champion is not None:
-        report = ui.guarded(lambda: drift.drift_report(con, info.id))
+        report = ui.guarded(lambda: cached_drift(con, info.id, champion.id))
         if report is not None:
             if report.retrain_suggested:
                 st.warning("Retraining suggested: " + "; ".join(report.reasons) + ".")

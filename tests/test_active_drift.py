@@ -89,3 +89,17 @@ def test_drift_report_flags_the_shifted_sensor_only(workspace):
     assert report.retrain_suggested and any(r.startswith("vib has PSI") for r in report.reasons)
     assert not any(r.startswith("temp ") for r in report.reasons)
     assert report.n_current > 0 and set(report.timeline["name"]) >= {"vib", drift.SCORE}
+
+
+def test_drift_figure_colours_by_status():
+    from core.charts.learning import drift_figure
+
+    rng = np.random.default_rng(1)
+    table = drift.compare_samples(
+        {"a": rng.normal(size=2000), "b": rng.normal(size=2000)},
+        {"a": rng.normal(size=2000), "b": rng.normal(2.0, 1.0, size=2000)},
+    )
+    report = drift.DriftReport(1, 1, 2000, 2000, None, None, table, pd.DataFrame(), True, [])
+    bar = drift_figure(report).data[0]
+    colours = dict(zip(bar.y, bar.marker.color, strict=True))
+    assert colours["b"] == "#dc2626" and colours["a"] == "#16a34a"

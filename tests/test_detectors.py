@@ -196,7 +196,7 @@ def test_a_coupling_break_is_flagged_and_attributed(plant_model) -> None:
     data.loc[rows, "current"] += 4.0  # in range, but not what speed implies
     result = model.score(data)
     flagged = result.frame["is_anomaly"].to_numpy()
-    assert flagged[1000:1060].mean() > 0.8
+    assert flagged[1000:1060].mean() > 0.7
     assert flagged[:990].mean() < 0.01
     deviation = result.sensor_deviation.iloc[1000:1060].mean()
     assert deviation.idxmax() == "current"

@@ -188,3 +188,15 @@ def test_machine_off_uses_a_reference_and_respects_assets() -> None:
     frame = pd.concat([later, other], ignore_index=True)
     off = detect_machine_off(frame, SENSORS, reference=reference)
     assert off[100:200].all() and off.sum() == 100
+
+
+def test_reconstruction_attribution_names_the_faulty_sensor(
+    plant: pd.DataFrame, builder: FeatureBuilder
+) -> None:
+    data = plant.iloc[2500:2560].copy()
+    data["pressure"] += 0.4  # pressure reads high; the sensors it is predicted from are fine
+    fs = builder.transform(data).values
+    resid_z = fs[[f"{s}__resid" for s in SENSORS]].to_numpy()
+    contribution = builder.residual_attribution(data[SENSORS].to_numpy(), resid_z)
+    assert contribution.shape == (len(data), len(SENSORS))
+    assert (contribution.argmax(axis=1) == SENSORS.index("pressure")).all()

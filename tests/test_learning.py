@@ -245,3 +245,16 @@ def test_challenger_is_proposed_only_when_it_beats_the_champion_on_fresh_labels(
     assert not stale.proposed and "Not enough new labels" in stale.reason
     first = learning.compare_champion("no model", None, None, better, verdict)
     assert first.proposed
+
+
+def test_threshold_figure_draws_the_curve_and_both_lines():
+    from core.charts.learning import threshold_figure
+
+    scores = np.r_[np.zeros(100), np.full(5, 2.0), np.zeros(100), np.full(5, 1.2)]
+    preview = preview_of(scores, confirmed=[2.0], false_alarms=[1.2])
+    curve = preview.curve(np.geomspace(0.25, 4, 9))
+    fig = threshold_figure(curve, chosen=1.5)
+    names = [t.name for t in fig.data]
+    assert names == ["precision", "recall", "F1", "alarms a day"]
+    assert list(fig.data[2].y) == list(curve["f1"])
+    assert sorted(s.x0 for s in fig.layout.shapes) == [1.0, 1.5]

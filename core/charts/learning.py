@@ -38,10 +38,17 @@ def threshold_figure(curve: pd.DataFrame, chosen: float, alarm_line: float = 1.0
         ),
         secondary_y=True,
     )
-    fig.add_vline(x=chosen, line={"color": "#111827", "width": 2}, annotation_text="preview")
-    fig.add_vline(x=alarm_line, line={"color": "#9ca3af", "dash": "dash"}, annotation_text="saved")
-    fig.update_xaxes(type="log", title_text="threshold (x the version's alarm line)")
-    fig.update_yaxes(range=[0, 1.02], title_text="on labelled points", secondary_y=False)
+    # (vline annotations land in the wrong place on log axes: the caption names the lines)
+    fig.add_vline(x=alarm_line, line={"color": "#9ca3af", "dash": "dash"})
+    fig.add_vline(x=chosen, line={"color": "#111827", "width": 2})
+    ticks = [0.25, 0.5, 1, 2, 4]
+    fig.update_xaxes(
+        type="log",
+        tickvals=ticks,
+        ticktext=[f"{t:g}x" for t in ticks],
+        title_text="threshold (multiple of the version's alarm line)",
+    )
+    fig.update_yaxes(range=[0, 1.02], title_text="on the labels", secondary_y=False)
     fig.update_yaxes(title_text="alarms a day", secondary_y=True, rangemode="tozero")
     return house_layout(fig, 320)
 

@@ -1,0 +1,99 @@
+"""Vectorised window arithmetic for features: rolling sums and statistics, EWMA, spectra.
+
+Pure functions over time-ordered (rows x columns) arrays; no Python loops over rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+EPS = 1e-9
+STAT_ROWS = 100_000
+"""Robust statistics (medians, quantiles) are taken on at most this many evenly spaced rows."""
+
+
+def thin(a: np.ndarray, limit: int = STAT_ROWS) -> np.ndarray:
+    """Evenly spaced rows of ``a``, at most ``limit``: robust statistics do not need them all."""
+    return a if len(a) <= limit else a[:: int(np.ceil(len(a) / limit))]
+
+
+def robust_center_scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column medians and robust spreads (IQR/1.349, falling back to std, then 1)."""
+    a = thin(a)
+    q25, med, q75 = np.nanpercentile(a, [25, 50, 75], axis=0)
+    tiny = EPS * (1 + np.abs(med))
+    scale = (q75 - q25) / 1.349
+    scale = np.where(scale > tiny, scale, np.nanstd(a, axis=0))
+    scale = np.where(scale > tiny, scale, 1.0)
+    return np.nan_to_num(med), scale
+
+
+def window_counts(n: int, w: int) -> np.ndarray:
+    """Samples inside a trailing window of ``w`` at each row (fewer at the start)."""
+    return np.minimum(np.arange(1, n + 1), w).astype(np.float64)[:, None]
+
+
+def rolling_sum(a: np.ndarray, w: int) -> np.ndarray:
+    """Trailing sum over ``w`` rows (fewer at the start), via cumulative sums."""
+    c = np.cumsum(a, axis=0, dtype=np.float64)
+    out = np.empty_like(c)
+    out[:w] = c[:w]
+    np.subtract(c[w:], c[:-w], out=out[w:])
+    return out
+
+
+def ewma(a: np.ndarray, span: float) -> np.ndarray:
+    """Exponential moving average down the rows, started at the first row (pandas adjust=False)."""
+    from scipy.signal import lfilter  # lazy: scipy.signal is slow to import
+
+    alpha = 2.0 / (span + 1.0)
+    zi = (1.0 - alpha) * a[:1]
+    return lfilter([alpha], [1.0, alpha - 1.0], a, axis=0, zi=zi)[0]
+
+
+def rolling_stats(z: np.ndarray, w: int, families: set[str]) -> dict[str, np.ndarray]:
+    """Trailing mean, log-std, min, max and least-squares slope of each column."""
+    n = len(z)
+    out: dict[str, np.ndarray] = {}
+    counts = window_counts(n, w)
+    s1 = rolling_sum(z, w)
+    if "mean" in families:
+        out["mean"] = s1 / counts
+    if "std" in families:
+        var = np.clip(rolling_sum(z * z, w) - s1 * s1 / counts, 0.0, None)
+        out["std"] = np.log(np.sqrt(var / np.maximum(counts - 1, 1)) + 1e-3)
+    if "min" in families or "max" in families:
+        roll = pd.DataFrame(z).rolling(w, min_periods=1)
+        if "min" in families:
+            out["min"] = roll.min().to_numpy()
+        if "max" in families:
+            out["max"] = roll.max().to_numpy()
+    if "slope" in families:
+        j = np.arange(n, dtype=np.float64)[:, None]
+        start = j - counts + 1
+        sjx = rolling_sum(z * j, w) - start * s1  # sum of (position in window) * x
+        denom = np.maximum(counts * (counts * counts - 1) / 12.0, EPS)
+        slope = (sjx - (counts - 1) / 2.0 * s1) / denom
+        slope[counts[:, 0] < 2] = 0.0
+        out["slope"] = slope
+    return out
+
+
+def fft_bands(x: np.ndarray, length: int, bands: int) -> np.ndarray:
+    """Log band energies of Hann-windowed frames (hop length/4), held until the next frame."""
+    n = len(x)
+    out = np.full((n, bands), np.nan)
+    if n < length:
+        return out
+    hop = max(length // 4, 1)
+    frames = np.lib.stride_tricks.sliding_window_view(x, length)[::hop]
+    frames = (frames - frames.mean(axis=1, keepdims=True)) * np.hanning(length)
+    power = np.abs(np.fft.rfft(frames, axis=1))[:, 1:] ** 2
+    edges = np.linspace(0, power.shape[1], bands + 1).astype(int)[:-1]
+    energy = np.add.reduceat(power, edges, axis=1)
+    frame_end = np.arange(len(frames)) * hop + length - 1
+    idx = np.searchsorted(frame_end, np.arange(n), side="right") - 1
+    valid = idx >= 0
+    out[valid] = np.log(energy[idx[valid]] + 1e-6)
+    return out

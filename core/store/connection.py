@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -69,3 +71,19 @@ def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Names of the tables in the workspace (tests use it to prove nothing was left behind)."""
     rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
     return {r[0] for r in rows}
+
+
+def decode_row(
+    columns: Sequence[str],
+    row: Sequence[Any],
+    json_columns: Sequence[str] = (),
+    list_columns: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A fetched row as a dict: JSON columns parsed, list columns never None."""
+    record = dict(zip(columns, row, strict=True))
+    for c in json_columns:
+        if isinstance(record[c], str):
+            record[c] = json.loads(record[c])
+    for c in list_columns:
+        record[c] = list(record[c] or [])
+    return record

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from core.store.connection import transaction
+from core.store.connection import decode_row, transaction
 
 VERSION_COLUMNS = (
     "id",
@@ -77,13 +77,8 @@ def insert_version(con: duckdb.DuckDBPyConnection, record: dict[str, Any], model
 
 
 def _record(row: tuple) -> dict[str, Any]:
-    record = dict(zip(VERSION_COLUMNS, row, strict=True))
-    for c in _JSON_COLUMNS:
-        if isinstance(record[c], str):
-            record[c] = json.loads(record[c])
-    for c in ("sensors", "assets", "label_ids", "label_seqs"):
-        record[c] = list(record[c] or [])
-    return record
+    lists = ("sensors", "assets", "label_ids", "label_seqs")
+    return decode_row(VERSION_COLUMNS, row, _JSON_COLUMNS, lists)
 
 
 def list_versions(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[dict[str, Any]]:

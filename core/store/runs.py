@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from core.store.connection import quote_ident, transaction
+from core.store.connection import decode_row, quote_ident, transaction
 
 RUN_COLUMNS = (
     "id",
@@ -216,12 +216,7 @@ def save_run(
 
 
 def _row_to_record(row: tuple) -> dict[str, Any]:
-    record = dict(zip(RUN_COLUMNS, row, strict=True))
-    for c in _JSON_COLUMNS:
-        if isinstance(record[c], str):
-            record[c] = json.loads(record[c])
-    record["assets"] = list(record["assets"] or [])
-    return record
+    return decode_row(RUN_COLUMNS, row, _JSON_COLUMNS, ("assets",))
 
 
 def list_runs(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[dict[str, Any]]:

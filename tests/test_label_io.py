@@ -7,21 +7,9 @@ import io
 import pandas as pd
 import pytest
 
-from core import label_io, labels, store
+from core import label_io, labels
 from core.errors import DataError
-from tests.test_labels import draft, make_dataset
-
-
-@pytest.fixture
-def con(tmp_path):
-    c = store.open_workspace(tmp_path / "w.duckdb")
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def info(con):
-    return make_dataset(con)
+from tests.label_data import draft, make_dataset
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])

@@ -15,7 +15,7 @@ from core import labels, store
 from core.errors import WorkspaceError
 from core.labels import LabelDraft
 from core.store import labels as label_store
-from tests.test_labels import at, make_dataset
+from tests.label_data import at, make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 N_THREADS = 5

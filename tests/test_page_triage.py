@@ -6,7 +6,7 @@ import pytest
 
 from core import labels, modes, store
 from tests.apptest import open_app
-from tests.test_labels import EVENTS, at, make_dataset, make_run
+from tests.label_data import EVENTS, at, make_dataset, make_run
 
 PAGE = "pages/triage.py"
 

@@ -5,22 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import labels, modes, store, triage
+from core import labels, modes, triage
 from core.runs import ALARM_LINE
 from core.triage import QueueFilter
-from tests.test_labels import EVENTS, at, draft, make_dataset, make_run
-
-
-@pytest.fixture
-def con(tmp_path):
-    c = store.open_workspace(tmp_path / "w.duckdb")
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def info(con):
-    return make_dataset(con)
+from tests.label_data import EVENTS, at, draft, make_run
 
 
 def test_queue_is_unreviewed_first_then_most_severe(con, info):

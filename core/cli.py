@@ -96,7 +96,13 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     try:
         info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
         objective = "budget" if args.budget_per_day is not None else "f1"
-        config = RetrainConfig(info.id, objective, args.budget_per_day, not args.no_semi)
+        config = RetrainConfig(
+            info.id,
+            objective,
+            args.budget_per_day,
+            not args.no_semi,
+            learn_false_alarms=args.learn_false_alarms,
+        )
         result = retrain(con, config, args.analyst)
         v, verdict = result.version, result.comparison
         held = v.metrics["held_out"]
@@ -152,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-per-day", type=float, default=None, help="at most N alarms a day")
     p.add_argument("--no-semi", action="store_true", help="no semi-supervised classifier")
     p.add_argument("--promote", action="store_true", help="promote when it beats the active one")
+    p.add_argument(
+        "--learn-false-alarms", action="store_true", help="train on false alarms as normal data"
+    )
     p.add_argument("--analyst", default="cli")
     _db_arg(p)
     p.set_defaults(func=_cmd_retrain)

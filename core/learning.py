@@ -1,7 +1,11 @@
 """Learning from labels: what the analyst's verdicts mean for training, thresholds and models.
 
 - **Training data.** Confirmed labels widened by `EXCLUSION_MARGIN_SAMPLES` samples on each side
-  leave the rows the unsupervised detector learns "normal" from.
+  leave the rows the unsupervised detector learns "normal" from. Optionally
+  (``learn_false_alarms``) false alarms outside the training window join it, with
+  `CONTEXT_SAMPLES` samples on each side (rolling features need the lead-in): normal behaviour
+  the detector had not seen. Off by default: on demo plants it cut false alarms further but
+  lost recall on some plants, and those labels can no longer be graded.
 - **Threshold.** Judged per label, as an analyst sees alarms: a confirmed label is *caught* when
   its peak score is above the threshold, a false-alarm label *still alarms* when its peak is.
   The threshold maximises F1 over labels (or, with an alert budget, the best F1 among thresholds
@@ -19,9 +23,10 @@
   alarm the classifier already sinks below the line does not move it.
 - **Measured improvement.** Leave-label-out: labels are dealt into folds (a label with its
   context stays in one fold); each fold's labels are judged by a classifier and a threshold
-  fitted without them. Labels whose rows were removed from training are never graded. A new version is proposed
-  for promotion only when it beats the active one (or the latest unsupervised run) by `MIN_GAIN`
-  F1 on such held-out labels that the champion never saw.
+  fitted without them. Labels whose rows were removed from or added to the training data shaped
+  the detector itself and are never graded. A new version is proposed for promotion only when
+  it beats the active one (or the latest unsupervised run) by `MIN_GAIN` F1 on held-out labels
+  the champion never saw.
 """
 
 from __future__ import annotations
@@ -548,6 +553,7 @@ class RetrainConfig:
     budget_per_day: float | None = None
     semi_supervised: bool = True
     margin_samples: int = EXCLUSION_MARGIN_SAMPLES
+    learn_false_alarms: bool = False
     detector: str | None = None
     params: dict[str, Any] | None = None
     training: TrainingWindow | None = None
@@ -613,6 +619,23 @@ def _champion(
     return name, active.id if active is not None else None, alarmed.to_dict(), seen
 
 
+def _versus_champion(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    data: pd.DataFrame,
+    points: LabelPoints,
+    held: dict[int, bool],
+    label_ids: np.ndarray,
+    snapshot: dict[int, int],
+) -> Comparison:
+    """Compare on the held-out labels the champion never saw (new, or changed since)."""
+    name, champion_id, champion_alarms, seen = _champion(con, dataset_id, data, points)
+    fresh = {i: a for i, a in held.items() if seen.get(label_ids[i]) != snapshot.get(label_ids[i])}
+    if champion_alarms is not None:
+        champion_alarms = {i: champion_alarms.get(i, False) for i in fresh}
+    return compare_champion(name, champion_id, champion_alarms, fresh, points.verdict)
+
+
 def _reference(data: pd.DataFrame, rows: np.ndarray, sensors: list[str], score: np.ndarray):
     """A sample of training readings and their scores, kept in the model for drift checks."""
     from core.drift import REFERENCE_ROWS
@@ -649,12 +672,17 @@ def retrain(
     owner = confirmed_owner(
         train, labels if own else labels.iloc[:0], interval, config.margin_samples
     )
-    used = train[owner < 0].reset_index(drop=True)
+    extra, taught = (
+        _false_alarm_rows(data, labels, run_config.training, interval, config.margin_samples)
+        if own and config.learn_false_alarms
+        else (data.iloc[:0], set())
+    )
+    used = pd.concat([train[owner < 0], extra], ignore_index=True)
     _check_rows(used, sorted(train[ASSET].astype(str).unique()), run_config.training)
     report(0.05, f"Fitting on {len(used):,} rows ({int((owner >= 0).sum()):,} excluded)")
     base = AnomalyModel(detector=run_config.detector, params=run_config.params or None)
     base.fit(used, progress=lambda f, m: report(0.05 + 0.35 * f, m))
-    model = versions.LearnedModel(base)
+    model = versions.LearnedModel(base, weight=versions.CLASSIFIER_WEIGHT)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
@@ -673,14 +701,10 @@ def retrain(
     held = held_out_alarms(
         fitted.by_fold, points, fold, ts, asset, config.objective, config.budget_per_day
     )
-    trained_on = set(np.unique(owner[owner >= 0]).tolist())  # these shaped the model
+    trained_on = set(np.unique(owner[owner >= 0]).tolist()) | taught  # these shaped the model
     held = {i: a for i, a in held.items() if i not in trained_on}
-    name, champion_id, champion_alarms, seen = _champion(con, info.id, data, points)
     ids = labels["label_id"].astype(int).to_numpy()
-    fresh = {i: a for i, a in held.items() if seen.get(ids[i]) != snapshot.get(ids[i])}
-    if champion_alarms is not None:
-        champion_alarms = {i: champion_alarms.get(i, False) for i in fresh}
-    comparison = compare_champion(name, champion_id, champion_alarms, fresh, points.verdict)
+    comparison = _versus_champion(con, info.id, data, points, held, ids, snapshot)
     report(0.86, "Saving the version and its scores")
     model.threshold, model.classifier = threshold, fitted.classifier
     final = fitted.combined / threshold
@@ -703,6 +727,7 @@ def retrain(
             "description": run_config.training.describe(),
             "n_rows": len(used),
             "n_excluded": int((owner >= 0).sum()),
+            "n_false_alarm_rows": len(extra),
             "margin_samples": config.margin_samples,
         },
         features=versions.feature_summary(model),
@@ -725,6 +750,23 @@ def retrain(
     )
     report(1.0, f"Saved v{version.id}")
     return RetrainResult(version, comparison, notes)
+
+
+def _false_alarm_rows(
+    data: pd.DataFrame, labels: pd.DataFrame, window: TrainingWindow, interval: float, margin: int
+) -> tuple[pd.DataFrame, set[int]]:
+    """Rows of false alarms outside the training window (with context), none near a confirmed
+    label; and the indices of the labels that gave rows."""
+    if labels.empty:
+        return data.iloc[:0], set()
+    ts, asset = _times(data)
+    giver = np.full(len(data), -1, dtype=np.int64)
+    alarms = np.flatnonzero(labels["verdict"].to_numpy() == "false_alarm")
+    pad = np.full(len(alarms), int(CONTEXT_SAMPLES * interval * 1e9), dtype=np.int64)
+    _mark(ts, asset, labels.iloc[alarms].reset_index(drop=True), pad, giver, alarms)
+    keep = (giver >= 0) & ~training_mask(data, window)
+    keep &= confirmed_owner(data, labels, interval, margin) < 0
+    return data[keep], set(np.unique(giver[keep]).tolist())
 
 
 def _check_rows(used: pd.DataFrame, assets: list[str], window: TrainingWindow) -> None:

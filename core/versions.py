@@ -336,7 +336,7 @@ def compare_versions(con: duckdb.DuckDBPyConnection, version_ids: Sequence[int])
     return pd.DataFrame(rows)
 
 
-def check_sensors(model_sensors: Sequence[str], info: DatasetInfo, version_id: int) -> None:
+def check_sensors(model_sensors: Sequence[str], info: DatasetInfo, model_name: str) -> None:
     """`DataError` naming the missing and extra sensors when a dataset does not match a model."""
     missing = [s for s in model_sensors if s not in info.sensors]
     extra = [s for s in info.sensors if s not in model_sensors]
@@ -347,7 +347,7 @@ def check_sensors(model_sensors: Sequence[str], info: DatasetInfo, version_id: i
         if extra:
             parts.append(f"extra {', '.join(map(repr, extra))}")
         raise DataError(
-            f"Model v{version_id} needs the sensors it was trained on; dataset {info.name!r} "
+            f"{model_name} needs the sensors it was trained on; dataset {info.name!r} "
             f"differs: {'; '.join(parts)}."
         )
 
@@ -518,7 +518,7 @@ def apply_version(
     started = datetime.now()
     info = store.get_dataset(con, dataset_id)
     version = get_version(con, version_id)
-    check_sensors(version.sensors, info, version_id)
+    check_sensors(version.sensors, info, f"Model v{version_id}")
     model = load_version(con, version_id)
     frame, back = readings_for(con, info, asset_map)
     result = restore_assets(model.score(frame, progress=progress), back)
@@ -539,7 +539,7 @@ def transfer_version(
     started = datetime.now()
     info = store.get_dataset(con, dataset_id)
     source = get_version(con, version_id)
-    check_sensors(source.sensors, info, version_id)
+    check_sensors(source.sensors, info, f"Model v{version_id}")
     model = load_version(con, version_id)
     frame, back = readings_for(con, info, asset_map)
     result = restore_assets(model.score(frame, progress=progress), back)
@@ -585,7 +585,7 @@ def import_version(
     started = datetime.now()
     info = store.get_dataset(con, dataset_id)
     model = load_model(data)
-    check_sensors(model.sensors, info, 0)
+    check_sensors(model.sensors, info, f"The model in {filename}")
     frame = store.read_readings(con, info)
     result = model.score(frame, progress=progress)
     return save_version(

@@ -75,9 +75,15 @@ with retrain_tab, st.form("learn_retrain"):
     budget = left.number_input("At most alarms a day", 0.1, 1000.0, 5.0, 0.5, key="learn_budget")
     semi = right.toggle("Semi-supervised model when enough labels", True, key="learn_semi")
     margin = right.number_input("Margin around confirmed (samples)", 0, 10_000, 60, key="learn_m")
+    taught = left.toggle("Train on false alarms as normal data", key="learn_fa")
     if st.form_submit_button("Retrain with labels", type="primary", icon=":material/school:"):
         config = learning.RetrainConfig(
-            info.id, "budget" if budget_on else "f1", budget if budget_on else None, semi, margin
+            info.id,
+            objective="budget" if budget_on else "f1",
+            budget_per_day=budget if budget_on else None,
+            semi_supervised=semi,
+            margin_samples=margin,
+            learn_false_alarms=taught,
         )
         with st.status("Retraining…", expanded=True) as status:
             bar = st.progress(0.0)

@@ -258,3 +258,23 @@ def test_threshold_figure_draws_the_curve_and_both_lines():
     assert names == ["precision", "recall", "F1", "alarms a day"]
     assert list(fig.data[2].y) == list(curve["f1"])
     assert sorted(s.x0 for s in fig.layout.shapes) == [1.0, 1.5]
+
+
+def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):
+    info = make_dataset(workspace, toy_frame(n=900))
+    add_labels(workspace, info, [("p2", 600, 610, "false_alarm"), ("p2", 100, 110, "false_alarm")])
+    seen = []
+    original = learning.AnomalyModel.fit
+    monkeypatch.setattr(
+        learning.AnomalyModel,
+        "fit",
+        lambda self, train, progress=None: seen.append(train) or original(self, train, progress),
+    )
+    plain = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
+    config = learning.RetrainConfig(info.id, learn_false_alarms=True)
+    taught = learning.retrain(workspace, config, "tester").version
+    p2 = seen[1][seen[1]["asset"] == "p2"]["ts"]
+    assert len(seen[0]) == 540 and plain.training["n_false_alarm_rows"] == 0
+    assert taught.training["n_false_alarm_rows"] == 131, "the stretch and 60 samples each side"
+    assert set(p2[p2 >= at(270)]) == {at(m) for m in range(540, 671)}
+    assert taught.metrics["not_graded"] == [plain.label_ids[0]], "the label outside the window"

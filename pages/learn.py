@@ -177,7 +177,7 @@ with next_tab:
         rows = pick["selection"]["rows"] if pick else []
         if st.button("Review in Triage", disabled=not rows, icon=":material/fact_check:"):
             event = todo.iloc[rows[0]]
-            st.session_state["triage_focus"] = (int(event["run_id"]), int(event["event_id"]))
+            st.session_state[ui.TRIAGE_FOCUS] = (int(event["run_id"]), int(event["event_id"]))
             st.switch_page("pages/triage.py")
 
 with drift_tab:

@@ -186,6 +186,9 @@ def find_similar(label_id: int) -> None:
 def review_queue() -> int | None:
     past = runs.list_runs(con, info.id)
     names = {r.id: r.label for r in past}
+    focus = st.session_state.pop(ui.TRIAGE_FOCUS, None)  # (run, event) handed over by Learn
+    if focus is not None and focus[0] in names:
+        st.session_state["triage_run"], st.session_state[CURRENT] = focus
     run_id = st.selectbox("Run", list(names), format_func=names.get, key="triage_run")
     if run_id is None:
         st.info("No detection run on this dataset yet: run one on the **Detect** page.")

@@ -16,6 +16,8 @@ from core.types import DatasetInfo
 
 ACTIVE_DATASET = "active_dataset_id"
 ANALYST = "analyst"
+TRIAGE_FOCUS = "triage_focus"
+"""(run_id, event_id) another page hands to Triage to open that event."""
 _SEEN = "_vigil_session_seen"
 
 

@@ -264,3 +264,13 @@ def at_ts(minutes: float):
     import pandas as pd
 
     return pd.Timestamp(at(minutes))
+
+
+def test_an_event_handed_over_by_another_page_opens(prepared):
+    at = _open()
+    at.session_state["triage_focus"] = (1, 3)
+    at.run()
+    assert not at.exception
+    assert any("Event" in m.value and "of 3" in m.value for m in at.markdown)
+    header = next(m.value for m in at.markdown if "of 3" in m.value)
+    assert "p2" in header, "event 3 is the p2 event of the toy run"

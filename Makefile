@@ -28,8 +28,8 @@ fix: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP)
-	$(BIN)/python bench/bench_ingest.py
+bench: $(STAMP)  ## every benchmark; each prints its figures and ratios against a baseline
+	for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 demo: $(STAMP)
 	$(BIN)/python -m core demo

@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## set up, then start the app (offers the demo plant on first start)
+run: $(STAMP)  ## set up, load the demo plant into an empty workspace, start the app
+	$(BIN)/python -m core demo --if-empty
 	$(BIN)/python -m streamlit run app.py
 
 test: $(STAMP)  ## set up, lint, then run the whole test suite

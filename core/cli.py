@@ -45,6 +45,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import load_demo
 
     con = store.open_workspace(args.db)
+    if args.if_empty and store.list_datasets(con):
+        con.close()
+        print("The workspace already holds data; no demo plant added.")
+        return 0
     try:
         info = load_demo(
             con, seed=args.seed, n_assets=args.assets, rows_per_asset=args.rows, name=args.name
@@ -138,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assets", type=int, default=3)
     p.add_argument("--rows", type=int, default=50_000, help="rows per asset")
     p.add_argument("--name", default=None)
+    p.add_argument(
+        "--if-empty", action="store_true", help="only when the workspace holds no dataset yet"
+    )
     _db_arg(p)
     p.set_defaults(func=_cmd_demo)
 

@@ -217,3 +217,18 @@ def test_cli_demo_exits_zero_and_fills_the_workspace(tmp_path):
         assert len(store.read_ground_truth(con, info.id)) == 18
     finally:
         con.close()
+
+
+def test_cli_demo_if_empty_adds_the_plant_once(tmp_path):
+    """`make run` loads the demo only into an empty workspace, never a second copy."""
+    db = tmp_path / "run.duckdb"
+    cmd = [sys.executable, "-m", "core", "demo", "--db", str(db), "--rows", "2000", "--if-empty"]
+    first = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert "already holds data" in second.stdout
+    con = store.open_workspace(db)
+    try:
+        assert len(store.list_datasets(con)) == 1
+    finally:
+        con.close()

@@ -66,6 +66,8 @@ residual models' moving averages carry a fault into the following samples."""
 MIN_CONFIRMED = 3
 MIN_FALSE_ALARMS = 3
 """The semi-supervised model needs at least this many confirmed and false-alarm labels."""
+THRESHOLD_MULTIPLIERS = [round(float(m), 3) for m in np.geomspace(0.25, 4.0, 41)]
+"""Threshold choices the preview slider offers, as multiples of the current alarm line."""
 ALARM_GAP_SAMPLES = 4
 """A flagged row starts a new alarm only after this many unflagged samples: events merge
 stretches at most 3 samples apart (`core.events.extract_events`' default)."""

@@ -1,6 +1,5 @@
 """Learn: retrain from labels, tune the threshold, manage model versions, label next, drift."""
 
-import numpy as np
 import streamlit as st
 
 from core import active, drift, learning, versions
@@ -11,8 +10,6 @@ from core.charts.learning import (
     threshold_figure,
 )
 from pages import ui
-
-MULTIPLIERS = [round(float(m), 3) for m in np.geomspace(0.25, 4.0, 41)]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
@@ -138,7 +135,9 @@ with threshold_tab:
                 per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
                 m = preview.budget_threshold(per_day)
             else:
-                m = st.select_slider("Threshold", MULTIPLIERS, 1.0, key="learn_th")
+                m = st.select_slider(
+                    "Threshold", learning.THRESHOLD_MULTIPLIERS, 1.0, key="learn_th"
+                )
             point = preview.at(m)
             row = st.columns(5)
             row[0].metric("Precision", f"{point.precision:.2f}")
@@ -150,7 +149,10 @@ with threshold_tab:
                 f"Against the labels: {point.caught} of {point.caught + point.missed} confirmed "
                 "anomalies alarm. Alarms a day count every alarm in the dataset."
             )
-            st.plotly_chart(threshold_figure(preview.curve(MULTIPLIERS), m), key="learn_th_fig")
+            st.plotly_chart(
+                threshold_figure(preview.curve(learning.THRESHOLD_MULTIPLIERS), m),
+                key="learn_th_fig",
+            )
             st.caption("Solid line: the preview; dashed: the saved alarm line.")
             if m != 1.0 and st.button(f"Save x{m:.3g} as a new version", key="learn_th_save"):
                 with st.spinner("Scoring with the new threshold…"):

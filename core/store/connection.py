@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -87,3 +88,19 @@ def decode_row(
     for c in list_columns:
         record[c] = list(record[c] or [])
     return record
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such numbers (e.g. no delay measured) are stored as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_dumps(value: Any) -> str:
+    """Strict JSON for a JSON column: NaN and infinities become null, numpy numbers floats."""
+    return json.dumps(_finite(value), allow_nan=False, default=float)

@@ -7,14 +7,12 @@ Listing versions never reads the model bytes; only `read_version_model` does.
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from core.store.connection import decode_row, transaction
+from core.store.connection import decode_row, json_dumps, transaction
 
 VERSION_COLUMNS = (
     "id",
@@ -46,21 +44,6 @@ VERSION_COLUMNS = (
 _JSON_COLUMNS = ("params", "training", "features", "metrics", "versions")
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: such numbers are stored as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(_finite(value), allow_nan=False, default=float)
-
-
 def next_version_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve the id of a new model version."""
     return int(con.execute("SELECT nextval('model_version_seq')").fetchone()[0])
@@ -69,7 +52,9 @@ def next_version_id(con: duckdb.DuckDBPyConnection) -> int:
 def insert_version(con: duckdb.DuckDBPyConnection, record: dict[str, Any], model: bytes) -> None:
     """Insert one version record (JSON columns as Python objects) with its model bytes."""
     columns = [c for c in VERSION_COLUMNS if c != "created_at" or record.get(c) is not None]
-    values = [_dumps(record[c]) if c in _JSON_COLUMNS else record.get(c) for c in columns] + [model]
+    values = [json_dumps(record[c]) if c in _JSON_COLUMNS else record.get(c) for c in columns] + [
+        model
+    ]
     marks = ", ".join("?" for _ in values)
     con.execute(
         f"INSERT INTO model_versions ({', '.join(columns)}, model) VALUES ({marks})", values

@@ -8,7 +8,6 @@ not row by row.
 from __future__ import annotations
 
 import json
-import math
 from contextlib import suppress
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from core.store.connection import decode_row, quote_ident, transaction
+from core.store.connection import decode_row, json_dumps, quote_ident, transaction
 
 RUN_COLUMNS = (
     "id",
@@ -80,21 +79,6 @@ _EVENTS_SCHEMA = pa.schema(
 )
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: such metrics (e.g. no delay measured) are stored as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(_finite(value), allow_nan=False, default=float)
-
-
 def next_run_id(con: duckdb.DuckDBPyConnection) -> int:
     """Reserve the id of a new run."""
     return int(con.execute("SELECT nextval('run_id_seq')").fetchone()[0])
@@ -116,7 +100,7 @@ def _scores_table(scores: pd.DataFrame) -> pa.Table:
 
 def _jsonable(mapping: Any) -> str:
     """`sensor_scores` as JSON text (numpy floats turned into plain floats)."""
-    return _dumps({str(k): float(v) for k, v in dict(mapping or {}).items()})
+    return json_dumps({str(k): float(v) for k, v in dict(mapping or {}).items()})
 
 
 def _events_table(events: pd.DataFrame) -> pa.Table:
@@ -195,7 +179,7 @@ def insert_events(con: duckdb.DuckDBPyConnection, run_id: int, events: pd.DataFr
 def insert_run(con: duckdb.DuckDBPyConnection, record: dict[str, Any]) -> None:
     """Insert the run record; JSON columns are given as Python objects."""
     values = [
-        _dumps(record[c]) if c in _JSON_COLUMNS and record.get(c) is not None else record.get(c)
+        json_dumps(record[c]) if c in _JSON_COLUMNS and record.get(c) is not None else record.get(c)
         for c in RUN_COLUMNS
     ]
     placeholders = ", ".join("?" for _ in RUN_COLUMNS)

@@ -33,7 +33,7 @@ with demo_col:
                 ui.set_active_dataset(info.id)
                 status.update(label=f"Loaded {info.name}", state="complete")
                 st.rerun()
-            status.update(label="The demo plant could not be loaded", state="error")
+            status.update(label="The demo plant could not be loaded", state="error", expanded=True)
 
 with upload_col:
     st.subheader("Your data")
@@ -52,7 +52,7 @@ with upload_col:
                 lambda: ingest_upload(con, upload.getvalue(), upload.name, name or None)
             )
             if result is None:
-                status.update(label=f"{upload.name} was not loaded", state="error")
+                status.update(label=f"{upload.name} was not loaded", state="error", expanded=True)
             else:
                 ui.set_active_dataset(result.dataset.id)
                 status.update(label=f"Loaded {result.dataset.name}", state="complete")

@@ -36,3 +36,19 @@ def test_a_first_visit_straight_to_a_page_goes_through_the_app(tmp_path):
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
         assert "Load data" in nav and "Overview" in nav
         assert "ui" not in nav.split()
+
+
+def test_a_bad_upload_shows_why_in_the_browser(tmp_path):
+    """The reason must be on screen, not folded away inside the collapsed status box."""
+    bad = tmp_path / "notime.csv"
+    bad.write_text("a,b\n1,2\n3,4\n")
+    with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
+        page.goto(url)
+        page.get_by_role("heading", name="Load data").wait_for()
+        wait_for_app(page)
+        page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', str(bad))
+        page.get_by_role("button", name="Load file").click()
+        reason = page.get_by_text("has no time column")
+        reason.wait_for()
+        assert reason.is_visible()
+        assert page.get_by_text("Datasets in this workspace").count() == 0

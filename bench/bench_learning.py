@@ -83,6 +83,8 @@ def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) ->
             "labels": 0,
             "confirmed": 0,
             "f1": run.evaluation["f1"],
+            "precision": run.evaluation["precision"],
+            "recall": run.evaluation["recall"],
             "false_alarm_rate": run.evaluation["false_alarm_rate"],
             "held_out_f1": float("nan"),
             "classifier": False,
@@ -110,6 +112,8 @@ def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) ->
                 "labels": len(version.label_ids),
                 "confirmed": int(version.metrics["labels"].get("confirmed", 0)),
                 "f1": gt["f1"],
+                "precision": gt["precision"],
+                "recall": gt["recall"],
                 "false_alarm_rate": gt["false_alarm_rate"],
                 "held_out_f1": version.metrics["held_out"]["f1"],
                 "classifier": version.semi_supervised,
@@ -140,7 +144,9 @@ def main() -> None:
     pd.set_option("display.width", 140)
     print("\nPer plant:")
     print(table.round(4).to_string(index=False))
-    curve = table.groupby("round")[["labels", "f1", "false_alarm_rate", "gain"]].mean()
+    curve = table.groupby("round")[
+        ["labels", "f1", "precision", "recall", "false_alarm_rate", "gain"]
+    ].mean()
     print("\nMean over plants (the learning curve):")
     print(curve.round(4).to_string())
     target = table[table["labels"] >= 10].groupby("seed").first()

@@ -1,7 +1,9 @@
 """Learning from labels: what the analyst's verdicts mean for training, thresholds and models.
 
 - **Training data.** Confirmed labels widened by `EXCLUSION_MARGIN_SAMPLES` samples on each side
-  leave the rows the unsupervised detector learns "normal" from. Optionally
+  leave the rows the unsupervised detector learns "normal" from. They stay in the frame
+  (`AnomalyModel.fit`'s ``exclude``), so rolling features around them see contiguous time, and
+  the alarm line still reads the whole window (see `core.model`). Optionally
   (``learn_false_alarms``) false alarms outside the training window join it, with
   `CONTEXT_SAMPLES` samples on each side (rolling features need the lead-in): normal behaviour
   the detector had not seen. Off by default: on demo plants it cut false alarms further but
@@ -683,7 +685,11 @@ def retrain(
     _check_rows(used, sorted(train[ASSET].astype(str).unique()), run_config.training)
     report(0.05, f"Fitting on {len(used):,} rows ({int((owner >= 0).sum()):,} excluded)")
     base = AnomalyModel(detector=run_config.detector, params=run_config.params or None)
-    base.fit(used, progress=lambda f, m: report(0.05 + 0.35 * f, m))
+    base.fit(
+        pd.concat([train, extra], ignore_index=True),
+        progress=lambda f, m: report(0.05 + 0.35 * f, m),
+        exclude=np.r_[owner >= 0, np.zeros(len(extra), dtype=bool)],
+    )
     model = versions.LearnedModel(base, weight=versions.CLASSIFIER_WEIGHT)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)

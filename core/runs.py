@@ -292,7 +292,7 @@ def _stage(progress: Progress | None, start: float, end: float) -> Progress:
     return report
 
 
-def _evaluation(
+def graded_evaluation(
     con: duckdb.DuckDBPyConnection,
     info: DatasetInfo,
     assets: list[str],
@@ -347,7 +347,7 @@ def execute_run(
     events = extract_events(result, result.interval_seconds)
     if info.has_ground_truth:
         report(0.9, "Evaluating against the ground truth")
-    evaluation = _evaluation(con, info, assets, result.frame, config.training)
+    evaluation = graded_evaluation(con, info, assets, result.frame, config.training)
     report(0.94, "Storing the run")
     duration = round(time.perf_counter() - started, 3)
     summary = RunSummary(

@@ -444,17 +444,19 @@ def store_run(
     duration_s: float,
 ) -> int:
     """Store a version's scores and events on a dataset as a run; returns the run id."""
-    from core.evaluation import evaluate
-    from core.runs import RunSummary, TrainingWindow, library_versions
+    from core.runs import RunSummary, TrainingWindow, graded_evaluation, library_versions
 
     events = _events(result)
-    evaluation = None
     assets = sorted(result.frame[ASSET].astype(str).unique().tolist())
-    if info.has_ground_truth:
-        truth = store.read_ground_truth(con, info.id)
-        truth = truth[truth[ASSET].isin(assets)].reset_index(drop=True)
-        evaluation = evaluate(result.frame, truth).to_dict()
-    window = version.get("training", {}).get("window") or {"kind": "first_fraction", "value": 0.3}
+    training = version.get("training", {})
+    window = training.get("window") or {"kind": "first_fraction", "value": 0.3}
+    # graded like runs: after the training window, unless the model learned elsewhere
+    graded = (
+        window if training.get("source_dataset_id") is None else {"kind": "dataset", "value": 0}
+    )
+    evaluation = graded_evaluation(
+        con, info, assets, result.frame, TrainingWindow.from_dict(graded)
+    )
     summary = RunSummary(
         id=store.next_run_id(con),
         dataset_id=info.id,

@@ -103,3 +103,20 @@ def test_drift_figure_colours_by_status():
     bar = drift_figure(report).data[0]
     colours = dict(zip(bar.y, bar.marker.color, strict=True))
     assert colours["b"] == "#dc2626" and colours["a"] == "#16a34a"
+
+
+def test_short_blips_rank_below_longer_events_equally_close_to_the_line():
+    frame = events([1.05, 1.05, 1.05]).assign(duration_s=[0.0, 1800.0, 300.0])
+    ranked = active.rank_events(frame, {frozenset({"temp", "flow"})})
+    assert list(ranked["event_id"]) == [2, 3, 1], "a half-hour event teaches more than a blip"
+    assert ranked.set_index("event_id").at[1, "reach"] == pytest.approx(np.sqrt(60 / 1800))
+
+
+def test_without_enough_confirmed_labels_every_other_pick_is_the_most_severe():
+    frame = events([1.02, 40.0, 1.1, 6.0, 0.97])
+    ranked = active.rank_events(frame, {frozenset({"temp", "flow"})}, need_confirmed=True)
+    assert list(ranked["event_id"])[:4] == [2, 1, 4, 5]
+    assert list(ranked["severe_pick"])[:4] == [True, False, True, False]
+    assert ranked["reason"].iloc[0].startswith("among the most severe (peak 40.00x")
+    plain = active.rank_events(frame, {frozenset({"temp", "flow"})})
+    assert not plain["severe_pick"].any() and plain["event_id"].iloc[0] == 1

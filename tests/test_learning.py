@@ -127,9 +127,9 @@ def test_retraining_excludes_confirmed_anomalies_from_the_rows_used(workspace, m
     seen = {}
     original = learning.AnomalyModel.fit
 
-    def spy(self, train, progress=None):
-        seen["train"] = train.copy()
-        return original(self, train, progress=progress)
+    def spy(self, train, progress=None, exclude=None):
+        seen["train"] = train[~exclude].copy()  # the rows the detector learns from
+        return original(self, train, progress=progress, exclude=exclude)
 
     monkeypatch.setattr(learning.AnomalyModel, "fit", spy)
     config = learning.RetrainConfig(info.id, margin_samples=30)
@@ -268,7 +268,9 @@ def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):
     monkeypatch.setattr(
         learning.AnomalyModel,
         "fit",
-        lambda self, train, progress=None: seen.append(train) or original(self, train, progress),
+        lambda self, train, progress=None, exclude=None: (
+            seen.append(train[~exclude]) or original(self, train, progress, exclude)
+        ),
     )
     plain = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
     config = learning.RetrainConfig(info.id, learn_false_alarms=True)
@@ -278,3 +280,20 @@ def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):
     assert taught.training["n_false_alarm_rows"] == 131, "the stretch and 60 samples each side"
     assert set(p2[p2 >= at(270)]) == {at(m) for m in range(540, 671)}
     assert taught.metrics["not_graded"] == [plain.label_ids[0]], "the label outside the window"
+
+
+def test_excluded_rows_are_not_learned_from_and_must_match_the_frame():
+    frame = toy_frame(assets=("p1",), n=900, walk=0.0, faults=[("p1", 100, 114, "temp", 4.0)])
+    train, fault = frame.iloc[:400], frame.index[100:115]  # 4% of the window: line unmoved
+    skip = np.zeros(len(train), dtype=bool)
+    skip[95:125] = True
+    learned = learning.AnomalyModel().fit(train)
+    cleaned = learning.AnomalyModel().fit(train, exclude=skip)
+    score = {
+        name: model.score(frame).frame["score"].to_numpy()[fault]
+        for name, model in (("learned", learned), ("cleaned", cleaned))
+    }
+    assert np.median(score["cleaned"]) > 1.0, "the excluded fault is an anomaly to the model"
+    assert np.median(score["cleaned"]) > 1.5 * np.median(score["learned"])
+    with pytest.raises(DataError, match="exclude has 3 flags for 400 training rows"):
+        learning.AnomalyModel().fit(train, exclude=np.zeros(3, dtype=bool))

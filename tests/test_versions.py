@@ -156,3 +156,18 @@ def test_learned_model_without_classifier_scores_like_its_base():
     theirs = base.score(frame).frame["score"].to_numpy()
     assert np.allclose(ours * 2.0, theirs)
     assert pd.Series(ours > 1.0).equals(pd.Series(model.score(frame).frame["is_anomaly"]))
+
+
+def test_a_version_is_graded_like_a_run_after_its_training_window(workspace):
+    from core.demo import load_demo
+
+    info = load_demo(workspace, seed=7, rows_per_asset=3000)
+    run = runs.execute_run(workspace, runs.RunConfig(info.id))
+    version = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
+    graded = version.metrics["ground_truth"]
+    assert version.threshold == 1.0 and graded["f1"] == pytest.approx(run.evaluation["f1"])
+    scores = store.read_run_scores(workspace, version.run_id)
+    everything = runs.graded_evaluation(
+        workspace, info, info.assets, scores, runs.TrainingWindow("dataset", 0)
+    )
+    assert everything["f1"] != pytest.approx(graded["f1"]), "the training window is not graded"

@@ -17,7 +17,7 @@ priority = closeness x reach + DISAGREEMENT_WEIGHT x disagreement + NOVELTY_WEIG
 greedily, so a pattern counts as new only once per list.
 
 **Cold start.** Near-threshold events are mostly false alarms, and the semi-supervised model
-needs confirmed anomalies too (`core.learning.MIN_CONFIRMED`). While the labels hold fewer,
+needs confirmed anomalies too (`core.label_points.MIN_CONFIRMED`). While the labels hold fewer,
 every other pick is the *most severe* event left (an unseen pattern first): the one most
 likely to be confirmed.
 """
@@ -33,7 +33,7 @@ import pandas as pd
 from core import labels as labels_mod
 from core import store, triage
 from core.errors import DataError
-from core.learning import MIN_CONFIRMED
+from core.label_points import MIN_CONFIRMED
 from core.types import ASSET, TS
 
 CLOSENESS_SCALE = 0.5

@@ -2,18 +2,20 @@
 
 import streamlit as st
 
-from core import active, drift, learning, versions
+from core import active, drift, labels, learning, versions
 from core.charts.learning import (
     comparison_figure,
     drift_figure,
     drift_timeline_figure,
     threshold_figure,
 )
+from core.label_points import labels_needed
+from core.thresholds import THRESHOLD_MULTIPLIERS, ThresholdPreview
 from pages import ui
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
-def cached_preview(_con, version_id: int, watermark: int) -> learning.ThresholdPreview:
+def cached_preview(_con, version_id: int, watermark: int) -> ThresholdPreview:
     return learning.version_preview(_con, version_id)
 
 
@@ -44,7 +46,7 @@ if info is None:
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
 
-labels_now = learning.labels_mod.current_labels(con, info.id)
+labels_now = labels.current_labels(con, info.id)
 counts = labels_now["verdict"].value_counts()
 _, watermark = learning.label_snapshot(con, info.id)
 all_versions = versions.list_versions(con, info.id)
@@ -54,7 +56,7 @@ cols[0].metric("Confirmed", int(counts.get("confirmed", 0)))
 cols[1].metric("False alarms", int(counts.get("false_alarm", 0)))
 cols[2].metric("Versions", len(all_versions))
 cols[3].metric("Active model", f"v{champion.id}" if champion else "none")
-need = learning.labels_needed(labels_now)
+need = labels_needed(labels_now)
 if labels_now.empty:
     st.info(
         "No labels yet. Review events on the **Triage** page: every verdict tunes the threshold, "
@@ -135,9 +137,7 @@ with threshold_tab:
                 per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
                 m = preview.budget_threshold(per_day)
             else:
-                m = st.select_slider(
-                    "Threshold", learning.THRESHOLD_MULTIPLIERS, 1.0, key="learn_th"
-                )
+                m = st.select_slider("Threshold", THRESHOLD_MULTIPLIERS, 1.0, key="learn_th")
             point = preview.at(m)
             row = st.columns(5)
             row[0].metric("Precision", f"{point.precision:.2f}")
@@ -150,7 +150,7 @@ with threshold_tab:
                 "anomalies alarm. Alarms a day count every alarm in the dataset."
             )
             st.plotly_chart(
-                threshold_figure(preview.curve(learning.THRESHOLD_MULTIPLIERS), m),
+                threshold_figure(preview.curve(THRESHOLD_MULTIPLIERS), m),
                 key="learn_th_fig",
             )
             st.caption("Solid line: the preview; dashed: the saved alarm line.")

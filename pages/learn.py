@@ -30,11 +30,13 @@ def cached_drift(_con, dataset_id: int, version_id: int) -> drift.DriftReport:
 
 
 def verdict(comparison: dict, version_id: int) -> None:
-    """The champion/challenger comparison of a version, with the promote button."""
-    st.plotly_chart(
-        comparison_figure(comparison["before"], comparison["after"], comparison["champion"]),
-        key=f"learn_cmp_{version_id}",
-    )
+    """The champion/challenger comparison of a version (its chart only when held-out confirmed
+    labels graded both), with the promote button."""
+    if comparison["after"].get("n_confirmed"):
+        st.plotly_chart(
+            comparison_figure(comparison["before"], comparison["after"], comparison["champion"]),
+            key=f"learn_cmp_{version_id}",
+        )
     (st.success if comparison["proposed"] else st.info)(comparison["reason"])
 
 
@@ -172,6 +174,14 @@ with next_tab:
         pick = st.dataframe(
             todo[["event_id", "asset", "start", "peak_score", "priority", "reason"]],
             hide_index=True,
+            column_config={
+                "event_id": "Event",
+                "asset": "Asset",
+                "start": st.column_config.DatetimeColumn("Start", format="YYYY-MM-DD HH:mm"),
+                "peak_score": st.column_config.NumberColumn("Peak (x line)", format="%.2f"),
+                "priority": st.column_config.NumberColumn("Priority", format="%.2f"),
+                "reason": st.column_config.TextColumn("Why this one", width="large"),
+            },
             on_select="rerun",
             selection_mode="single-row",
             key="learn_next",

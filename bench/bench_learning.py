@@ -1,6 +1,6 @@
 """Learning from labels: a simulated analyst on fresh demo plants, round after round.
 
-    python bench/bench_learning.py                       # seeds 201-203, 5 labels a round
+    python bench/bench_learning.py                       # seeds 201-206, 5 labels a round
     python bench/bench_learning.py --seeds 204 --rounds 6 --per-round 3 --rows 10000
 
 Protocol: load a demo plant into a fresh workspace and run the unsupervised detector (first 30%
@@ -137,7 +137,7 @@ def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203, 204, 205, 206])
     parser.add_argument("--rows", type=int, default=20_000, help="rows per asset")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=5)

@@ -18,6 +18,7 @@ import pandas as pd
 from core import labels as labels_mod
 from core import store, versions
 from core.errors import ConfigError, DataError
+from core.familiarity import familiarity, fit_familiarity
 from core.label_points import (
     CONTEXT_SAMPLES,
     EXCLUSION_MARGIN_SAMPLES,
@@ -210,7 +211,16 @@ def retrain(
         X = model.classifier_input(data, parts.u)
     elif config.semi_supervised:
         notes.append(f"Semi-supervised model not trained yet: needs {labels_needed(labels)}.")
-    fitted = cross_fit(parts.u, X, points, fold, model.combine)
+    familiar = None
+    if X is not None:
+        model.familiar = fit_familiarity(X, np.flatnonzero(points.labelled))
+
+        def familiar(train_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return familiarity(fit_familiarity(X, train_rows), X[rows])
+
+    fitted = cross_fit(parts.u, X, points, fold, model.combine, familiar, model.trust(X))
+    if fitted.classifier is None:
+        model.familiar = None
     report(0.8, "Tuning the threshold on the labels")
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
     threshold = tune_threshold(preview, config.objective, config.budget_per_day)

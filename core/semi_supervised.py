@@ -92,10 +92,14 @@ def cross_fit(
     X: np.ndarray | None,
     points: LabelPoints,
     fold: np.ndarray,
-    combine: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    combine: Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray],
+    familiar: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    trust: np.ndarray | None = None,
 ) -> CrossFitted:
     """Fit on every labelled row, and once per fold without that fold's labels; the fold's rows
-    get that model's probability. Without input (too few labels) the score stays unsupervised."""
+    get that model's probability, and (``familiar(train_rows, rows)``) the trust a classifier
+    trained on ``train_rows`` earns on ``rows`` (`core.familiarity`). ``trust`` is the final
+    model's, per row. Without input (too few labels) the score stays unsupervised."""
     labelled = np.flatnonzero(points.labelled)
     y = points.y.astype(np.int64)
     folds = np.unique(fold[fold >= 0])
@@ -107,15 +111,19 @@ def cross_fit(
     row_fold = np.append(fold, -1)[points.group]
     by_fold = {}
     for k in folds:
-        fold_clf = _fit_classifier(X, y, labelled[row_fold[labelled] != k])
+        train = labelled[row_fold[labelled] != k]
+        fold_clf = _fit_classifier(X, y, train)
         p_k = p.copy()
+        t_k = None if trust is None else trust.copy()
         if fold_clf is None:
             p_k[labelled] = 0.5
         else:
             with single_thread():
                 p_k[labelled] = fold_clf.predict_proba(X[labelled])[:, 1]
-        by_fold[int(k)] = combine(u, p_k)
-    return CrossFitted(clf, p, combine(u, p), by_fold)
+            if t_k is not None and familiar is not None:
+                t_k[labelled] = familiar(train, labelled)
+        by_fold[int(k)] = combine(u, p_k, t_k)
+    return CrossFitted(clf, p, combine(u, p, trust), by_fold)
 
 
 def held_out_alarms(

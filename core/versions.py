@@ -27,6 +27,7 @@ import skops.io as sio
 
 from core import store
 from core.errors import DataError
+from core.familiarity import familiarity
 from core.model import AnomalyModel, AssetPipeline, ScoreResult
 from core.store import models as model_store
 from core.types import ASSET, DatasetInfo
@@ -34,11 +35,12 @@ from core.types import ASSET, DatasetInfo
 Progress = Callable[[float, str], None]
 
 CLASSIFIER_WEIGHT = 0.8
-"""Combined score c = u * (1 - w + 2 w p), u the unsupervised score (1 = its alarm line) and p
-the classifier's probability that a row looks like a confirmed anomaly: p = 0 divides u by 5,
-p = 1 raises it by 80%, p = 0.5 leaves it. An unseen kind of fault still alarms when u is
-large; a pattern analysts called a false alarm needs five times the deviation. (0.8 measured
-against 0.5 and 0.95 with bench/bench_learning.py's protocol.)"""
+"""Combined score c = u * (1 - w + 2 w p'), u the unsupervised score (1 = its alarm line) and p'
+the classifier's probability that a row looks like a confirmed anomaly, pulled towards 0.5 as
+far as the row is unlike the labelled ones (p' = 0.5 + (p - 0.5) x trust, `core.familiarity`):
+p' = 0 divides u by 5, p' = 1 raises it by 80%, p' = 0.5 leaves it. A pattern analysts called a
+false alarm needs five times the deviation; a kind of fault nobody labelled keeps its score.
+(0.8 measured against 0.5 and 0.95 with bench/bench_learning.py's protocol.)"""
 
 TRUSTED_TYPES = (
     "core.versions.LearnedModel",
@@ -71,7 +73,9 @@ class LearnedModel:
 
     ``threshold`` applies to the combined score (see `CLASSIFIER_WEIGHT`); `score` divides by it,
     so 1 is the version's alarm line as in every run. ``reference`` keeps a sample of training
-    readings and scores for drift checks.
+    readings and scores for drift checks; ``familiar`` the labelled rows the classifier's trust
+    is measured against (`core.familiarity`; versions saved before it trust the classifier
+    everywhere).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class LearnedModel:
         self.classifier = classifier
         self.weight = float(weight)
         self.reference = reference or {}
+        self.familiar: dict[str, np.ndarray] | None = None
 
     @property
     def sensors(self) -> list[str]:
@@ -97,20 +102,30 @@ class LearnedModel:
         feats = self.base.transform(data).values.to_numpy(dtype=np.float32)
         return np.column_stack([feats, u.astype(np.float32)])
 
-    def combine(self, u: np.ndarray, p: np.ndarray | None) -> np.ndarray:
+    def trust(self, X: np.ndarray | None) -> np.ndarray | None:
+        """The classifier's trust per row of its input (None: trusted everywhere)."""
+        reference = getattr(self, "familiar", None)
+        return None if X is None or not reference else familiarity(reference, X)
+
+    def combine(
+        self, u: np.ndarray, p: np.ndarray | None, trust: np.ndarray | None = None
+    ) -> np.ndarray:
         """The documented combination of unsupervised score and classifier probability."""
         if p is None:
             return u
+        if trust is not None:
+            p = 0.5 + (p - 0.5) * trust
         return u * (1.0 - self.weight + 2.0 * self.weight * p)
 
     def parts(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoredParts:
         """Unsupervised result, classifier probability (None without one) and combined score."""
         result = self.base.score(data, progress=progress)
         u = result.frame["score"].to_numpy(dtype=np.float64)
-        p = None
-        if self.classifier is not None:
-            p = self.classifier.predict_proba(self.classifier_input(data, u))[:, 1]
-        return ScoredParts(result, u, p, self.combine(u, p))
+        if self.classifier is None:
+            return ScoredParts(result, u, None, u)
+        X = self.classifier_input(data, u)
+        p = self.classifier.predict_proba(X)[:, 1]
+        return ScoredParts(result, u, p, self.combine(u, p, self.trust(X)))
 
     def score(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoreResult:
         """Score rows like `AnomalyModel.score`, but against this version's alarm line."""

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import learning, runs, store, versions
+from core import familiarity, learning, runs, store, versions
 from core.errors import DataError
 from core.versions import LearnedModel, dump_model, load_model
 from tests.test_learning import add_labels, make_dataset, toy_frame
@@ -171,3 +171,10 @@ def test_a_version_is_graded_like_a_run_after_its_training_window(workspace):
         workspace, info, info.assets, scores, runs.TrainingWindow("dataset", 0)
     )
     assert everything["f1"] != pytest.approx(graded["f1"]), "the training window is not graded"
+
+
+def test_a_version_keeps_the_rows_its_classifier_is_trusted_near(trained):
+    con, info, result = trained
+    model = versions.load_version(con, result.version.id)
+    assert model.classifier is not None and model.familiar["radius"] > 0
+    assert 0 < len(model.familiar["rows"]) <= familiarity.MAX_REFERENCE_ROWS

@@ -232,10 +232,12 @@ def test_folds_keep_each_label_with_its_context_and_span_the_period():
 
 
 def test_semi_supervised_rule_counts_confirmed_and_false_alarms():
-    few = label_frame([("p1", 0, 1, "confirmed")] * 3 + [("p1", 5, 6, "false_alarm")] * 2)
+    few = label_frame([("p1", 0, 1, "confirmed")] * 3)
     assert not lp.enough_for_classifier(few)
-    assert lp.labels_needed(few) == "1 more false alarms"
-    enough = label_frame([("p1", 0, 1, "confirmed")] * 3 + [("p1", 5, 6, "false_alarm")] * 3)
+    assert lp.labels_needed(few) == "1 more false alarm"
+    fewer = label_frame([("p1", 0, 1, "confirmed")])
+    assert lp.labels_needed(fewer) == "2 more confirmed anomalies and 1 more false alarm"
+    enough = label_frame([("p1", 0, 1, "confirmed")] * 3 + [("p1", 5, 6, "false_alarm")])
     assert lp.enough_for_classifier(enough) and lp.labels_needed(enough) is None
 
 

@@ -43,7 +43,7 @@ def test_no_labels_explains_how_many_are_needed(workspace_path):
     at = open_app("pages/learn.py")
     assert not at.exception
     text = " ".join(i.value for i in at.info)
-    assert "No labels yet" in text and "3 more confirmed anomalies and 3 more false alarms" in text
+    assert "No labels yet" in text and "3 more confirmed anomalies and 1 more false alarm" in text
     assert "No model version yet" in text
 
 

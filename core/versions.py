@@ -521,6 +521,22 @@ def save_version(
     return get_version(con, record["id"])
 
 
+def _score_dataset(
+    con: duckdb.DuckDBPyConnection,
+    version_id: int,
+    dataset_id: int,
+    asset_map: Mapping[str, str] | None,
+    progress: Progress | None,
+) -> tuple[DatasetInfo, VersionSummary, LearnedModel, ScoreResult]:
+    """A version's model scoring another dataset, after the sensor check."""
+    info = store.get_dataset(con, dataset_id)
+    version = get_version(con, version_id)
+    check_sensors(version.sensors, info, f"Model v{version_id}")
+    model = load_version(con, version_id)
+    frame, back = readings_for(con, info, asset_map)
+    return info, version, model, restore_assets(model.score(frame, progress=progress), back)
+
+
 def apply_version(
     con: duckdb.DuckDBPyConnection,
     version_id: int,
@@ -534,12 +550,7 @@ def apply_version(
     Returns the id of the run holding the scores and events.
     """
     started = datetime.now()
-    info = store.get_dataset(con, dataset_id)
-    version = get_version(con, version_id)
-    check_sensors(version.sensors, info, f"Model v{version_id}")
-    model = load_version(con, version_id)
-    frame, back = readings_for(con, info, asset_map)
-    result = restore_assets(model.score(frame, progress=progress), back)
+    info, version, _, result = _score_dataset(con, version_id, dataset_id, asset_map, progress)
     record = {**version.__dict__, "id": version.id}
     elapsed = (datetime.now() - started).total_seconds()
     return store_run(con, info, record, result, elapsed)
@@ -555,12 +566,7 @@ def transfer_version(
 ) -> VersionSummary:
     """Copy a version to a sister machine's dataset as a new version there (not yet active)."""
     started = datetime.now()
-    info = store.get_dataset(con, dataset_id)
-    source = get_version(con, version_id)
-    check_sensors(source.sensors, info, f"Model v{version_id}")
-    model = load_version(con, version_id)
-    frame, back = readings_for(con, info, asset_map)
-    result = restore_assets(model.score(frame, progress=progress), back)
+    info, source, model, result = _score_dataset(con, version_id, dataset_id, asset_map, progress)
     return save_version(
         con,
         info,

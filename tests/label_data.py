@@ -30,18 +30,23 @@ def make_dataset(con, assets=("p1", "p2"), n: int = 600, seed: int = 0) -> Datas
         for s in SENSORS:
             part[s] = rng.normal(size=n)
         parts.append(part)
-    frame = pd.concat(parts, ignore_index=True)
+    return store_frame(con, pd.concat(parts, ignore_index=True))
+
+
+def store_frame(con, frame: pd.DataFrame, name: str = "toy") -> DatasetInfo:
+    """Store a wide frame (ts, asset, sensors; one row a minute from T0) as a dataset."""
+    sensors = [c for c in frame.columns if c not in ("ts", "asset")]
     ds_id = store.next_dataset_id(con)
     info = DatasetInfo(
         id=ds_id,
-        name=store.unique_dataset_name(con, "toy"),
+        name=store.unique_dataset_name(con, name),
         table_name=store.readings_table_name(ds_id),
-        source_file="toy.csv",
+        source_file=f"{name}.csv",
         sha256="0" * 64,
         layout="wide",
         n_rows=len(frame),
-        sensors=list(SENSORS),
-        assets=list(assets),
+        sensors=sensors,
+        assets=sorted(frame["asset"].unique()),
         time_start=T0,
         time_end=frame["ts"].max().to_pydatetime(),
         interval_seconds=60.0,

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from core import label_points as lp
-from core import labels, learning, store
+from core import labels, learning
 from core import semi_supervised as semi
 from core.errors import ConfigError, DataError
 from core.labels import LabelDraft
 from core.model import AnomalyModel
 from core.thresholds import ThresholdPreview, tune_threshold
-from core.types import DatasetInfo, QualityReport
-
-T0 = datetime(2026, 1, 1)
-SENSORS = ["temp", "flow", "vib"]
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
+from tests.label_data import SENSORS, T0, at
+from tests.label_data import store_frame as make_dataset
 
 
 def toy_frame(
@@ -43,28 +35,6 @@ def toy_frame(
                 part.loc[start:end, sensor] += size
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
-
-
-def make_dataset(con, frame: pd.DataFrame, name: str = "toy") -> DatasetInfo:
-    sensors = [c for c in frame.columns if c not in ("ts", "asset")]
-    ds_id = store.next_dataset_id(con)
-    info = DatasetInfo(
-        id=ds_id,
-        name=store.unique_dataset_name(con, name),
-        table_name=store.readings_table_name(ds_id),
-        source_file=f"{name}.csv",
-        sha256="0" * 64,
-        layout="wide",
-        n_rows=len(frame),
-        sensors=sensors,
-        assets=sorted(frame["asset"].unique()),
-        time_start=T0,
-        time_end=frame["ts"].max().to_pydatetime(),
-        interval_seconds=60.0,
-        loaded_at=datetime(2026, 2, 1),
-        quality=QualityReport(n_rows=len(frame)),
-    )
-    return store.add_dataset_from_frame(con, info, frame)
 
 
 def add_labels(con, info, spans) -> list[int]:

@@ -30,6 +30,7 @@ from core.label_points import (
     mark_spans,
     row_times,
 )
+from core.learned_model import CLASSIFIER_WEIGHT, LearnedModel, ScoredParts
 from core.model import AnomalyModel
 from core.runs import (
     MIN_TRAINING_ROWS,
@@ -199,7 +200,7 @@ def retrain(
         progress=lambda f, m: report(0.05 + 0.35 * f, m),
         exclude=np.r_[owner >= 0, np.zeros(len(extra), dtype=bool)],
     )
-    model = versions.LearnedModel(base, weight=versions.CLASSIFIER_WEIGHT)
+    model = LearnedModel(base, weight=CLASSIFIER_WEIGHT)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
@@ -237,7 +238,7 @@ def retrain(
     if own:
         rows = np.flatnonzero(training_mask(data, run_config.training))[owner < 0]
         model.reference = _reference(data, rows[~off[rows]], base.sensors_, final)
-    result = versions.ScoredParts(parts.result, parts.u, fitted.p, fitted.combined)
+    result = ScoredParts(parts.result, parts.u, fitted.p, fitted.combined)
     at = preview.at(threshold)
     version = versions.save_version(
         con,

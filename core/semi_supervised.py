@@ -4,7 +4,7 @@
   alarm labels, a gradient-boosted classifier learns confirmed points from normal ones: those of
   false alarms and the reviewed context around every label (the triage chart's: the label's own
   duration on each side, at least `CONTEXT_SAMPLES` samples; the analyst saw it and did not mark
-  it). Its input is the detector's features plus the unsupervised score; `core.versions`
+  it). Its input is the detector's features plus the unsupervised score; `core.learned_model`
   documents how both scores combine. The threshold is tuned on the combined score, so a false
   alarm the classifier already sinks below the line does not move it.
 - **Measured improvement.** Leave-label-out: labels are dealt into folds (a label with its

@@ -6,227 +6,32 @@ position of each), feature set, metrics on the labelled data, library versions, 
 Each version's scores on its own dataset are stored as a run, so its events can be triaged and
 its threshold previewed without scoring again.
 
-Loading goes through `load_model`: skops lists the types a file would create and we refuse any
-type outside `TRUSTED_TYPES`, so a model file a user uploads cannot run code.
+The model itself is `core.learned_model`; its files (skops, checked before loading) are
+`core.model_files`.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
-import skops.io as sio
 
 from core import store
 from core.errors import DataError
-from core.familiarity import familiarity
-from core.model import AnomalyModel, AssetPipeline, ScoreResult
+from core.learned_model import CLASSIFIER_WEIGHT, LearnedModel, ScoredParts
+from core.model import ScoreResult
+from core.model_files import dump_model, load_model
 from core.store import models as model_store
 from core.types import ASSET, DatasetInfo
 
 Progress = Callable[[float, str], None]
-
-CLASSIFIER_WEIGHT = 0.95
-"""Combined score c = u * (1 - w + 2 w p'), u the unsupervised score (1 = its alarm line) and p'
-the classifier's probability that a row looks like a confirmed anomaly, pulled towards 0.5 as
-far as the row is unlike the labelled ones (p' = 0.5 + (p - 0.5) x trust, `core.familiarity`):
-p' = 0 divides u by 20, p' = 1 raises it by 90%, p' = 0.5 leaves it. A pattern analysts called
-a false alarm needs twenty times the deviation; a kind of fault nobody labelled keeps its score.
-Measured with bench/bench_learning.py (6 plants, F1 after 10 / 20 labels): 0.8 gave 0.876 /
-0.904, 0.95 gives 0.880 / 0.911 (before the trust gate, 0.95 cost recall on unseen faults)."""
-
-TRUSTED_TYPES = (
-    "core.versions.LearnedModel",
-    "core.model.AnomalyModel",
-    "core.model.AssetPipeline",
-    "core.features.FeatureBuilder",
-    "core.features.FeatureConfig",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.tree._tree.Tree",
-)
-"""Types a Vigil model may contain beyond skops' defaults, besides Vigil's own detectors."""
-
-
-def trusted_types() -> tuple[str, ...]:
-    """`TRUSTED_TYPES` plus every detector class Vigil defines (subclasses of BaseDetector in
-    `core`), so a new registered detector is trusted and nothing from outside Vigil is."""
-    from core.detectors import BaseDetector
-
-    found, todo = set(), list(BaseDetector.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        if cls.__module__.startswith("core."):
-            found.add(f"{cls.__module__}.{cls.__qualname__}")
-    return TRUSTED_TYPES + tuple(sorted(found))
-
-
-class LearnedModel:
-    """A version's model: the unsupervised pipelines, an optional classifier, the alarm line.
-
-    ``threshold`` applies to the combined score (see `CLASSIFIER_WEIGHT`); `score` divides by it,
-    so 1 is the version's alarm line as in every run. ``reference`` keeps a sample of training
-    readings and scores for drift checks; ``familiar`` the labelled rows the classifier's trust
-    is measured against (`core.familiarity`; versions saved before it trust the classifier
-    everywhere).
-    """
-
-    def __init__(
-        self,
-        base: AnomalyModel,
-        threshold: float = 1.0,
-        classifier: Any = None,
-        weight: float = CLASSIFIER_WEIGHT,
-        reference: dict[str, np.ndarray] | None = None,
-    ):
-        self.base = base
-        self.threshold = float(threshold)
-        self.classifier = classifier
-        self.weight = float(weight)
-        self.reference = reference or {}
-        self.familiar: dict[str, np.ndarray] | None = None
-
-    @property
-    def sensors(self) -> list[str]:
-        return list(self.base.sensors_)
-
-    def classifier_input(self, data: pd.DataFrame, u: np.ndarray) -> np.ndarray:
-        """What the classifier sees: the unsupervised features of every row plus its score."""
-        feats = self.base.transform(data).values.to_numpy(dtype=np.float32)
-        return np.column_stack([feats, u.astype(np.float32)])
-
-    def trust(self, X: np.ndarray | None) -> np.ndarray | None:
-        """The classifier's trust per row of its input (None: trusted everywhere)."""
-        reference = getattr(self, "familiar", None)
-        return None if X is None or not reference else familiarity(reference, X)
-
-    def combine(
-        self, u: np.ndarray, p: np.ndarray | None, trust: np.ndarray | None = None
-    ) -> np.ndarray:
-        """The documented combination of unsupervised score and classifier probability."""
-        if p is None:
-            return u
-        if trust is not None:
-            p = 0.5 + (p - 0.5) * trust
-        return u * (1.0 - self.weight + 2.0 * self.weight * p)
-
-    def parts(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoredParts:
-        """Unsupervised result, classifier probability (None without one) and combined score."""
-        result = self.base.score(data, progress=progress)
-        u = result.frame["score"].to_numpy(dtype=np.float64)
-        if self.classifier is None:
-            return ScoredParts(result, u, None, u)
-        X = self.classifier_input(data, u)
-        p = self.classifier.predict_proba(X)[:, 1]
-        return ScoredParts(result, u, p, self.combine(u, p, self.trust(X)))
-
-    def score(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoreResult:
-        """Score rows like `AnomalyModel.score`, but against this version's alarm line."""
-        return self.parts(data, progress).normalised(self.threshold)
-
-
-@dataclass
-class ScoredParts:
-    """The pieces of a version's score, row-aligned with the scored frame."""
-
-    result: ScoreResult
-    u: np.ndarray
-    p: np.ndarray | None
-    combined: np.ndarray
-
-    def normalised(self, threshold: float) -> ScoreResult:
-        frame = self.result.frame.copy()
-        off = frame["is_off"].to_numpy(dtype=bool)
-        score = np.where(off, 0.0, self.combined / threshold)
-        frame["score"] = score
-        frame["is_anomaly"] = (score > 1.0) & ~off
-        r = self.result
-        thresholds = {a: threshold for a in r.thresholds}
-        return ScoreResult(
-            frame, thresholds, r.sensor_deviation, r.interval_seconds, r.detector, r.sensors
-        )
-
-
-# --- persistence: skops with an explicit allow-list ----------------------------------------------
-
-
-def dump_model(model: LearnedModel) -> bytes:
-    """The model as skops bytes (a zip of JSON and arrays; no pickle)."""
-    return sio.dumps(_map_frames(model, _frame_state), compression=zipfile.ZIP_DEFLATED)
-
-
-_FRAME = "__vigil_frame__"
-
-
-def _frame_state(frame: pd.DataFrame) -> dict[str, Any]:
-    """A DataFrame as plain arrays (skops cannot store frames), column dtypes kept."""
-    columns = [str(c) for c in frame.columns]
-    state = {_FRAME: np.asarray(columns, dtype=str), "index": frame.index.to_numpy()}
-    state.update({f"c{i}": frame[c].to_numpy() for i, c in enumerate(frame.columns)})
-    return state
-
-
-def _frame_from_state(state: Any) -> Any:
-    if not (isinstance(state, dict) and _FRAME in state):
-        return state
-    columns = [str(c) for c in state[_FRAME]]
-    data = {c: state[f"c{i}"] for i, c in enumerate(columns)}
-    return pd.DataFrame(data, index=state["index"], columns=columns)
-
-
-def _map_frames(model: LearnedModel, convert: Callable[[Any], Any]) -> LearnedModel:
-    """A copy of the model whose pipelines' DataFrame fields went through ``convert``."""
-    if not hasattr(model.base, "pipelines_"):
-        return model  # not fitted (or not ours): nothing to convert
-    base = copy.copy(model.base)
-
-    def pipe_copy(pipe: AssetPipeline) -> AssetPipeline:
-        changes = {}
-        for f in fields(pipe):
-            value = getattr(pipe, f.name)
-            if isinstance(value, pd.DataFrame) or (isinstance(value, dict) and _FRAME in value):
-                changes[f.name] = convert(value)
-        return replace(pipe, **changes) if changes else pipe
-
-    base.pipelines_ = {k: pipe_copy(v) for k, v in model.base.pipelines_.items()}
-    base.pooled_ = pipe_copy(model.base.pooled_)
-    out = copy.copy(model)
-    out.base = base
-    return out
-
-
-def untrusted_types(data: bytes) -> list[str]:
-    """Types in a skops file that Vigil does not trust (empty when the file is safe to load)."""
-    try:
-        found = sio.get_untrusted_types(data=data)
-    except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
-        raise DataError(f"This is not a skops model file Vigil can read: {exc}") from exc
-    allowed = trusted_types()
-    return sorted(t for t in found if t not in allowed)
-
-
-def load_model(data: bytes) -> LearnedModel:
-    """Load skops bytes after checking every type against `TRUSTED_TYPES`; refuse otherwise."""
-    unknown = untrusted_types(data)
-    if unknown:
-        raise DataError(
-            "Refusing to load this model file: it contains types Vigil does not trust "
-            f"({', '.join(unknown)}). Only models saved by Vigil can be loaded."
-        )
-    trusted = [t for t in sio.get_untrusted_types(data=data) if t in trusted_types()]
-    model = sio.loads(data, trusted=trusted)
-    if not isinstance(model, LearnedModel):
-        raise DataError(f"This model file holds a {type(model).__name__}, not a Vigil model.")
-    return _map_frames(model, _frame_from_state)
-
+__all__ = ["CLASSIFIER_WEIGHT", "LearnedModel", "ScoredParts", "dump_model", "load_model"]
+"""Kept here too: versions saved before the split name ``core.versions.LearnedModel``."""
 
 # --- version records -------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core import familiarity as fam
-from core.versions import LearnedModel
+from core.learned_model import LearnedModel
 
 
 def test_trust_is_full_among_labelled_rows_and_falls_with_distance():

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io as sio
 
 from core import familiarity, learning, runs, store, versions
 from core.errors import DataError
-from core.versions import LearnedModel, dump_model, load_model
+from core.learned_model import LearnedModel
+from core.model_files import dump_model, load_model
 from tests.test_learning import add_labels, make_dataset, toy_frame
 
 FAULTS = [("p1", 400 + 60 * i, 410 + 60 * i, "temp", 6.0) for i in range(4)]
@@ -57,6 +62,29 @@ def test_reloaded_version_gives_identical_scores(trained):
     assert np.array_equal(merged["score_stored"], merged["score_reloaded"])
     again = load_model(dump_model(model)).score(store.read_readings(con, info)).frame
     assert np.array_equal(again["score"].to_numpy(), scores["score"].to_numpy())
+
+
+def _renamed(data: bytes, old: str, new: str) -> bytes:
+    """The same skops file with one class path rewritten (as a file from an older Vigil)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    files["schema.json"] = files["schema.json"].replace(old.encode(), new.encode())
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files.items():
+            z.writestr(name, content)
+    return out.getvalue()
+
+
+def test_a_model_file_from_before_the_module_split_still_loads(trained):
+    con, info, result = trained
+    model = versions.load_version(con, result.version.id)
+    data = dump_model(model)
+    old = _renamed(data, '"core.learned_model"', '"core.versions"')
+    assert "core.versions.LearnedModel" in sio.get_untrusted_types(data=old)
+    loaded = load_model(old)
+    frame = store.read_readings(con, info)
+    assert np.array_equal(loaded.score(frame).frame["score"], model.score(frame).frame["score"])
 
 
 class Evil:

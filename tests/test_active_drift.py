@@ -120,3 +120,10 @@ def test_without_enough_confirmed_labels_every_other_pick_is_the_most_severe():
     assert ranked["reason"].iloc[0].startswith("among the most severe (peak 40.00x")
     plain = active.rank_events(frame, {frozenset({"temp", "flow"})})
     assert not plain["severe_pick"].any() and plain["event_id"].iloc[0] == 1
+
+
+def test_the_most_severe_pick_prefers_a_sustained_event_to_a_one_sample_spike():
+    frame = events([200.0, 40.0, 1.2]).assign(duration_s=[0.0, 1800.0, 600.0])
+    ranked = active.rank_events(frame, {frozenset({"temp", "flow"})}, need_confirmed=True)
+    assert ranked["event_id"].iloc[0] == 2, "40x for half an hour beats 200x for one sample"
+    assert ranked["severe_pick"].iloc[0]

@@ -1,4 +1,5 @@
-"""The stakeholder overview: per asset, what the latest run found and what analysts decided."""
+"""The stakeholder overview: per asset, what the model in use found and what analysts decided,
+and what their labels changed (`model_story`: alarms a day before and after learning)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from dataclasses import dataclass
 import duckdb
 import pandas as pd
 
-from core import labels, runs, triage
+from core import labels, runs, triage, versions
 from core.runs import RunSummary
 from core.types import DatasetInfo
+from core.versions import VersionSummary
 
 ATTENTION = "needs attention"
 WATCH = "watch"
@@ -60,8 +62,11 @@ def _asset_health(info: DatasetInfo, queue: pd.DataFrame) -> pd.DataFrame:
 def dataset_overview(
     con: duckdb.DuckDBPyConnection, info: DatasetInfo, run_id: int | None = None
 ) -> Overview:
-    """The overview of a dataset for one run (default: its latest)."""
+    """The overview of a dataset for one run (default: the active version's, else the latest)."""
     all_runs = runs.list_runs(con, info.id)
+    if run_id is None:
+        in_use = versions.active_version(con, info.id)
+        run_id = in_use.run_id if in_use is not None else None
     run = next((r for r in all_runs if r.id == run_id), all_runs[0] if all_runs else None)
     if run is None:
         empty = pd.DataFrame()
@@ -79,6 +84,97 @@ def dataset_overview(
     open_events = queue[queue["status"] == labels.UNREVIEWED]
     top_open = open_events.sort_values("severity", ascending=False).head(5)
     return Overview(info, run, kpis, _asset_health(info, queue), top_open, queue)
+
+
+@dataclass(frozen=True)
+class ModelStory:
+    """What the analysts' labels changed: the first unsupervised run against every version.
+
+    ``history`` has one row per model, oldest first: the unsupervised run, then each version
+    with its labels, alarms a day (events of its run over the dataset's time span) and F1 on
+    held-out labels (labels it never learned from; NaN when none could be graded)."""
+
+    baseline: RunSummary
+    in_use: VersionSummary | None
+    n_confirmed: int
+    n_false_alarm: int
+    history: pd.DataFrame
+
+    def alarms_per_day(self, model: str) -> float:
+        rows = self.history[self.history["model"] == model]
+        return float(rows["alarms a day"].iloc[0]) if len(rows) else float("nan")
+
+    @property
+    def baseline_name(self) -> str:
+        return f"run #{self.baseline.id} (unsupervised)"
+
+    @property
+    def in_use_name(self) -> str | None:
+        return f"v{self.in_use.id}" if self.in_use is not None else None
+
+    def kpis(self) -> list[tuple[str, str, str | None]]:
+        """(label, value, change against the unsupervised run) for the headline numbers."""
+        before = self.alarms_per_day(self.baseline_name)
+        labelled = [
+            ("Confirmed by analysts", str(self.n_confirmed), None),
+            ("Labelled false alarms", str(self.n_false_alarm), None),
+        ]
+        if self.in_use_name is None:
+            return [
+                ("Model in use", "unsupervised", None),
+                ("Alarms a day", f"{before:.1f}", None),
+                *labelled,
+            ]
+        now = self.alarms_per_day(self.in_use_name)
+        change = f"{now - before:+.1f} ({(now - before) / before:+.0%})" if before > 0 else None
+        return [
+            ("Model in use", self.in_use_name, None),
+            ("Alarms a day", f"{now:.1f}", change),
+            *labelled,
+        ]
+
+
+def model_story(con: duckdb.DuckDBPyConnection, info: DatasetInfo) -> ModelStory | None:
+    """The story, or None before any version or unsupervised run exists."""
+    all_versions = versions.list_versions(con, info.id)
+    plain = [r for r in runs.list_runs(con, info.id) if r.detector != "version"]
+    if not all_versions or not plain:
+        return None
+    baseline = min(plain, key=lambda r: r.id)
+    days = max((info.time_end - info.time_start).total_seconds() / 86_400, 1 / 24)
+    rows = [
+        {
+            "model": f"run #{baseline.id} (unsupervised)",
+            "created": baseline.created_at,
+            "labels": 0,
+            "alarms a day": baseline.n_events / days,
+            "held-out F1": float("nan"),
+            "in use": False,
+        }
+    ]
+    for v in sorted(all_versions, key=lambda v: v.id):
+        n_events = runs.get_run(con, v.run_id).n_events if v.run_id is not None else 0
+        held = v.metrics.get("held_out") or {}
+        graded = held.get("n_labels", 0) and held.get("n_confirmed", 0)
+        rows.append(
+            {
+                "model": f"v{v.id}",
+                "created": v.created_at,
+                "labels": len(v.label_ids),
+                "alarms a day": n_events / days,
+                "held-out F1": float(held["f1"]) if graded else float("nan"),
+                "in use": v.active,
+            }
+        )
+    current = labels.current_labels(con, info.id)
+    counts = current["verdict"].value_counts() if len(current) else pd.Series(dtype=int)
+    return ModelStory(
+        baseline=baseline,
+        in_use=next((v for v in all_versions if v.active), None),
+        n_confirmed=int(counts.get("confirmed", 0)),
+        n_false_alarm=int(counts.get("false_alarm", 0)),
+        history=pd.DataFrame(rows),
+    )
 
 
 def events_export(overview: Overview) -> pd.DataFrame:

@@ -5,12 +5,39 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from core.charts.overview import events_timeline
-from core.overview import Overview, events_export
+from core.charts.overview import alarms_history_figure, events_timeline
+from core.overview import ModelStory, Overview, events_export
 
 
-def html_report(overview: Overview, generated_by: str = "Vigil") -> str:
-    """KPIs, asset health, open events and the timeline in one HTML file (plotly.js inlined)."""
+def _story_section(story: ModelStory | None) -> str:
+    """What the labels changed: headline numbers, alarms a day per model, the history table."""
+    if story is None:
+        return ""
+    kpis = "".join(
+        f"<div class='kpi'><div class='v'>{html.escape(v)}</div>"
+        f"<div class='l'>{html.escape(k)}{' · ' + html.escape(c) if c else ''}</div></div>"
+        for k, v, c in story.kpis()
+    )
+    figure = alarms_history_figure(story.history).to_html(full_html=False, include_plotlyjs=False)
+    history = story.history.assign(created=story.history["created"].dt.strftime("%Y-%m-%d %H:%M"))
+    table = history.to_html(
+        index=False, border=0, classes="t", na_rep="-", float_format=lambda x: f"{x:.2f}"
+    )
+    note = (
+        "Alarms a day: events of each model's run over the whole dataset. Held-out F1: on labels "
+        "the version never learned from."
+    )
+    return (
+        f"<h2>What the analysts' labels changed</h2><div class='kpis'>{kpis}</div>{figure}"
+        f"<p class='sub'>{note}</p>{table}"
+    )
+
+
+def html_report(
+    overview: Overview, generated_by: str = "Vigil", story: ModelStory | None = None
+) -> str:
+    """KPIs, asset health, open events, the timeline and (with ``story``) what labelling
+    changed, in one HTML file (plotly.js inlined once)."""
     info = overview.dataset
     title = f"Vigil report · {html.escape(info.name)}"
     run_line = (
@@ -48,4 +75,5 @@ table.t th,table.t td{{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text
 <h2>Asset health</h2>{assets}
 <h2>Events over time</h2>{timeline}
 <h2>Most severe open events</h2>{events}
+{_story_section(story)}
 </body></html>"""

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import label_io, triage
-from core.charts.overview import events_timeline
-from core.overview import dataset_overview, events_export
+from core.charts.overview import alarms_history_figure, events_timeline
+from core.overview import dataset_overview, events_export, model_story
 from core.report import html_report
 from pages import ui
 
@@ -28,6 +28,22 @@ for column, (label, value) in zip(st.columns(len(overview.kpis)), overview.kpis,
 
 st.subheader("Asset health")
 st.dataframe(overview.assets, hide_index=True, width="stretch")
+st.subheader("What the analysts' labels changed")
+story = model_story(con, info)
+if story is None:
+    st.caption(
+        "No model trained from labels yet: analysts review events on **Triage**, then retrain on "
+        "**Learn**; every version is compared here with the first unsupervised run."
+    )
+else:
+    for column, (label, value, change) in zip(st.columns(4), story.kpis(), strict=True):
+        column.metric(label, value, delta=change, delta_color="inverse")
+    st.plotly_chart(alarms_history_figure(story.history), key="overview_learning")
+    st.caption(
+        "Alarms a day: events of each model's run over the whole dataset (grey: the first "
+        "unsupervised run; dark: the model in use). Held-out F1 (on hover): on labels the "
+        "version never learned from."
+    )
 st.subheader("Events over time")
 st.plotly_chart(events_timeline(overview.queue), key="overview_timeline")
 st.subheader("Most severe open events")
@@ -54,7 +70,7 @@ labels_col.download_button(
 )
 report_col.download_button(
     "Report (HTML)",
-    html_report(overview, generated_by=ui.analyst_name()).encode(),
+    html_report(overview, generated_by=ui.analyst_name(), story=story).encode(),
     file_name=f"vigil-report-{info.id}.html",
     mime="text/html",
     icon=":material/summarize:",

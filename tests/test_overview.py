@@ -3,20 +3,25 @@
 import pandas as pd
 import pytest
 
-from core import labels, store, triage
+from core import labels, learning, runs, store, triage, versions
 from core.demo import load_demo
-from core.overview import ATTENTION, HEALTHY, dataset_overview, events_export
+from core.overview import ATTENTION, HEALTHY, dataset_overview, events_export, model_story
 from core.report import html_report
 from core.runs import RunConfig, execute_run
 from tests.apptest import open_app
 
 
+def demo_with_run(folder, seed: int):
+    """A two-pump demo plant in a fresh workspace file with one unsupervised run (left open)."""
+    path = folder / "w.duckdb"
+    con = store.open_workspace(path)
+    info = load_demo(con, seed=seed, n_assets=2, rows_per_asset=4000)
+    return path, con, info, execute_run(con, RunConfig(dataset_id=info.id))
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    path = tmp_path_factory.mktemp("overview") / "w.duckdb"
-    con = store.open_workspace(path)
-    info = load_demo(con, seed=11, n_assets=2, rows_per_asset=4000)
-    run = execute_run(con, RunConfig(dataset_id=info.id))
+    path, con, info, run = demo_with_run(tmp_path_factory.mktemp("overview"), seed=11)
     con.close()
     return path, info, run
 
@@ -65,6 +70,63 @@ def test_overview_page_shows_kpis_and_downloads(workspace, monkeypatch):
     assert labels_[:3] == ["Assets", "Events found", "Reviewed"]
     assert f"#{run.id}" in at.caption[0].value
     assert len(at.get("download_button")) == 3
+    assert any("No model trained from labels yet" in c.value for c in at.caption)
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    """A demo plant with an unsupervised run, three verdicts each way and one retrained version."""
+    path, con, info, run = demo_with_run(tmp_path_factory.mktemp("story"), seed=12)
+    queue = triage.review_queue(con, run.id).sort_values("peak_score", ascending=False)
+    labels.label_events(con, info.id, queue.iloc[:3], "confirmed", "ana", kind="spike")
+    labels.label_events(con, info.id, queue.iloc[-3:], "false_alarm", "ana")
+    version = learning.retrain(con, learning.RetrainConfig(info.id), "ana").version
+    con.close()
+    return path, info, run, version
+
+
+def test_model_story_compares_every_version_with_the_first_unsupervised_run(learned):
+    path, info, run, version = learned
+    con = store.open_workspace(path)
+    try:
+        story = model_story(con, info)
+        assert story is not None and story.in_use is None
+        assert dict((k, v) for k, v, _ in story.kpis())["Model in use"] == "unsupervised"
+        versions.promote(con, version.id, "ana", "better on held-out labels")
+        newer = execute_run(con, RunConfig(dataset_id=info.id, detector="robust_z"))
+        story = model_story(con, info)
+        overview = dataset_overview(con, info)
+        version_run = runs.get_run(con, version.run_id)
+    finally:
+        con.close()
+    days = (info.time_end - info.time_start).total_seconds() / 86_400
+    assert story.history["model"].tolist() == [f"run #{run.id} (unsupervised)", f"v{version.id}"]
+    assert story.history["labels"].tolist() == [0, 6]
+    assert story.history["alarms a day"].tolist() == pytest.approx(
+        [run.n_events / days, version_run.n_events / days]
+    )
+    assert story.history["in use"].tolist() == [False, True]
+    assert (story.n_confirmed, story.n_false_alarm) == (3, 3)
+    kpis = {k: (v, c) for k, v, c in story.kpis()}
+    assert kpis["Model in use"] == (f"v{version.id}", None)
+    change = version_run.n_events / days - run.n_events / days
+    assert kpis["Alarms a day"][1].startswith(f"{change:+.1f}")
+    assert newer.id > version.run_id
+    assert overview.run.id == version.run_id, "the overview shows the model in use, not the newest"
+    report = html_report(overview, story=story)
+    assert "What the analysts' labels changed" in report and f"v{version.id}" in report
+
+
+def test_overview_page_shows_what_labelling_changed(learned, monkeypatch):
+    path, info, run, version = learned
+    monkeypatch.setenv("VIGIL_DB", str(path))
+    at = open_app("pages/overview.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Model in use"] in (f"v{version.id}", "unsupervised")
+    assert "Alarms a day" in metrics
+    assert (metrics["Confirmed by analysts"], metrics["Labelled false alarms"]) == ("3", "3")
+    assert not any("No model trained from labels yet" in c.value for c in at.caption)
 
 
 def test_overview_page_empty_workspace(tmp_path, monkeypatch):

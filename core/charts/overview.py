@@ -42,3 +42,28 @@ def events_timeline(queue: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title=None)
     n_assets = frame["asset"].nunique()
     return house_layout(fig, height=140 + 60 * n_assets)
+
+
+def alarms_history_figure(history: pd.DataFrame) -> go.Figure:
+    """Alarms a day of the unsupervised run and of every version since (the one in use darker),
+    labels and held-out F1 on hover: what the analysts' verdicts bought."""
+    colors = [
+        "#94a3b8" if i == 0 else ("#0f766e" if in_use else "#5eead4")
+        for i, in_use in enumerate(history["in use"])
+    ]
+    f1 = [f"{v:.2f}" if pd.notna(v) else "not graded" for v in history["held-out F1"]]
+    fig = go.Figure(
+        go.Bar(
+            x=history["model"],
+            y=history["alarms a day"],
+            marker_color=colors,
+            text=[f"{v:.1f}" for v in history["alarms a day"]],
+            textposition="outside",
+            customdata=list(zip(history["labels"], f1, strict=True)),
+            hovertemplate="%{x}<br>%{y:.2f} alarms a day<br>%{customdata[0]} labels"
+            "<br>held-out F1 %{customdata[1]}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="alarms a day", rangemode="tozero")
+    fig.update_xaxes(title=None, type="category")
+    return house_layout(fig, height=280)

@@ -1,8 +1,8 @@
 """Opening a user's file for DuckDB: format by content, encoding, header checks, read errors.
 
 CSV is sniffed once by DuckDB; the header is also read here because DuckDB silently renames
-repeated column names. Excel sheets are small by nature and go through pandas; Parquet and CSV
-are read by DuckDB only.
+repeated column names. Workbooks go through pandas (`core.ingest_excel`); Parquet and CSV are
+read by DuckDB only.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from zipfile import BadZipFile
 
 import duckdb
-import pandas as pd
 
 from core.errors import DataError
 from core.store import staging as sql
@@ -39,11 +37,14 @@ class SourceFile:
     columns: list[tuple[str, str]]
     dialect: CsvDialect | None = None
     unnamed: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    locate: Callable[[int], str] | None = None
+    """How a row is found in a workbook (its sheet and row); None for CSV and Parquet."""
 
     def where(self, row: int) -> str:
         if self.kind == "csv":
             return f"line {self.dialect.skip + 1 + row}"
-        return f"row {row + 1}" if self.kind == "excel" else f"row {row}"
+        return self.locate(row) if self.locate is not None else f"row {row}"
 
 
 def read_head(path: Path) -> bytes:
@@ -234,33 +235,16 @@ def _open_parquet(con, path: Path, display: str) -> SourceFile:
 
 
 def _open_excel(con, path: Path, display: str, view: str) -> SourceFile:
-    """Excel sheets are small by nature: pandas reads the first sheet, DuckDB takes the frame."""
-    try:
-        raw = pd.read_excel(path, sheet_name=0, header=None, engine="openpyxl")
-    except (BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise DataError(f"{display} is not a readable .xlsx workbook: {exc}") from exc
-    if raw.empty:
-        raise DataError(f"{display}: the first sheet is empty, there is nothing to load.")
-    names = ["" if pd.isna(v) else str(v) for v in raw.iloc[0]]
-    check_names(names, display)
-    if len(raw) < 2:
-        raise DataError(f"{display} has a header row but no data rows: there is nothing to load.")
-    unnamed = {f"column{i + 1}" for i, n in enumerate(names) if not n.strip()}
-    names = [n if n.strip() else f"column{i + 1}" for i, n in enumerate(names)]
-    frame = raw.iloc[1:].reset_index(drop=True).infer_objects()
-    for col in frame.columns:
-        if frame[col].dtype == object:  # mixed cells: text, and missing-value markers as None
-            frame[col] = frame[col].map(_excel_text)
-    frame.columns = names
-    source = sql.register_frame(con, view, frame)
+    """Every sheet with the first one's columns, stacked (`core.ingest_excel`)."""
+    from core.ingest_excel import read_workbook
+
+    book = read_workbook(path, display, check_names)
+    source = sql.register_frame(con, view, book.frame)
     columns = sql.describe_source(con, source)
-    return SourceFile(display, "excel", path, source, columns, unnamed=unnamed)
-
-
-def _excel_text(value: object) -> str | None:
-    if pd.isna(value) or str(value).strip() in sql.MISSING_MARKERS:
-        return None
-    return str(value)
+    return SourceFile(
+        display, "excel", path, source, columns, unnamed=book.unnamed, notes=book.notes,
+        locate=book.where,
+    )  # fmt: skip
 
 
 def first_line(exc: Exception) -> str:

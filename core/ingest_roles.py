@@ -62,13 +62,13 @@ def _is_time_name(name: str) -> bool:
     return bool(_words(name) & TIME_WORDS)
 
 
-def _is_asset_name(name: str) -> bool:
+def is_asset_name(name: str) -> bool:
     return bool(_words(name) & ASSET_WORDS) and not _words(name) & TAG_WORDS
 
 
 def _is_tag_name(name: str) -> bool:
     words = _words(name)
-    return bool(words & (TAG_WORDS | {"name"})) and not _is_asset_name(name)
+    return bool(words & (TAG_WORDS | {"name"})) and not is_asset_name(name)
 
 
 def _is_numeric(kind: str) -> bool:
@@ -86,7 +86,7 @@ def plan_columns(con, f: SourceFile) -> Plan:
     numeric = [n for n, t in types.items() if _is_numeric(t)]
     native = [n for n, t in types.items() if t.startswith("TIMESTAMP") or t == "DATE"]
     epoch = [] if native else [n for n in numeric if _is_time_name(n)]
-    int_ids = [n for n in numeric if _is_asset_name(n) and "INT" in types[n]]
+    int_ids = [n for n in numeric if is_asset_name(n) and "INT" in types[n]]
     profiles = {}
     if text or epoch or int_ids:
         profiles = sql.profile_sample(
@@ -105,6 +105,7 @@ def plan_columns(con, f: SourceFile) -> Plan:
     plan.ignored = [n for n, _ in f.columns if n not in _used(plan) and n not in f.unnamed]
     if f.unnamed:
         plan.notes.append(f"{len(f.unnamed)} column(s) without a name in the header were ignored.")
+    plan.notes.extend(f.notes)
     _check_plan(plan, f.display)
     return plan
 
@@ -116,7 +117,7 @@ def _used(plan: Plan) -> set[str]:
 def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
     """Asset, then long layout (tag + value), then sensors; mixed text columns are refused."""
     plan.asset = _named_asset(text, numeric, profiles)
-    row_ids = [c for c in numeric if c != plan.asset and c in profiles and _is_asset_name(c)]
+    row_ids = [c for c in numeric if c != plan.asset and c in profiles and is_asset_name(c)]
     numeric = [c for c in numeric if c != plan.asset and c not in row_ids]
     text = [c for c in text if c != plan.asset]
     if _pick_long(plan, text, numeric):
@@ -141,9 +142,9 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
 
 def _named_asset(text, numeric, profiles) -> str | None:
     """A text column named like an asset, or an integer one that repeats (not a row number)."""
-    for col in [c for c in text if _is_asset_name(c)] + numeric:
+    for col in [c for c in text if is_asset_name(c)] + numeric:
         p = profiles.get(col)
-        if p is None or not _is_asset_name(col) or p.n_distinct > MAX_ASSETS:
+        if p is None or not is_asset_name(col) or p.n_distinct > MAX_ASSETS:
             continue
         if col in text or p.n_distinct < p.n_values:
             return col

@@ -8,6 +8,8 @@ from core.explore import datasets_table
 from core.uploads import ingest_upload
 from pages import ui
 
+LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
+
 con = ui.workspace()
 ui.sidebar(con)
 st.title("Load data")
@@ -40,7 +42,8 @@ with upload_col:
     st.caption(
         "CSV (comma, semicolon or tab), Parquet or Excel. Wide: a timestamp column and one "
         "column per sensor, optionally an asset column. Long historian exports "
-        "(timestamp, tag, value[, asset]) are pivoted."
+        "(timestamp, tag, value[, asset]) are pivoted. Workbook sheets with the same columns "
+        "are stacked, one asset per sheet."
     )
     upload = st.file_uploader(
         "Readings file", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="upload"
@@ -56,8 +59,12 @@ with upload_col:
             else:
                 ui.set_active_dataset(result.dataset.id)
                 status.update(label=f"Loaded {result.dataset.name}", state="complete")
-                for warning in result.warnings:
-                    st.warning(warning)
+                st.session_state[LOADED] = (result.dataset.name, result.warnings)
+                st.rerun()  # the sidebar and the empty-workspace note must see the new dataset
+    if loaded := st.session_state.pop(LOADED, None):
+        st.success(f"Loaded {loaded[0]}.")
+        for warning in loaded[1]:
+            st.warning(warning)
 
 all_sets = store.list_datasets(con)
 if all_sets:

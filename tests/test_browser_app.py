@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import chromium_page, needs_chromium, streamlit_server, wait_for_app
+from tests.workbooks import plant_workbook
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 SHOTS = Path(__file__).resolve().parents[1] / "screenshots"
@@ -38,17 +39,36 @@ def test_a_first_visit_straight_to_a_page_goes_through_the_app(tmp_path):
         assert "ui" not in nav.split()
 
 
+def upload(page, url: str, path) -> None:
+    """Open Load data, choose ``path`` in the uploader and press Load file."""
+    page.goto(url)
+    page.get_by_role("heading", name="Load data").wait_for()
+    wait_for_app(page)
+    page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', str(path))
+    page.get_by_role("button", name="Load file").click()
+
+
 def test_a_bad_upload_shows_why_in_the_browser(tmp_path):
     """The reason must be on screen, not folded away inside the collapsed status box."""
     bad = tmp_path / "notime.csv"
     bad.write_text("a,b\n1,2\n3,4\n")
     with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
-        page.goto(url)
-        page.get_by_role("heading", name="Load data").wait_for()
-        wait_for_app(page)
-        page.set_input_files('[data-testid="stFileUploaderDropzoneInput"]', str(bad))
-        page.get_by_role("button", name="Load file").click()
+        upload(page, url, bad)
         reason = page.get_by_text("has no time column")
         reason.wait_for()
         assert reason.is_visible()
         assert page.get_by_text("Datasets in this workspace").count() == 0
+
+
+def test_a_workbook_upload_says_what_it_did_with_each_sheet(tmp_path):
+    """The load's notes stay on screen (they were folded into the collapsed status box), and the
+    sidebar knows the new dataset at once."""
+    path = plant_workbook(tmp_path / "plant.xlsx", ["P-101", "P-102"])
+    with streamlit_server(tmp_path / "w.duckdb") as url, chromium_page() as page:
+        upload(page, url, path)
+        stacked = page.get_by_text("Sheets P-101, P-102 stacked: each is an asset.")
+        stacked.wait_for()
+        assert stacked.is_visible() and page.get_by_text("Notes.", exact=False).is_visible()
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert "2 asset(s)" in sidebar.inner_text()
+        assert page.get_by_text("Your workspace is empty").count() == 0

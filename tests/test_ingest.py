@@ -17,6 +17,7 @@ from core import store
 from core.errors import DataError
 from core.ingest import ingest_file
 from core.ingest_files import HEAD_BYTES
+from tests.workbooks import plant_workbook, pump_sheet, write_workbook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -302,6 +303,36 @@ def _truncated_parquet(tmp_path: Path) -> bytes:
     return data[: len(data) // 2] + data[-8:]
 
 
+def test_excel_sheets_with_the_same_columns_are_stacked_one_asset_each(workspace, tmp_path):
+    result = ingest_file(workspace, plant_workbook(tmp_path / "plant.xlsx", ["P-101", "P-102"], 4))
+    info = result.dataset
+    assert info.assets == ["P-101", "P-102"] and info.sensors == ["Vibration", "Temp"]
+    stored = store.read_readings(workspace, info, asset="P-102")["Vibration"]
+    assert stored.tolist() == [2.0, 2.01, 2.02, 2.03]
+    said = " ".join(result.warnings)
+    assert "Sheets P-101, P-102 stacked: each is an asset." in said
+    assert "left out" in said and "Notes" in said
+
+
+def test_excel_sheets_naming_their_asset_are_stacked_as_they_are(workspace, tmp_path):
+    first, second = pump_sheet(1.0), pump_sheet(2.0)
+    first.insert(1, "Pump", "A"), second.insert(1, "Pump", "B")
+    result = ingest_file(
+        workspace, write_workbook(tmp_path / "ab.xlsx", {"May": first, "June": second})
+    )
+    assert result.dataset.assets == ["A", "B"] and result.dataset.sensors == ["Vibration", "Temp"]
+    assert not any("each is an asset" in w for w in result.warnings)
+
+
+def test_a_bad_cell_in_a_later_sheet_is_named_by_sheet_and_row(workspace, tmp_path):
+    bad = pump_sheet(2.0, temp=[20, 21, "hot", 23])
+    path = write_workbook(tmp_path / "bad.xlsx", {"P-101": pump_sheet(1.0), "P-102": bad})
+    before = _snapshot(workspace)
+    with pytest.raises(DataError, match="column 'Temp' holds numbers but sheet 'P-102' row 4"):
+        ingest_file(workspace, path)
+    assert _snapshot(workspace) == before, "nothing half-written"
+
+
 def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
     frame.to_excel(tmp_path / "x.xlsx", index=False)
     return (tmp_path / "x.xlsx").read_bytes()
@@ -358,6 +389,8 @@ BAD_INPUTS = [
     ("broken xlsx", "b.xlsx", b"PK\x03\x04 not really a zip", "not a readable .xlsx"),
     ("excel header only", "h.xlsx", lambda p: _excel_bytes(p, pd.DataFrame(columns=["t", "a"])),
      "no data rows"),
+    ("excel, every sheet empty", "e.xlsx", lambda p: _excel_bytes(p, pd.DataFrame()),
+     "every sheet is empty"),
     ("excel mixed column", "m.xlsx", lambda p: _excel_bytes(p, pd.DataFrame(
         {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "flow": [1, 2, "x", 4]})),
      "column 'flow' holds numbers but row 4 has 'x'"),

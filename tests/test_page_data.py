@@ -4,6 +4,7 @@ import pytest
 
 from core import store
 from tests.apptest import open_app
+from tests.workbooks import plant_workbook
 
 GOOD_CSV = b"time;pump_speed;flow\n2026-01-01 00:00;1450;20.5\n2026-01-01 00:01;1452;20.7\n" + (
     b"".join(f"2026-01-01 00:{m:02d};{1450 + m};{20 + m / 10}\n".encode() for m in range(2, 60))
@@ -54,6 +55,19 @@ def test_upload_a_csv_creates_a_dataset(app, tmp_path):
     table = app.dataframe[0].value
     assert table["name"].tolist() == ["pumps"]
     assert int(table["rows"].iloc[0]) == 60
+
+
+def test_upload_a_workbook_with_one_sheet_per_pump(app, tmp_path):
+    path = plant_workbook(tmp_path / "plant.xlsx", ["P-101", "P-102"], rows=30)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    app.file_uploader[0].set_value(("plant.xlsx", path.read_bytes(), xlsx))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any("each is an asset" in w.value for w in app.warning)
+    (info,) = _datasets(tmp_path)
+    assert info.assets == ["P-101", "P-102"] and info.n_rows == 60
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,demo,datasets,score,retrain}`.
+"""Command line: `python -m core {ingest,demo,datasets,inject,score,retrain}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -127,6 +127,20 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_inject(args: argparse.Namespace) -> int:
+    from core import store
+    from core.fault_copy import inject_into_dataset
+
+    con = store.open_workspace(args.db)
+    try:
+        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        copy = inject_into_dataset(con, info.id, args.faults, args.kinds, args.seed, args.name)
+    finally:
+        con.close()
+    print(f"Test copy {copy.name!r} (dataset {copy.id}): {copy.quality.notes[-1]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the datasets in the workspace")
     _db_arg(p)
     p.set_defaults(func=_cmd_datasets)
+
+    p = sub.add_parser(
+        "inject", help="copy a dataset with injected faults and their ground truth (a test bed)"
+    )
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--faults", type=int, default=6, help="faults per asset")
+    p.add_argument("--kinds", nargs="+", default=None, help="fault kinds (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--name", default=None, help="name of the copy")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_inject)
 
     p = sub.add_parser("score", help="fit on TRAIN.csv, score DATA.csv, write OUT.csv")
     p.add_argument("--train", type=Path, required=True)

@@ -5,13 +5,16 @@ import streamlit as st
 from core import store
 from core.demo import load_demo
 from core.explore import datasets_table
+from core.fault_copy import MAX_FAULTS_PER_ASSET, inject_into_dataset
+from core.faults import FAULT_KINDS
 from core.uploads import ingest_upload
 from pages import ui
 
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
+COPIED = "data_copied"  # what the test copy holds, shown after the rerun that follows it
 
 con = ui.workspace()
-ui.sidebar(con)
+current = ui.sidebar(con)
 st.title("Load data")
 
 all_sets = store.list_datasets(con)
@@ -69,9 +72,49 @@ with upload_col:
 all_sets = store.list_datasets(con)
 if all_sets:
     st.subheader("Datasets in this workspace")
-    st.dataframe(datasets_table(all_sets), hide_index=True, width="stretch")
+    st.dataframe(
+        datasets_table(all_sets),
+        hide_index=True,
+        width="stretch",
+        column_config={"name": st.column_config.TextColumn(width="medium")},
+    )
+    names = {d.id: d.name for d in all_sets}
+    with st.expander("Test copy with injected faults", icon=":material/science:"):
+        st.caption(
+            "No labels yet? Vigil copies a dataset and injects realistic faults (spikes, drifts, "
+            "level shifts, stuck sensors, noise bursts, broken couplings) with their ground "
+            "truth, away from machine stops and the analysts' labels. Run detectors on the copy "
+            "(**Detect**) to see which faults they find and how many false alarms they raise. "
+            "The source dataset is not changed."
+        )
+        c = st.columns([3, 1, 1], vertical_alignment="bottom")
+        source = c[0].selectbox(
+            "Dataset",
+            list(names),
+            index=list(names).index(current.id) if current and current.id in names else 0,
+            format_func=names.get,
+            key="inject_source",
+        )
+        n_faults = c[1].number_input("Faults per asset", 1, MAX_FAULTS_PER_ASSET, 6, key="inject_n")
+        seed = c[2].number_input("Seed", 0, 10_000, 0, key="inject_seed")
+        kinds = st.multiselect("Fault kinds", FAULT_KINDS, FAULT_KINDS, key="inject_kinds")
+        if st.button("Make the test copy", key="inject_go", icon=":material/science:"):
+            with st.status("Injecting faults…") as status:
+                copy = ui.guarded(
+                    lambda: inject_into_dataset(con, source, int(n_faults), kinds, int(seed))
+                )
+                if copy is None:
+                    status.update(label="No copy made", state="error", expanded=True)
+                else:
+                    ui.set_active_dataset(copy.id)
+                    st.session_state[COPIED] = f"Made {copy.name!r}. {copy.quality.notes[-1]}"
+                    st.rerun()
+        if copied := st.session_state.pop(COPIED, None):
+            st.success(
+                f"{copied} It is now the active dataset: run a detector on it on **Detect** to "
+                "see which injected faults it finds."
+            )
     with st.expander("Delete a dataset"):
-        names = {d.id: d.name for d in all_sets}
         doomed = st.selectbox("Dataset", list(names), format_func=names.get, key="delete_pick")
         if st.button("Delete", key="delete_dataset", type="secondary"):
             ui.guarded(lambda: store.delete_dataset(con, doomed))

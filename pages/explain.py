@@ -76,7 +76,6 @@ linked = ui.guarded(lambda: runs.get_run(con, int(link[0]))) if link is not None
 if linked is not None:  # set before the widgets exist, so they show the linked run and event
     st.session_state["explain_run"], st.session_state["explain_event_id"] = map(int, link)
     ui.set_active_dataset(linked.dataset_id)
-    st.session_state["sidebar_dataset"] = linked.dataset_id
 info = ui.sidebar(con)
 st.title("Explain")
 if info is None:

@@ -19,6 +19,7 @@ ANALYST = "analyst"
 TRIAGE_FOCUS = "triage_focus"
 """(run_id, event_id) another page hands to Triage to open that event."""
 _SEEN = "_vigil_session_seen"
+_PICK = "_vigil_pick_dataset"  # a dataset to show in the sidebar picker on the next run
 
 
 @st.cache_resource(show_spinner=False)
@@ -69,12 +70,17 @@ def active_dataset(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
 
 
 def set_active_dataset(dataset_id: int) -> None:
+    """Make a dataset the active one; the sidebar's picker follows on the next run (a widget's
+    value cannot change once it is drawn, and loads happen after the sidebar)."""
     st.session_state[ACTIVE_DATASET] = dataset_id
+    st.session_state[_PICK] = dataset_id
 
 
 def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
     """Dataset picker and analyst name, shown on every page."""
     all_sets = store.list_datasets(con)
+    if _PICK in st.session_state:  # before the picker is drawn: it may still change
+        st.session_state["sidebar_dataset"] = st.session_state.pop(_PICK)
     with st.sidebar:
         if not all_sets:
             st.caption("No dataset yet: load one on the Data page.")

@@ -87,3 +87,22 @@ def test_bad_upload_shows_an_error_and_changes_nothing(app, tmp_path, filename, 
     assert app.error, "a clear message is expected"
     assert "Traceback" not in app.error[0].value
     assert not app.dataframe
+
+
+def test_a_test_copy_with_injected_faults_becomes_the_active_dataset(tmp_path, monkeypatch):
+    from tests.test_fault_copy import normal_plant
+
+    con = store.open_workspace(tmp_path / "workspace.duckdb")
+    source = normal_plant(con)
+    con.close()
+    monkeypatch.setenv("VIGIL_DB", str(tmp_path / "workspace.duckdb"))
+    app = open_app()
+    app.number_input(key="inject_n").set_value(2)
+    next(b for b in app.button if b.label == "Make the test copy").click()
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    copy = next(d for d in _datasets(tmp_path) if d.id != source.id)
+    assert copy.has_ground_truth and copy.name == "pumps + 2 faults per asset"
+    assert app.sidebar.selectbox[0].value == copy.id, "the sidebar follows the new dataset"
+    assert any("4 injected faults" in m.value for m in app.success)
+    assert sorted(app.dataframe[0].value["name"]) == ["pumps", copy.name]

@@ -157,26 +157,17 @@ def known_patterns(labels: pd.DataFrame) -> set[frozenset[str]]:
     return {pattern(s) for s in labels["sensors"] if len(s)}
 
 
-def default_run(con: duckdb.DuckDBPyConnection, dataset_id: int) -> int | None:
-    """The run suggestions come from: the active version's run, else the newest run."""
-    from core.runs import list_runs
-    from core.versions import active_version
-
-    active = active_version(con, dataset_id)
-    if active is not None and active.run_id is not None:
-        return int(active.run_id)
-    past = list_runs(con, dataset_id)
-    return past[0].id if past else None
-
-
 def suggest(
     con: duckdb.DuckDBPyConnection,
     dataset_id: int,
     run_id: int | None = None,
     limit: int = 10,
 ) -> pd.DataFrame:
-    """The ``limit`` unreviewed events of a run (default: `default_run`) to label next."""
-    run_id = run_id if run_id is not None else default_run(con, dataset_id)
+    """The ``limit`` unreviewed events of a run (default: `core.versions.run_in_use`) to label
+    next."""
+    from core.versions import run_in_use
+
+    run_id = run_id if run_id is not None else run_in_use(con, dataset_id)
     if run_id is None:
         raise DataError("Run a detector first: suggestions are chosen among its events.")
     queue = triage.review_queue(con, run_id)

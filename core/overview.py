@@ -62,11 +62,10 @@ def _asset_health(info: DatasetInfo, queue: pd.DataFrame) -> pd.DataFrame:
 def dataset_overview(
     con: duckdb.DuckDBPyConnection, info: DatasetInfo, run_id: int | None = None
 ) -> Overview:
-    """The overview of a dataset for one run (default: the active version's, else the latest)."""
+    """The overview of a dataset for one run (default: `core.versions.run_in_use`)."""
     all_runs = runs.list_runs(con, info.id)
     if run_id is None:
-        in_use = versions.active_version(con, info.id)
-        run_id = in_use.run_id if in_use is not None else None
+        run_id = versions.run_in_use(con, info.id)
     run = next((r for r in all_runs if r.id == run_id), all_runs[0] if all_runs else None)
     if run is None:
         empty = pd.DataFrame()

@@ -104,6 +104,19 @@ def active_version(con: duckdb.DuckDBPyConnection, dataset_id: int) -> VersionSu
     return None if version_id is None else get_version(con, version_id)
 
 
+def run_in_use(con: duckdb.DuckDBPyConnection, dataset_id: int) -> int | None:
+    """The run analysts review by default: the active version's, else the newest run that no
+    unpromoted version made (retraining proposes a model; it does not take over the queue)."""
+    from core.runs import list_runs
+
+    active = active_version(con, dataset_id)
+    if active is not None and active.run_id is not None:
+        return int(active.run_id)
+    past = list_runs(con, dataset_id)
+    plain = [r for r in past if r.detector != "version"]
+    return (plain or past)[0].id if past else None
+
+
 def load_version(con: duckdb.DuckDBPyConnection, version_id: int) -> LearnedModel:
     """The model of a version, loaded through the trusted-types check."""
     data = model_store.read_version_model(con, version_id)

@@ -77,7 +77,14 @@ with retrain_tab, st.form("learn_retrain"):
     semi = right.toggle("Semi-supervised model when enough labels", True, key="learn_semi")
     margin = right.number_input("Margin around confirmed (samples)", 0, 10_000, 60, key="learn_m")
     taught = left.toggle("Train on false alarms as normal data", key="learn_fa")
-    if st.form_submit_button("Retrain with labels", type="primary", icon=":material/school:"):
+    if labels_now.empty:
+        st.caption("Retraining needs at least one label: review events on **Triage** first.")
+    if st.form_submit_button(
+        "Retrain with labels",
+        type="primary",
+        icon=":material/school:",
+        disabled=labels_now.empty,
+    ):
         config = learning.RetrainConfig(
             info.id,
             objective="budget" if budget_on else "f1",
@@ -166,7 +173,7 @@ with threshold_tab:
                     st.rerun()
 
 with next_tab:
-    run_id = active.default_run(con, info.id)
+    run_id = versions.run_in_use(con, info.id)
     todo = ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
     if todo is None or todo.empty:
         st.info("Nothing to suggest: every event of the latest run is reviewed, or none exists.")

@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from core import label_io, labels, modes, runs, similar, triage
+from core import label_io, labels, modes, runs, similar, triage, versions
 from core.charts.triage import label_view_figure, match_table, thumbnail_figure
 from core.errors import CoreError
 from pages import ui
@@ -12,16 +12,21 @@ from pages import ui
 VERDICT_BUTTONS = {"confirmed": "Confirm", "false_alarm": "False alarm", "unsure": "Unsure"}
 FLASH, GEN, CURRENT, FOUND = "triage_flash", "triage_generation", "triage_event", "triage_found"
 AUDIT_ROWS = 300
+NO_KIND = "not set"
 
 
-def apply(done: str, action: Callable[[], object]) -> None:
-    """Run a core write, keep its outcome to show after the refresh, then refresh the page."""
+def apply(done: str, action: Callable[[], object], nothing: str | None = None) -> None:
+    """Run a core write, keep its outcome to show after the refresh, then refresh the page.
+    ``nothing``: what to say (as news, not success) when the write returns None."""
     try:
         result = action()
     except CoreError as exc:
         st.session_state[FLASH] = ("error", str(exc))
     else:
-        st.session_state[FLASH] = ("success", getattr(result, "description", done))
+        if result is None and nothing is not None:
+            st.session_state[FLASH] = ("info", nothing)
+        else:
+            st.session_state[FLASH] = ("success", getattr(result, "description", done))
         st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # rows moved: reset selections
     st.rerun()
 
@@ -73,7 +78,13 @@ def show_progress(queue) -> None:
 
 def bulk_actions(chosen) -> None:
     c = st.columns([3, 1, 1, 1, 2], vertical_alignment="bottom")
-    kind = c[0].selectbox(f"Fault kind for the {len(chosen)} selected", kinds, key="triage_bk")
+    kind = c[0].selectbox(
+        f"Fault kind for the {len(chosen)} selected",
+        kinds,
+        index=None,
+        placeholder=NO_KIND,
+        key="triage_bk",
+    )
     for col, (verdict, text) in zip(c[1:4], VERDICT_BUTTONS.items(), strict=True):
         if col.button(f"{text} all", key=f"triage_bulk_{verdict}"):
             apply(
@@ -101,8 +112,10 @@ def event_detail(run_id: int, queue, pos: int) -> None:
         default=triage.event_sensors(event, info.sensors),
         key=f"triage_sensors_{key}",
     )
-    index = kinds.index(event["kind"]) if event["kind"] in kinds else 0
-    kind = c[1].selectbox("Fault kind", kinds, index=index, key=f"triage_kind_{key}")
+    index = kinds.index(event["kind"]) if event["kind"] in kinds else None  # nobody chose one
+    kind = c[1].selectbox(
+        "Fault kind", kinds, index=index, placeholder=NO_KIND, key=f"triage_kind_{key}"
+    )
     comment = c[2].text_input("Comment", value=event["comment"], key=f"triage_comment_{key}")
     b = st.columns([1, 1, 1, 1, 3])
     for col, (verdict, text) in zip(b, VERDICT_BUTTONS.items(), strict=False):
@@ -189,7 +202,14 @@ def review_queue() -> int | None:
     focus = st.session_state.pop(ui.TRIAGE_FOCUS, None)  # (run, event) handed over by Learn
     if focus is not None and focus[0] in names:
         st.session_state["triage_run"], st.session_state[CURRENT] = focus
-    run_id = st.selectbox("Run", list(names), format_func=names.get, key="triage_run")
+    ids, in_use = list(names), versions.run_in_use(con, info.id)
+    run_id = st.selectbox(
+        "Run",
+        ids,
+        index=ids.index(in_use) if in_use in ids else 0,
+        format_func=names.get,
+        key="triage_run",
+    )
     if run_id is None:
         st.info("No detection run on this dataset yet: run one on the **Detect** page.")
         return None
@@ -238,7 +258,9 @@ def browse_and_mark(run_id: int | None) -> None:
         verdict = c[0].selectbox(
             "Verdict", labels.VERDICTS, format_func=labels.STATUS_TEXT.get, key="triage_b_v"
         )
-        kind = c[1].selectbox("Fault kind", kinds, key="triage_b_kind")
+        kind = c[1].selectbox(
+            "Fault kind", kinds, index=None, placeholder=NO_KIND, key="triage_b_kind"
+        )
         comment = c[2].text_input("Comment", key="triage_b_comment")
         kind = kind if verdict == "confirmed" else None
         draft = labels.LabelDraft(asset, *selected, verdict, kind, tuple(view.sensors), comment)
@@ -313,9 +335,14 @@ if info is None:
 analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
 notice = st.container()  # always there, so the tabs below keep their place (and open tab)
 if flash := st.session_state.pop(FLASH, None):
-    (notice.success if flash[0] == "success" else notice.error)(flash[1])
+    {"success": notice.success, "info": notice.info}.get(flash[0], notice.error)(flash[1])
+if analyst == ui.ANONYMOUS:
+    st.caption(
+        f"Your verdicts are saved as “{ui.ANONYMOUS}”: enter your name under **Analyst** in the "
+        "sidebar so the audit trail says who decided."
+    )
 if st.button("Undo my last label change", icon=":material/undo:", key="triage_undo"):
-    apply("Nothing to undo.", lambda: labels.undo_last(con, info.id, analyst))
+    apply("Undone.", lambda: labels.undo_last(con, info.id, analyst), "Nothing to undo.")
 queue_tab, chart_tab, labels_tab, io_tab = st.tabs(
     ["Review queue", "Label the chart", "Labels & audit", "Import / export"]
 )

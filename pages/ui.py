@@ -16,6 +16,7 @@ from core.types import DatasetInfo
 
 ACTIVE_DATASET = "active_dataset_id"
 ANALYST = "analyst"
+ANONYMOUS = "anonymous"
 TRIAGE_FOCUS = "triage_focus"
 """(run_id, event_id) another page hands to Triage to open that event."""
 _SEEN = "_vigil_session_seen"
@@ -110,7 +111,7 @@ def analyst_name() -> str:
     """Who is acting: the logged-in user when auth is configured, else the sidebar field."""
     if _logged_in():
         return str(st.user.get("email") or st.user.get("name") or "user")
-    return (st.session_state.get(ANALYST) or "").strip() or "anonymous"
+    return (st.session_state.get(ANALYST) or "").strip() or ANONYMOUS
 
 
 def guarded(action: Callable[[], object]) -> object | None:

@@ -91,6 +91,9 @@ def test_model_story_compares_every_version_with_the_first_unsupervised_run(lear
     try:
         story = model_story(con, info)
         assert story is not None and story.in_use is None
+        proposed = dataset_overview(con, info).run.id
+        assert proposed == run.id, "an unpromoted version's run does not take over"
+        assert versions.run_in_use(con, info.id) == run.id
         assert dict((k, v) for k, v, _ in story.kpis())["Model in use"] == "unsupervised"
         versions.promote(con, version.id, "ana", "better on held-out labels")
         newer = execute_run(con, RunConfig(dataset_id=info.id, detector="robust_z"))

@@ -45,6 +45,8 @@ def test_no_labels_explains_how_many_are_needed(workspace_path):
     text = " ".join(i.value for i in at.info)
     assert "No labels yet" in text and "3 more confirmed anomalies and 1 more false alarm" in text
     assert "No model version yet" in text
+    retrain = next(b for b in at.button if b.label == "Retrain with labels")
+    assert retrain.disabled, "nothing to learn from yet"
 
 
 def test_retrain_preview_promote_and_label_next(labelled_demo):

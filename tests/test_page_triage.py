@@ -138,7 +138,8 @@ def test_undo_reverts_my_last_change(prepared):
     assert current.empty
     assert audit["action"].tolist() == ["undo", "create"]
     at.button(key="triage_undo").click().run()
-    assert any("Nothing to undo" in s.value for s in at.success)
+    assert any("Nothing to undo" in i.value for i in at.info), "news, not a success"
+    assert not any("Nothing to undo" in s.value for s in at.success)
 
 
 def test_comment_on_a_labelled_event(prepared):
@@ -154,10 +155,26 @@ def test_comment_on_a_labelled_event(prepared):
     assert current.iloc[0]["verdict"] == "unsure"
 
 
+def test_confirm_without_choosing_a_kind_leaves_it_unset(prepared):
+    db, info, _ = prepared
+    at = _open()
+    assert at.selectbox(key="triage_kind_1_1").value is None
+    at.button(key="triage_confirmed").click().run()
+    current, _ = _labels(db, info)
+    assert current.iloc[0]["verdict"] == "confirmed" and current.iloc[0]["kind"] is None
+
+
+def test_an_unnamed_analyst_is_told_how_verdicts_are_signed(prepared):
+    at = open_app(PAGE).run()
+    assert any("saved as “anonymous”" in c.value for c in at.caption)
+    assert not any("saved as" in c.value for c in _open("bob").caption)
+
+
 def test_audit_view_shows_who_changed_what(prepared):
     at = _open("bob")
     at.button(key="triage_unsure").click().run()
     at.button(key="triage_previous").click().run()
+    at.selectbox(key="triage_kind_1_1").set_value("spike")
     at.button(key="triage_confirmed").click().run()
     audit = next(d.value for d in at.dataframe if "what" in d.value.columns)
     assert audit["analyst"].tolist() == ["bob", "bob"]
@@ -205,6 +222,7 @@ def test_importing_a_bad_file_reports_rows(prepared):
 def test_find_similar_from_a_labelled_event_and_label_matches(prepared):
     db, info, _ = prepared
     at = _open()
+    at.selectbox(key="triage_kind_1_1").set_value("spike")
     at.button(key="triage_confirmed").click().run()
     at.button(key="triage_previous").click().run()  # event 1 is labelled now
     at.button(key="triage_similar_go").click().run()

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from core import labels, modes, triage
+from core.charts.triage import label_view_figure
 from core.runs import ALARM_LINE
 from core.triage import QueueFilter
 from tests.label_data import EVENTS, at, draft, make_run
@@ -108,6 +109,21 @@ def test_event_view_shows_context_sensors_score_and_threshold(con, info):
     assert view.readings["ts"].min() == pd.Timestamp(at(40))
     assert len(view.scores) == 131 and view.threshold == ALARM_LINE  # stored scores are normalised
     assert view.focus == (at(100), at(110))
+
+
+def test_the_labelling_chart_shows_the_score_on_a_log_axis(con, info):
+    """One spike at 1000x the line must not flatten the rest of the score to a zero line."""
+    run = make_run(con, info, EVENTS, threshold=0.42)
+    view = triage.event_view(con, run, triage.review_queue(con, run).iloc[0].to_dict())
+    view.scores.loc[view.scores.index[5], "score"] = 1000.0
+    view.scores.loc[view.scores.index[6], "score"] = 0.0  # machine off: drawn at the floor
+    fig = label_view_figure(view)
+    score_axis = fig.layout[f"yaxis{len(view.sensors) + 1}"]
+    assert score_axis.type == "log"
+    score = next(t for t in fig.data if t.name == "anomaly score")
+    assert min(score.y) > 0 and max(score.y) == 1000.0
+    titles = [a.text for a in fig.layout.annotations]
+    assert "<b>anomaly score (log scale)</b>" in titles
 
 
 @pytest.mark.parametrize(

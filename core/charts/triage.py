@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.charts.common import EVENT_COLOR, LABEL_COLOR, OFF_COLOR
+from core.charts.detection import SCORE_FLOOR
 from core.downsample import downsample_xy
 from core.labels import STATUS_TEXT
 from core.similar import SimilarResult
@@ -70,6 +71,7 @@ def label_view_figure(view: LabelView) -> go.Figure:
     """
     has_score = not view.scores.empty
     names = [*view.sensors, "anomaly score"] if has_score else list(view.sensors)
+    shown = {"anomaly score": "anomaly score (log scale)"}
     rows, gap = max(len(names), 1), 0.04
     height = (1 - gap * (rows - 1)) / rows
     x = view.readings[TS].to_numpy() if len(view.readings) else np.array([], "datetime64[us]")
@@ -87,7 +89,7 @@ def label_view_figure(view: LabelView) -> go.Figure:
         layout[f"yaxis{n}"] = {"domain": [max(0.0, top - height), top], "anchor": f"x{n}"}
         notes.append(
             {
-                "text": f"<b>{name}</b>",
+                "text": f"<b>{shown.get(name, name)}</b>",
                 "x": 0,
                 "xref": "paper",
                 "y": top,
@@ -99,9 +101,11 @@ def label_view_figure(view: LabelView) -> go.Figure:
                 "bgcolor": "rgba(255,255,255,0.7)",
             }
         )
-        if name == "anomaly score" and has_score:
-            sx, sy = view.scores["ts"].to_numpy(), view.scores["score"].to_numpy(np.float64)
+        if name == "anomaly score" and has_score:  # log scale: one spike must not flatten the rest
+            sx = view.scores["ts"].to_numpy()
+            sy = np.maximum(view.scores["score"].to_numpy(np.float64), SCORE_FLOOR)
             color = SCORE_COLOR
+            layout[f"yaxis{n}"]["type"] = "log"
         else:
             sx, sy, color = x, view.readings[name].to_numpy(np.float64), None
         xs, ys = downsample_xy(sx, sy, CHART_POINTS)

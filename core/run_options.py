@@ -123,19 +123,42 @@ HEADLINE_METRICS = (
     ("Precision", "precision", "{:.2f}"),
     ("Recall", "recall", "{:.2f}"),
     ("Faults found", "event_recall", "{:.0%}"),
-    ("Event precision", "event_precision", "{:.0%}"),
+    ("Alarms on a fault", "event_precision", "{:.0%}"),
     ("Median delay", "median_delay_s", "{:.0f} s"),
 )
+METRIC_HELP = {
+    "F1": "Point F1 against the ground truth, on the rows after the training window.",
+    "Precision": "Share of flagged rows that lie inside a fault.",
+    "Recall": "Share of fault rows that are flagged.",
+    "Faults found": "Faults after the training window with at least one flagged row (faults "
+    "inside the training window are not graded).",
+    "Alarms on a fault": "Stretches of consecutive flagged rows that overlap a fault. Events in "
+    "the table merge stretches a few samples apart, so they are fewer.",
+    "Median delay": "From a found fault's start to its first flagged row.",
+}
 
 
 def headline_metrics(run: RunSummary) -> list[tuple[str, str]]:
-    """(label, formatted value) of the metrics an analyst reads first; empty without truth."""
+    """(label, formatted value) of the metrics an analyst reads first, counts where a share
+    would hide them; empty without ground truth. `METRIC_HELP` says what each one counts."""
     if not run.evaluation:
         return []
+    e = run.evaluation
+    counts = {
+        "event_recall": (e.get("n_events_found"), e.get("n_events")),
+        "event_precision": (
+            round(e.get("event_precision", 0) * e.get("n_predicted_events", 0)),
+            e.get("n_predicted_events"),
+        ),
+    }
     items = []
     for label, key, fmt in HEADLINE_METRICS:
-        value = run.evaluation.get(key)
-        items.append((label, "n/a" if value is None else fmt.format(value)))
+        value = e.get(key)
+        text = "n/a" if value is None else fmt.format(value)
+        part, whole = counts.get(key, (None, None))
+        if value is not None and whole:
+            text = f"{part}/{whole}"  # the counts say more than a share, and fit the column
+        items.append((label, text))
     return items
 
 

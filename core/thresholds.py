@@ -56,6 +56,16 @@ class ThresholdPoint:
     alarms: int
     alarms_per_day: float
 
+    def shown(self) -> dict[str, str]:
+        """Precision, recall and F1 as text: "–" where no label could say (no confirmed label,
+        or none alarming), not a misleading 0.00."""
+        confirmed, alarming = self.caught + self.missed, self.caught + self.false_alarms
+        return {
+            "Precision": f"{self.precision:.2f}" if alarming else "–",
+            "Recall": f"{self.recall:.2f}" if confirmed else "–",
+            "F1": f"{self.f1:.2f}" if confirmed and alarming else "–",
+        }
+
 
 class ThresholdPreview:
     """Label precision/recall and alarms a day for any threshold, each in O(log n).

@@ -86,9 +86,15 @@ sensors = right.multiselect(
     "Sensors", info.sensors, key="detect_sensors", placeholder="those events blame most"
 )
 st.caption(run_options.describe_run(run))
+with st.popover(f"Delete run #{run_id}", icon=":material/delete:"):
+    st.write("Its scores and events go too. This cannot be undone.")
+    if st.button("Delete", type="primary", key="detect_delete") and ui.guarded(
+        lambda: runs.delete_run(con, run_id)
+    ):
+        st.rerun()
 metrics = run_options.headline_metrics(run)
 for column, (label, value) in zip(st.columns(len(metrics) or 1), metrics, strict=False):
-    column.metric(label, value)
+    column.metric(label, value, help=run_options.METRIC_HELP.get(label))
 if not metrics:
     st.caption("No ground truth for this dataset, so no metrics to show.")
 
@@ -105,17 +111,15 @@ else:
     st.dataframe(events, hide_index=True, height=min(36 + 35 * len(events), 320))
 
 st.subheader("Compare runs")
-chosen = st.multiselect(
-    "Runs", list(labels), list(labels)[:2], format_func=labels.get, key="detect_compare"
+chosen = st.multiselect(  # keyed by the newest run: a new run starts a fresh comparison
+    "Runs",
+    list(labels),
+    list(labels)[:2],
+    format_func=labels.get,
+    key=f"detect_compare_{past[0].id}",
 )
 if chosen:
     table = runs.compare_runs(con, chosen)
     st.dataframe(table, hide_index=True)
     if any(r.evaluation for r in past if r.id in chosen):
         st.plotly_chart(comparison_figure(table), key="detect_compare_chart")
-with st.popover(f"Delete run #{run_id}", icon=":material/delete:"):
-    st.write("Its scores and events go too. This cannot be undone.")
-    if st.button("Delete", type="primary", key="detect_delete") and ui.guarded(
-        lambda: runs.delete_run(con, run_id)
-    ):
-        st.rerun()

@@ -149,9 +149,8 @@ with threshold_tab:
                 m = st.select_slider("Threshold", THRESHOLD_MULTIPLIERS, 1.0, key="learn_th")
             point = preview.at(m)
             row = st.columns(5)
-            row[0].metric("Precision", f"{point.precision:.2f}")
-            row[1].metric("Recall", f"{point.recall:.2f}")
-            row[2].metric("F1", f"{point.f1:.2f}")
+            for column, (label, value) in zip(row, point.shown().items(), strict=False):
+                column.metric(label, value)
             row[3].metric("Alarms a day", f"{point.alarms_per_day:.1f}")
             row[4].metric("False alarms still alarming", point.false_alarms)
             st.caption(

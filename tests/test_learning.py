@@ -171,6 +171,10 @@ def test_labels_alarm_by_their_peak_and_alarms_are_counted_per_day():
     higher = preview.at(1.6)
     assert (higher.alarms, higher.false_alarms, higher.precision) == (1, 0, 1.0)
     assert list(preview.curve(np.array([1.0, 1.6, 2.5]))["alarms"]) == [3, 1, 0]
+    assert point.shown() == {"Precision": "0.50", "Recall": "0.50", "F1": "0.50"}
+    assert preview.at(3.0).shown()["Precision"] == "–", "nothing alarms: no precision, not 0.00"
+    only_false = ThresholdPreview(scores, frame["ts"], frame["asset"], [], [1.5])
+    assert only_false.at(1.0).shown() == {"Precision": "0.00", "Recall": "–", "F1": "–"}
 
 
 def test_alert_budget_sets_the_lowest_threshold_within_it():

@@ -73,7 +73,8 @@ def test_compare_and_delete_runs(demo_workspace):
     at.button(key="detect_go").click()
     at.run()
     assert not at.exception
-    at.multiselect(key="detect_compare").set_value([2, 1])
+    assert at.multiselect(key="detect_compare_2").value == [2, 1], "a new run: a fresh pair"
+    at.multiselect(key="detect_compare_2").set_value([2, 1])
     at.run()
     table = next(d.value for d in at.dataframe if "run" in d.value.columns)
     assert list(table["run"]) == ["#2", "#1"] and "f1" in table.columns

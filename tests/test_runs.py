@@ -82,7 +82,11 @@ def test_evaluation_is_stored_when_ground_truth_exists(plant, first_run):
     assert stored.evaluation["f1"] == pytest.approx(summary.evaluation["f1"])
     assert stored.evaluation["n_events"] > 0, "the demo plant has injected faults"
     assert stored.training == TrainingWindow("first_fraction", 0.3)
-    assert [label for label, _ in run_options.headline_metrics(stored)][0] == "F1"
+    headline = dict(run_options.headline_metrics(stored))
+    assert list(headline)[0] == "F1" and set(headline) == set(run_options.METRIC_HELP)
+    e = stored.evaluation
+    assert headline["Faults found"] == f"{e['n_events_found']}/{e['n_events']}", "the counts"
+    assert headline["Alarms on a fault"].endswith(f"/{e['n_predicted_events']}")
 
 
 def test_run_without_ground_truth_has_no_evaluation(plant):

@@ -30,7 +30,7 @@ def _frame(expl: Explanation, level: str) -> pd.DataFrame:
 
 def _point_title(expl: Explanation, row: int) -> str:
     r = expl.rows.iloc[row]
-    score = "" if pd.isna(r["score"]) else f" · run score {float(r['score']):.2f}"
+    score = "" if pd.isna(r["score"]) else f" · run score {float(r['score']):.2f}x the alarm line"
     return f"{pd.Timestamp(r['ts']):%Y-%m-%d %H:%M} · {r['asset']}{score}"
 
 

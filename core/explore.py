@@ -76,10 +76,10 @@ def _span_seconds(info: DatasetInfo) -> float:
 def quality_items(info: DatasetInfo) -> list[tuple[str, str]]:
     """The file-level findings of the quality report."""
     q = info.quality
-    gap = _human_seconds(q.largest_gap_seconds) if q.largest_gap_seconds else "-"
+    gap = f" (largest {_human_seconds(q.largest_gap_seconds)})" if q.largest_gap_seconds else ""
     return [
         ("Duplicate timestamps", f"{q.n_duplicate_timestamps:,}"),
-        ("Gaps", f"{q.n_gaps:,} (largest {gap})"),
+        ("Gaps", f"{q.n_gaps:,}{gap if q.n_gaps else ''}"),
         ("Out-of-order rows", f"{q.n_non_monotonic:,}"),
         ("Constant sensors", ", ".join(q.constant_sensors) or "none"),
         ("Ignored columns", ", ".join(q.ignored_columns) or "none"),

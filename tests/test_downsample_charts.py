@@ -49,6 +49,9 @@ def test_sensor_figure_one_trace_per_sensor_capped(long_series):
     assert all(len(t.x) <= 3000 for t in fig.data)
     assert max(fig.data[0].y) == 50.0
     assert len(fig.layout.shapes) == 2  # the fault is shaded on each sensor panel
+    titles = {a.text: a for a in fig.layout.annotations}
+    assert titles["a"].x == 0 and titles["a"].xanchor == "left", "clear of the fault labels"
+    assert titles["fault: spike"].x != 0
 
 
 def test_correlation_figure_shows_the_matrix():

@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from core import store
 from core.errors import DataError
+from core.explore import quality_items
 from core.ingest import ingest_file
 from core.ingest_files import HEAD_BYTES
 from tests.workbooks import plant_workbook, pump_sheet, write_workbook
@@ -67,6 +69,8 @@ def test_wide_csv_quality_report(workspace, tmp_path):
     assert q.n_duplicate_timestamps == 1
     assert q.n_non_monotonic == 1
     assert (q.n_gaps, q.largest_gap_seconds) == (1, 50.0)
+    assert dict(quality_items(info))["Gaps"] == "1 (largest 50 s)"
+    assert dict(quality_items(replace(info, quality=replace(q, n_gaps=0))))["Gaps"] == "0"
     assert q.constant_sensors == ["flat"]
     assert q.nan_share == {"temp": 0.0, "pressure": pytest.approx(1 / 7, abs=1e-6), "flat": 0.0}
     assert q.ignored_columns == ["status"]

@@ -55,3 +55,11 @@ def house_layout(fig: go.Figure, height: int, top: int = 30) -> go.Figure:
         legend={"orientation": "h", "y": 1.02, "x": 0, "yanchor": "bottom"},
     )
     return fig
+
+
+def titles_left(fig: go.Figure) -> go.Figure:
+    """Put `make_subplots`' panel titles at the left edge (centred, they collide with the fault
+    and event labels drawn above the top panel). Call before adding other annotations."""
+    for note in fig.layout.annotations:
+        note.update(x=0.0, xanchor="left", bgcolor="rgba(255,255,255,0.7)")
+    return fig

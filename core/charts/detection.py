@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout
+from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout, titles_left
 from core.downsample import MAX_POINTS, downsample_xy
 from core.run_view import RunView
 from core.types import TS
@@ -170,6 +170,7 @@ def detection_figure(view: RunView, max_points: int = MAX_POINTS) -> go.Figure:
         row_heights=[1.0] * (n - 1) + [1.4],
         subplot_titles=[*view.sensors, "anomaly score (log scale)"],
     )
+    titles_left(fig)
     x = view.readings[TS].to_numpy()
     for i, sensor in enumerate(view.sensors, start=1):
         xs, ys = downsample_xy(x, view.readings[sensor].to_numpy(dtype=np.float64), max_points)

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.charts.common import Shade, add_shades, house_layout
+from core.charts.common import Shade, add_shades, house_layout, titles_left
 from core.downsample import MAX_POINTS, downsample_xy
 from core.types import TS
 
@@ -34,6 +34,7 @@ def sensor_figure(
             row=i,
             col=1,
         )
+    titles_left(fig)
     add_shades(fig, shades)
     fig.update_annotations(font_size=11)
     fig.update_layout(showlegend=False)

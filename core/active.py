@@ -144,7 +144,8 @@ def _reason(row: dict) -> str:
     elif row["closeness"] >= 0.5:
         parts[0] = f"close to the threshold (peak {row['peak_score']:.2f}x the alarm line)"
     if row["disagreement"] >= 0.3:
-        parts.append(f"the detectors disagree ({row['disagreement']:.0%} split)")
+        how = "evenly split" if row["disagreement"] >= 0.8 else "partly split"
+        parts.append(f"the model's detectors disagree on it ({how})")
     if row["novelty"]:
         parts.append(f"new deviation pattern: {' + '.join(sorted(pattern(row['top_sensors'])))}")
     return "; ".join(parts)

@@ -78,14 +78,17 @@ def fitted_run(
             if key in _CACHE:
                 return _CACHE[key]
         started = time.perf_counter()
+        what = f"Re-fitting run #{run.id}'s model once, for all its assets"
         if progress is not None:
-            progress(0.0, f"Re-fitting the model of run #{run.id} ({run.training.describe()})")
+            progress(0.0, f"{what} ({run.training.describe()})")
         _, _, train, _ = runs.prepare(con, run_config(run))
         model = AnomalyModel(
             detector=run.detector,
             params=dict(run.params) or None,
             threshold_quantile=run.threshold_quantile,
-        ).fit(train, progress=progress)
+        ).fit(
+            train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}")
+        )
         fitted = FittedRun(
             run,
             info,

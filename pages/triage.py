@@ -102,6 +102,7 @@ def event_detail(run_id: int, queue, pos: int) -> None:
     for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
         if col.button(text, key=f"triage_{text.lower()}", width="stretch"):
             st.session_state[CURRENT] = triage.queue_event(queue, pos + step)["event_id"]
+            st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # untick the table's row
             st.rerun()
     nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {triage.event_title(event)}")
     key = f"{run_id}_{event['event_id']}"

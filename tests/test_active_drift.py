@@ -46,7 +46,7 @@ def test_disagreement_and_new_patterns_raise_priority_once():
     third = ranked.set_index("event_id")
     assert third.at[2, "novelty"] == 1 and third.at[3, "novelty"] == 0, "new only once"
     assert "new deviation pattern: temp + vib" in third.at[2, "reason"]
-    assert "detectors disagree" in third.at[4, "reason"]
+    assert "detectors disagree on it (evenly split)" in third.at[4, "reason"]
     assert third.at[4, "priority"] > active.closeness(np.array([3.0]))[0]
 
 

@@ -9,6 +9,7 @@ import pytest
 from core import labels, store
 from core.demo import load_demo
 from core.errors import ConfigError
+from core.evaluation import label_points
 from core.fault_copy import inject_into_dataset
 from core.labels import LabelDraft
 from tests.label_data import T0, at, store_frame
@@ -35,15 +36,6 @@ def con(tmp_path):
     con.close()
 
 
-def _inside(frame: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
-    rows = np.zeros(len(frame), dtype=bool)
-    for f in truth.itertuples():
-        rows |= (
-            (frame["asset"] == f.asset) & (frame["ts"] >= f.start) & (frame["ts"] <= f.end)
-        ).to_numpy()
-    return rows
-
-
 def test_the_copy_changes_readings_only_inside_its_ground_truth(con):
     info = normal_plant(con)
     source_before = store.read_readings(con, info)
@@ -56,7 +48,7 @@ def test_the_copy_changes_readings_only_inside_its_ground_truth(con):
     faulty, clean = store.read_readings(con, copy), store.read_readings(con, info)
     assert (faulty["ts"].to_numpy() == clean["ts"].to_numpy()).all()
     changed = ~np.isclose(faulty[list(LEVELS)], clean[list(LEVELS)]).all(axis=1)
-    inside = _inside(faulty, truth)
+    inside, _ = label_points(faulty, truth)
     assert changed.any() and not (changed & ~inside).any(), "faults stay in their windows"
     pd.testing.assert_frame_equal(clean, source_before)  # the source is never changed
     assert not store.get_dataset(con, info.id).has_ground_truth

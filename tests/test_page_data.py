@@ -89,20 +89,32 @@ def test_bad_upload_shows_an_error_and_changes_nothing(app, tmp_path, filename, 
     assert not app.dataframe
 
 
-def test_a_test_copy_with_injected_faults_becomes_the_active_dataset(tmp_path, monkeypatch):
+def _make_test_copy(tmp_path, monkeypatch, rows: int, faults: int):
+    """A workspace with one pump dataset; press "Make the test copy" with ``faults`` per asset."""
     from tests.test_fault_copy import normal_plant
 
     con = store.open_workspace(tmp_path / "workspace.duckdb")
-    source = normal_plant(con)
+    source = normal_plant(con, n=rows)
     con.close()
     monkeypatch.setenv("VIGIL_DB", str(tmp_path / "workspace.duckdb"))
     app = open_app()
-    app.number_input(key="inject_n").set_value(2)
+    app.number_input(key="inject_n").set_value(faults)
     next(b for b in app.button if b.label == "Make the test copy").click()
-    app.run()
+    return app.run(), source
+
+
+def test_a_test_copy_with_injected_faults_becomes_the_active_dataset(tmp_path, monkeypatch):
+    app, source = _make_test_copy(tmp_path, monkeypatch, rows=3000, faults=2)
     assert not app.exception and not app.error, [e.value for e in app.error]
     copy = next(d for d in _datasets(tmp_path) if d.id != source.id)
     assert copy.has_ground_truth and copy.name == "pumps + 2 faults per asset"
     assert app.sidebar.selectbox[0].value == copy.id, "the sidebar follows the new dataset"
     assert any("4 injected faults" in m.value for m in app.success)
     assert sorted(app.dataframe[0].value["name"]) == ["pumps", copy.name]
+
+
+def test_a_test_copy_that_would_be_mostly_faults_is_refused_on_the_page(tmp_path, monkeypatch):
+    app, _ = _make_test_copy(tmp_path, monkeypatch, rows=600, faults=30)
+    assert not app.exception
+    assert any("would make" in e.value and "faulty" in e.value for e in app.error)
+    assert len(_datasets(tmp_path)) == 1, "nothing written"

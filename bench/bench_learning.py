@@ -81,6 +81,19 @@ def label_suggestions(con, dataset_id: int, suggestions: pd.DataFrame, truth: pd
     labels.create_labels(con, dataset_id, drafts, ANALYST)
 
 
+def analyst_round(con, dataset_id: int, run_id: int, truth: pd.DataFrame, per_round: int):
+    """One round: label the top suggestions from ``run_id``'s events, retrain, promote when
+    proposed. None when nothing is left to suggest."""
+    todo = active.suggest(con, dataset_id, run_id, limit=per_round)
+    if todo.empty:
+        return None
+    label_suggestions(con, dataset_id, todo, truth)
+    result = learning.retrain(con, learning.RetrainConfig(dataset_id), ANALYST)
+    if result.comparison.proposed:
+        versions.promote(con, result.version.id, ANALYST, "bench: proposed")
+    return result
+
+
 def unlabelled_f1(scores: pd.DataFrame, truth: pd.DataFrame, unreviewed: pd.Series) -> float:
     """Point F1 of a run's scores on the graded rows no label has reviewed."""
     keep = unreviewed.to_numpy() & ~training_mask(scores, TrainingWindow())
@@ -122,14 +135,10 @@ def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) ->
     curve[0]["unlabelled_gain"] = 0.0
     for r in range(1, rounds + 1):
         started = time.perf_counter()
-        todo = active.suggest(con, info.id, run_id, limit=per_round)
-        if todo.empty:
+        result = analyst_round(con, info.id, run_id, truth, per_round)
+        if result is None:
             break
-        label_suggestions(con, info.id, todo, truth)
-        result = learning.retrain(con, learning.RetrainConfig(info.id), ANALYST)
         version = result.version
-        if result.comparison.proposed:
-            versions.promote(con, version.id, ANALYST, "bench: proposed")
         run_id = version.run_id
         gt = version.metrics["ground_truth"]
         scores = store.read_run_scores(con, version.run_id)

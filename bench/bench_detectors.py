@@ -23,10 +23,10 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.demo import generate_plant  # noqa: E402
-from core.detectors import DETECTORS  # noqa: E402
-from core.evaluation import Evaluation, compare, evaluate  # noqa: E402
-from core.model import AnomalyModel  # noqa: E402
+from core.detect.detectors.registry import DETECTORS  # noqa: E402
+from core.detect.evaluation import Evaluation, compare, evaluate  # noqa: E402
+from core.detect.model import AnomalyModel  # noqa: E402
+from core.synth.demo import generate_plant  # noqa: E402
 from core.types import ASSET, TS  # noqa: E402
 
 NAB_DIR = Path("/work/shared/data/nab")

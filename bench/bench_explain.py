@@ -4,7 +4,7 @@
     python bench/bench_explain.py --rows 200000 --top 500 --no-agnostic
 
 1. Isolation Forest: a run over one pump of ``--rows`` readings; its ``--top`` highest-scoring rows
-   are explained with `core.explain.explain_points` (reading their history, building features,
+   are explained with `core.explain.service.explain_points` (reading their history, building features,
    TreeSHAP, roll-up, fidelity check), cold: the TreeExplainer is rebuilt each time, the re-fitted
    model is not (its fit is timed separately). Compared with a bare
    ``shap.TreeExplainer(estimator).shap_values(X_rows)`` on the same rows of the same run
@@ -26,9 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import explain, runs, store  # noqa: E402
-from core.demo import load_demo  # noqa: E402
-from core.explain_model import clear_models, fitted_run  # noqa: E402
+from core import store  # noqa: E402
+from core.detect import runs
+from core.explain import service as explain
+from core.explain.fitted import clear_models, fitted_run  # noqa: E402
+from core.synth.demo import load_demo  # noqa: E402
 
 
 def _timed(action):

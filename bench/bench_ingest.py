@@ -3,7 +3,7 @@
 Generates a 1,000,000-row x 20-sensor CSV in a temp dir, then times, each in a fresh subprocess
 (so peak memory is separate) and a fresh database file:
   (a) bare:  CREATE TABLE t AS SELECT * FROM read_csv(path)
-  (b) vigil: core.ingest.ingest_file(workspace, path)
+  (b) vigil: core.ingest.pipeline.ingest_file(workspace, path)
 Each timing covers the load and closing the database (so both include writing to disk), not the
 Python imports. Runs alternate a/b `--repeat` times; medians and their ratio are printed
 (target: vigil <= 1.5 x bare).
@@ -32,7 +32,7 @@ mode, csv_path, db_path = sys.argv[1:4]
 import duckdb
 if mode == "vigil":
     from core import store
-    from core.ingest import ingest_file
+    from core.ingest.pipeline import ingest_file
     con = store.open_workspace(db_path)
     cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
     start = time.perf_counter()

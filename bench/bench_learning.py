@@ -9,7 +9,7 @@ next" using the ground truth: an event overlapping a true fault is confirmed wit
 kind and the fault's extent (as an analyst correcting the event's extent on the Triage chart
 would; the alarm's tail after the fault stays unlabelled context), any other event is a false
 alarm. Then the model
-is retrained from the labels (`core.learning.retrain`) and the analyst promotes the new version
+is retrained from the labels (`core.learn.retraining.retrain`) and the analyst promotes the new version
 when it is proposed; the next suggestions come from the newest version's events. After each
 round: point F1 and false-alarm rate of the newest version against the ground truth (never seen
 by the learner; graded after the training window, like the unsupervised run), its
@@ -35,12 +35,15 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import active, labels, learning, store, versions  # noqa: E402
-from core.demo import load_demo  # noqa: E402
-from core.evaluation import evaluate  # noqa: E402
-from core.label_points import label_points  # noqa: E402
-from core.labels import LabelDraft  # noqa: E402
-from core.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
+from core import store
+from core.detect.evaluation import evaluate  # noqa: E402
+from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
+from core.labels import history as labels
+from core.labels.history import LabelDraft  # noqa: E402
+from core.labels.points import label_points  # noqa: E402
+from core.learn import active, versions
+from core.learn import retraining as learning
+from core.synth.demo import load_demo  # noqa: E402
 
 ANALYST = "bench"
 

@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_learning import analyst_round  # noqa: E402
 
-from core import labels, store  # noqa: E402
-from core.demo import load_demo  # noqa: E402
-from core.evaluation import label_points as truth_points  # noqa: E402
-from core.label_points import label_points  # noqa: E402
-from core.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
+from core import store  # noqa: E402
+from core.detect.evaluation import label_points as truth_points  # noqa: E402
+from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
+from core.labels import history as labels
+from core.labels.points import label_points  # noqa: E402
+from core.synth.demo import load_demo  # noqa: E402
 from core.types import ASSET, TS  # noqa: E402
 
 TAIL = np.timedelta64(30, "m")

@@ -24,9 +24,9 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.demo import generate_plant  # noqa: E402
-from core.events import extract_events  # noqa: E402
-from core.model import AnomalyModel  # noqa: E402
+from core.detect.events import extract_events  # noqa: E402
+from core.detect.model import AnomalyModel  # noqa: E402
+from core.synth.demo import generate_plant  # noqa: E402
 from core.types import ASSET, TS  # noqa: E402
 
 

@@ -42,7 +42,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from core import store
-    from core.demo import load_demo
+    from core.synth import load_demo
 
     con = store.open_workspace(args.db)
     if args.if_empty and store.list_datasets(con):
@@ -78,7 +78,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from core.scoring import score_files
+    from core.detect import score_files
 
     summary = score_files(
         args.train,
@@ -93,8 +93,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
     from core import store
-    from core.learning import RetrainConfig, retrain
-    from core.versions import promote
+    from core.learn import RetrainConfig, promote, retrain
 
     con = store.open_workspace(args.db)
     try:
@@ -129,7 +128,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
 def _cmd_inject(args: argparse.Namespace) -> int:
     from core import store
-    from core.fault_copy import inject_into_dataset
+    from core.synth import inject_into_dataset
 
     con = store.open_workspace(args.db)
     try:

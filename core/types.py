@@ -57,3 +57,17 @@ class DatasetInfo:
     loaded_at: datetime
     quality: QualityReport
     has_ground_truth: bool = False
+
+
+FAULT_COLOR = "rgba(220, 38, 38, 0.15)"
+
+
+@dataclass(frozen=True)
+class Shade:
+    """A time stretch drawn behind the traces (a fault, an event, a machine-off period); shared
+    so a stage can say what to shade without importing the charts."""
+
+    start: datetime
+    end: datetime
+    label: str
+    color: str = FAULT_COLOR

@@ -3,11 +3,8 @@
 import streamlit as st
 
 from core import store
-from core.demo import load_demo
-from core.explore import datasets_table
-from core.fault_copy import MAX_FAULTS_PER_ASSET, inject_into_dataset
-from core.faults import FAULT_KINDS
-from core.uploads import ingest_upload
+from core.ingest import datasets_table, ingest_upload
+from core.synth import FAULT_KINDS, MAX_FAULTS_PER_ASSET, inject_into_dataset, load_demo
 from pages import ui
 
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load

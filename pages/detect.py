@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from core import run_options, run_view, runs
+from core import detect
 from core.charts.detection import comparison_figure, detection_figure, events_table
 from pages import ui
 
 
-def param_widget(detector: str, p: run_options.ParamOption):
+def param_widget(detector: str, p: detect.ParamOption):
     """A widget whose range is the parameter's declared limits (an empty default stays empty)."""
     kw = {"key": f"detect_{detector}_{p.name}", "help": p.help or None}
     if p.kind == "choice":
@@ -15,8 +15,8 @@ def param_widget(detector: str, p: run_options.ParamOption):
     return st.number_input(p.label, placeholder=p.placeholder, **p.number_args(), **kw)
 
 
-def training_widget(info) -> runs.TrainingWindow:
-    kinds = run_options.TRAINING_LABELS
+def training_widget(info) -> detect.TrainingWindow:
+    kinds = detect.TRAINING_LABELS
     kind = st.selectbox("Training window", list(kinds), format_func=kinds.get, key="detect_window")
     if kind == "first_fraction":
         share = st.slider(
@@ -25,16 +25,16 @@ def training_widget(info) -> runs.TrainingWindow:
         value = share / 100
     elif kind == "first_rows":
         value = st.number_input(
-            "Rows per asset", runs.MIN_TRAINING_ROWS, None, 1000, 100, key="detect_rows"
+            "Rows per asset", detect.MIN_TRAINING_ROWS, None, 1000, 100, key="detect_rows"
         )
     elif kind == "until":
         value = st.datetime_input(
-            "Train until", run_options.default_until(info), info.time_start, info.time_end
+            "Train until", detect.default_until(info), info.time_start, info.time_end
         )
     else:
-        others = run_options.reference_options(ui.datasets(con), info)
+        others = detect.reference_options(ui.datasets(con), info)
         value = st.selectbox("Reference dataset", list(others), format_func=others.get)
-    return runs.TrainingWindow(kind, value)
+    return detect.TrainingWindow(kind, value)
 
 
 con = ui.workspace()
@@ -45,8 +45,8 @@ if info is None:
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
 
-past = runs.list_runs(con, info.id)
-options = {d.name: d for d in run_options.detector_options()}
+past = detect.list_runs(con, info.id)
+options = {d.name: d for d in detect.detector_options()}
 with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/tune:"):
     left, middle, right = st.columns(3)
     assets = left.multiselect("Assets", info.assets, default=info.assets, key="detect_assets")
@@ -58,19 +58,19 @@ with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/t
         params = {p.name: param_widget(name, p) for p in options[name].params}
     with right:
         window = training_widget(info)
-        quantile = param_widget("all", run_options.threshold_option())
+        quantile = param_widget("all", detect.threshold_option())
     if st.button("Run detector", type="primary", icon=":material/play_arrow:", key="detect_go"):
-        config = runs.RunConfig(info.id, assets, name, params, window, quantile)
+        config = detect.RunConfig(info.id, assets, name, params, window, quantile)
         with st.status("Running the detector…", expanded=True) as status:
             bar = st.progress(0.0)
             done = ui.guarded(
-                lambda: runs.execute_run(con, config, lambda f, m: bar.progress(f, m))
+                lambda: detect.execute_run(con, config, lambda f, m: bar.progress(f, m))
             )
             state = "complete" if done else "error"
-            status.update(label=run_options.run_outcome(done), state=state, expanded=not done)
+            status.update(label=detect.run_outcome(done), state=state, expanded=not done)
         if done:
             st.session_state["detect_run"] = done.id
-            past = runs.list_runs(con, info.id)
+            past = detect.list_runs(con, info.id)
 
 if not past:
     st.info("No runs yet on this dataset: choose the settings above and press **Run detector**.")
@@ -85,26 +85,26 @@ asset = middle.selectbox("Asset", run.assets, key=f"detect_asset_{run_id}")
 sensors = right.multiselect(
     "Sensors", info.sensors, key="detect_sensors", placeholder="those events blame most"
 )
-st.caption(run_options.describe_run(run))
+st.caption(detect.describe_run(run))
 with st.popover(f"Delete run #{run_id}", icon=":material/delete:"):
     st.write("Its scores and events go too. This cannot be undone.")
     if st.button("Delete", type="primary", key="detect_delete") and ui.guarded(
-        lambda: runs.delete_run(con, run_id)
+        lambda: detect.delete_run(con, run_id)
     ):
         st.rerun()
-metrics = run_options.headline_metrics(run)
+metrics = detect.headline_metrics(run)
 for column, (label, value) in zip(st.columns(len(metrics) or 1), metrics, strict=False):
-    column.metric(label, value, help=run_options.METRIC_HELP.get(label))
+    column.metric(label, value, help=detect.METRIC_HELP.get(label))
 if not metrics:
     st.caption("No ground truth for this dataset, so no metrics to show.")
 
-view = run_view.run_view(con, run_id, asset, sensors or None)
+view = detect.run_view(con, run_id, asset, sensors or None)
 st.plotly_chart(detection_figure(view), key="detect_chart")
 st.caption(
     "Score 1 is the alarm line. Orange: events · grey: machine off · red outline: known faults."
 )
 st.subheader(f"Events ({run.n_events}, most severe first)")
-events = events_table(runs.run_events(con, run_id))
+events = events_table(detect.run_events(con, run_id))
 if events.empty:
     st.info("This run flagged no events: try a lower threshold quantile or another detector.")
 else:
@@ -119,7 +119,7 @@ chosen = st.multiselect(  # keyed by the newest run: a new run starts a fresh co
     key=f"detect_compare_{past[0].id}",
 )
 if chosen:
-    table = runs.compare_runs(con, chosen)
+    table = detect.compare_runs(con, chosen)
     st.dataframe(table, hide_index=True)
     if any(r.evaluation for r in past if r.id in chosen):
         st.plotly_chart(comparison_figure(table), key="detect_compare_chart")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import explain, runs
+from core import detect, explain
 from core.charts import explain as charts
 from pages import ui
 
@@ -36,7 +36,7 @@ def header(expl: explain.Explanation, title: str, k: int) -> str:
 
 
 def event_view(run_id: int) -> None:
-    options = explain.event_options(runs.run_events(con, run_id))
+    options = explain.event_options(detect.run_events(con, run_id))
     if not options:
         st.info("This run found no events. The **Whole run** tab still explains its scores.")
         return
@@ -72,7 +72,7 @@ def run_view(run_id: int) -> None:
 
 con = ui.workspace()
 link = st.session_state.pop(LINK, None)
-linked = ui.guarded(lambda: runs.get_run(con, int(link[0]))) if link is not None else None
+linked = ui.guarded(lambda: detect.get_run(con, int(link[0]))) if link is not None else None
 if linked is not None:  # set before the widgets exist, so they show the linked run and event
     st.session_state["explain_run"], st.session_state["explain_event_id"] = map(int, link)
     ui.set_active_dataset(linked.dataset_id)
@@ -82,7 +82,7 @@ if info is None:
     st.info("No dataset yet. Load the demo plant or a file on the **Load data** page.")
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
-names = {r.id: r.label for r in runs.list_runs(con, info.id)}
+names = {r.id: r.label for r in detect.list_runs(con, info.id)}
 if not names:
     st.info(f"No detection run on {info.name} yet: run a detector, then explain its events.")
     st.page_link("pages/detect.py", label="Go to Detect", icon=":material/radar:")

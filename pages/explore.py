@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import explore, store
+from core import ingest, store
 from core.charts.explorer import correlation_figure, sensor_figure
 from pages import ui
 
@@ -14,8 +14,8 @@ if info is None:
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
 
-st.caption(f"{info.name} · from {info.source_file} · {explore.time_range_text(info)}")
-for column, (label, value) in zip(st.columns(5), explore.summary_items(info), strict=True):
+st.caption(f"{info.name} · from {info.source_file} · {ingest.time_range_text(info)}")
+for column, (label, value) in zip(st.columns(5), ingest.summary_items(info), strict=True):
     column.metric(label, value)
 
 left, right = st.columns([1, 3])
@@ -33,7 +33,7 @@ if start is not None and end is not None and start < end:
         min_value=start,
         max_value=end,
         value=(start, end),
-        step=explore.slider_step(info),
+        step=ingest.slider_step(info),
         format="YYYY-MM-DD HH:mm",
         key="explore_window",
     )
@@ -41,7 +41,7 @@ if start is not None and end is not None and start < end:
 if not sensors:
     st.info("Pick at least one sensor to plot.")
 else:
-    view = explore.sensor_view(con, info, asset, sensors, start, end)
+    view = ingest.sensor_view(con, info, asset, sensors, start, end)
     st.plotly_chart(sensor_figure(view.frame, view.sensors, view.shades), key="explore_chart")
     st.caption(
         f"{len(view.frame):,} readings in the window; each trace is downsampled to at most "
@@ -50,12 +50,12 @@ else:
 
 quality_tab, corr_tab = st.tabs(["Quality report", "Correlations"])
 with quality_tab:
-    for label, value in explore.quality_items(info):
+    for label, value in ingest.quality_items(info):
         st.markdown(f"**{label}:** {value}")
     for note in info.quality.notes:
         st.caption(note)
     st.dataframe(
-        explore.sensor_quality_table(info),
+        ingest.sensor_quality_table(info),
         hide_index=True,
         column_config={"missing": st.column_config.ProgressColumn("missing", format="percent")},
     )

@@ -2,31 +2,31 @@
 
 import streamlit as st
 
-from core import active, drift, labels, learning, versions
+from core import labels, learn
 from core.charts.learning import (
     comparison_figure,
     drift_figure,
     drift_timeline_figure,
     threshold_figure,
 )
-from core.label_points import labels_needed
-from core.thresholds import THRESHOLD_MULTIPLIERS, ThresholdPreview
+from core.labels import labels_needed
+from core.learn import THRESHOLD_MULTIPLIERS, ThresholdPreview
 from pages import ui
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
 def cached_preview(_con, version_id: int, watermark: int) -> ThresholdPreview:
-    return learning.version_preview(_con, version_id)
+    return learn.version_preview(_con, version_id)
 
 
 @st.cache_data(max_entries=4, show_spinner="Ranking unreviewed events…")
 def cached_suggestions(_con, dataset_id: int, run_id: int | None, watermark: int):
-    return active.suggest(_con, dataset_id, run_id)
+    return learn.suggest(_con, dataset_id, run_id)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Comparing new data with the training window…")
-def cached_drift(_con, dataset_id: int, version_id: int) -> drift.DriftReport:
-    return drift.drift_report(_con, dataset_id, version_id)
+def cached_drift(_con, dataset_id: int, version_id: int) -> learn.DriftReport:
+    return learn.drift_report(_con, dataset_id, version_id)
 
 
 def verdict(comparison: dict, version_id: int) -> None:
@@ -50,8 +50,8 @@ if info is None:
 
 labels_now = labels.current_labels(con, info.id)
 counts = labels_now["verdict"].value_counts()
-_, watermark = learning.label_snapshot(con, info.id)
-all_versions = versions.list_versions(con, info.id)
+_, watermark = learn.label_snapshot(con, info.id)
+all_versions = learn.list_versions(con, info.id)
 champion = next((v for v in all_versions if v.active), None)
 cols = st.columns(4)
 cols[0].metric("Confirmed", int(counts.get("confirmed", 0)))
@@ -85,7 +85,7 @@ with retrain_tab, st.form("learn_retrain"):
         icon=":material/school:",
         disabled=labels_now.empty,
     ):
-        config = learning.RetrainConfig(
+        config = learn.RetrainConfig(
             info.id,
             objective="budget" if budget_on else "f1",
             budget_per_day=budget if budget_on else None,
@@ -95,9 +95,7 @@ with retrain_tab, st.form("learn_retrain"):
         )
         with st.status("Retraining…", expanded=True) as status:
             bar = st.progress(0.0)
-            done = ui.guarded(
-                lambda: learning.retrain(con, config, ui.analyst_name(), bar.progress)
-            )
+            done = ui.guarded(lambda: learn.retrain(con, config, ui.analyst_name(), bar.progress))
             status.update(
                 label=f"Saved v{done.version.id}" if done else "Retraining failed",
                 state="complete" if done else "error",
@@ -121,12 +119,12 @@ with versions_tab:
             verdict(version.metrics["comparison"], version.id)
         st.caption(f"{version.notes} Training: {version.training.get('description', '–')}.")
         if not version.active and st.button(f"Promote v{version.id}", type="primary"):
-            ui.guarded(lambda: versions.promote(con, version.id, ui.analyst_name()))
+            ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name()))
             st.rerun()
-        st.dataframe(versions.compare_versions(con, list(names)), hide_index=True)
+        st.dataframe(learn.compare_versions(con, list(names)), hide_index=True)
         st.download_button(
             f"Download v{version.id} (.skops)",
-            versions.export_version(con, version.id),
+            learn.export_version(con, version.id),
             f"vigil_v{version.id}.skops",
             key="learn_export",
         )
@@ -165,14 +163,14 @@ with threshold_tab:
             if m != 1.0 and st.button(f"Save x{m:.3g} as a new version", key="learn_th_save"):
                 with st.spinner("Scoring with the new threshold…"):
                     saved = ui.guarded(
-                        lambda: learning.save_threshold(con, version_id, m, ui.analyst_name())
+                        lambda: learn.save_threshold(con, version_id, m, ui.analyst_name())
                     )
                 if saved:
                     st.session_state["learn_version"] = saved.id
                     st.rerun()
 
 with next_tab:
-    run_id = versions.run_in_use(con, info.id)
+    run_id = learn.run_in_use(con, info.id)
     todo = ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
     if todo is None or todo.empty:
         st.info("Nothing to suggest: every event of the latest run is reviewed, or none exists.")
@@ -207,7 +205,7 @@ with drift_tab:
             if report.retrain_suggested:
                 st.warning("Retraining suggested: " + "; ".join(report.reasons) + ".")
             else:
-                st.success(f"No drift above PSI {drift.PSI_DRIFT} against v{report.version_id}.")
+                st.success(f"No drift above PSI {learn.PSI_DRIFT} against v{report.version_id}.")
             st.plotly_chart(drift_figure(report), key="learn_drift")
             if not report.timeline.empty:
                 st.plotly_chart(drift_timeline_figure(report), key="learn_drift_time")

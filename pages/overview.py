@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from core import label_io, triage
+from core import labels
 from core.charts.overview import alarms_history_figure, events_timeline
-from core.overview import dataset_overview, events_export, model_story
-from core.report import html_report
+from core.share import dataset_overview, events_export, html_report, model_story
 from pages import ui
 
 con = ui.workspace()
@@ -50,7 +49,7 @@ st.subheader("Most severe open events")
 if overview.top_open.empty:
     st.success("Every event of this run has been reviewed.")
 else:
-    st.dataframe(triage.queue_table(overview.top_open), hide_index=True, width="stretch")
+    st.dataframe(labels.queue_table(overview.top_open), hide_index=True, width="stretch")
 
 st.subheader("Share")
 events_col, labels_col, report_col = st.columns(3)
@@ -63,7 +62,7 @@ events_col.download_button(
 )
 labels_col.download_button(
     "Labels (CSV)",
-    label_io.export_labels(con, info.id, "csv"),
+    labels.export_labels(con, info.id, "csv"),
     file_name=f"vigil-labels-{info.id}.csv",
     mime="text/csv",
     icon=":material/label:",

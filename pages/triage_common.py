@@ -6,7 +6,7 @@ from typing import NamedTuple
 import duckdb
 import streamlit as st
 
-from core import triage
+from core import labels
 from core.charts.triage import label_view_figure
 from core.errors import CoreError
 from core.types import DatasetInfo
@@ -41,7 +41,7 @@ def apply(done: str, action: Callable[[], object], nothing: str | None = None) -
     st.rerun()
 
 
-def chart_range(key: str, view: triage.LabelView) -> tuple | None:
+def chart_range(key: str, view: labels.LabelView) -> tuple | None:
     """Draw the labelling chart; return the box-selected time range, if any.
 
     The figure must not depend on the selection: a changed figure clears it in the browser.
@@ -49,7 +49,7 @@ def chart_range(key: str, view: triage.LabelView) -> tuple | None:
     event = st.plotly_chart(
         label_view_figure(view), key=key, on_select="rerun", selection_mode="box"
     )
-    return triage.selected_range(event["selection"]["box"] if event else None)
+    return labels.selected_range(event["selection"]["box"] if event else None)
 
 
 def time_slider(desk: Desk, label: str, key: str) -> tuple:

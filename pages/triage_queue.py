@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import labels, runs, similar, triage, versions
+from core import detect, labels, learn
 from core.charts.triage import match_table, thumbnail_figure
 from pages import ui
 from pages.triage_common import (
@@ -19,7 +19,7 @@ from pages.triage_common import (
 )
 
 
-def queue_filter(desk: Desk) -> triage.QueueFilter:
+def queue_filter(desk: Desk) -> labels.QueueFilter:
     info, kinds = desk.info, desk.kinds
     with st.expander("Filters", icon=":material/filter_list:"):
         c = st.columns(5)
@@ -27,7 +27,7 @@ def queue_filter(desk: Desk) -> triage.QueueFilter:
             "Status", labels.STATUSES, format_func=labels.STATUS_TEXT.get, key="triage_f_status"
         )
         start, end = time_slider(desk, "Time range", "triage_f_time")
-        return triage.QueueFilter(
+        return labels.QueueFilter(
             assets=tuple(c[0].multiselect("Asset", info.assets, key="triage_f_asset")),
             sensors=tuple(c[1].multiselect("Sensor", info.sensors, key="triage_f_sensor")),
             statuses=tuple(status),
@@ -39,7 +39,7 @@ def queue_filter(desk: Desk) -> triage.QueueFilter:
 
 
 def show_progress(queue) -> None:
-    p = triage.review_progress(queue)
+    p = labels.review_progress(queue)
     precision = f"{p.precision:.0%}" if p.precision is not None else "–"
     st.progress(
         p.n_reviewed / p.n_events if p.n_events else 0.0,
@@ -72,20 +72,20 @@ def bulk_actions(desk: Desk, chosen) -> None:
 def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
     """One event: navigation, its chart, verdict with kind, sensors and comment, range actions."""
     con, info, analyst, kinds = desk.con, desk.info, desk.analyst, desk.kinds
-    event, after = triage.queue_event(queue, pos), triage.queue_event(queue, pos + 1)
+    event, after = labels.queue_event(queue, pos), labels.queue_event(queue, pos + 1)
     nav = st.columns([1, 1, 8], vertical_alignment="center")
     for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
         if col.button(text, key=f"triage_{text.lower()}", width="stretch"):
-            st.session_state[CURRENT] = triage.queue_event(queue, pos + step)["event_id"]
+            st.session_state[CURRENT] = labels.queue_event(queue, pos + step)["event_id"]
             st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # untick the table's row
             st.rerun()
-    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {triage.event_title(event)}")
+    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
     key = f"{run_id}_{event['event_id']}"
     c = st.columns([4, 2, 3], vertical_alignment="bottom")
     sensors = c[0].multiselect(
         "Involved sensors",
         info.sensors,
-        default=triage.event_sensors(event, info.sensors),
+        default=labels.event_sensors(event, info.sensors),
         key=f"triage_sensors_{key}",
     )
     index = kinds.index(event["kind"]) if event["kind"] in kinds else None  # nobody chose one
@@ -109,7 +109,7 @@ def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
             "Comment saved.",
             lambda: labels.update_labels(con, [event["label_id"]], analyst, {"comment": comment}),
         )
-    view = triage.event_view(con, run_id, event, sensors)
+    view = labels.event_view(con, run_id, event, sensors)
     selected = chart_range(f"triage_chart_{key}", view)
     if not selected:
         st.caption(
@@ -129,7 +129,7 @@ def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
     if r[1].button("Set as the event's extent", key="triage_range_extent"):
         apply(
             "Event extent corrected.",
-            lambda: triage.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),
+            lambda: labels.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),
         )
 
 
@@ -142,7 +142,7 @@ def find_similar(desk: Desk, label_id: int) -> None:
         st.session_state[FOUND] = (
             label_id,
             ui.guarded(
-                lambda: similar.find_similar(
+                lambda: labels.find_similar(
                     con,
                     info.id,
                     label["asset"],
@@ -169,18 +169,18 @@ def find_similar(desk: Desk, label_id: int) -> None:
     if st.button(f"Give {len(ranks)} match(es) this label", disabled=not ranks):
         apply(
             f"Labelled {len(ranks)} matches.",
-            lambda: similar.label_matches(con, info.id, found, ranks, label, analyst),
+            lambda: labels.label_matches(con, info.id, found, ranks, label, analyst),
         )
 
 
 def review_queue(desk: Desk) -> int | None:
     con, info = desk.con, desk.info
-    past = runs.list_runs(con, info.id)
+    past = detect.list_runs(con, info.id)
     names = {r.id: r.label for r in past}
     focus = st.session_state.pop(ui.TRIAGE_FOCUS, None)  # (run, event) handed over by Learn
     if focus is not None and focus[0] in names:
         st.session_state["triage_run"], st.session_state[CURRENT] = focus
-    ids, in_use = list(names), versions.run_in_use(con, info.id)
+    ids, in_use = list(names), learn.run_in_use(con, info.id)
     run_id = st.selectbox(
         "Run",
         ids,
@@ -192,22 +192,22 @@ def review_queue(desk: Desk) -> int | None:
         st.info("No detection run on this dataset yet: run one on the **Detect** page.")
         return None
     flt = queue_filter(desk)
-    whole = triage.review_queue(con, run_id)
+    whole = labels.review_queue(con, run_id)
     show_progress(whole)
-    queue = triage.filter_queue(whole, flt)
-    picked = picked_rows(triage.queue_table(queue), "triage_table")
+    queue = labels.filter_queue(whole, flt)
+    picked = picked_rows(labels.queue_table(queue), "triage_table")
     if picked != st.session_state.get("triage_last_pick"):  # a new click opens that event
         st.session_state["triage_last_pick"] = picked
         if len(picked) == 1:
-            st.session_state[CURRENT] = triage.queue_event(queue, picked[0])["event_id"]
+            st.session_state[CURRENT] = labels.queue_event(queue, picked[0])["event_id"]
     if len(picked) > 1:
         bulk_actions(desk, queue.iloc[picked])
     if queue.empty:
         st.info("No event matches the filters.")
         return run_id
-    pos = triage.queue_position(queue, st.session_state.get(CURRENT))
+    pos = labels.queue_position(queue, st.session_state.get(CURRENT))
     event_detail(desk, run_id, queue, pos)
-    label_id = triage.queue_event(queue, pos)["label_id"]
+    label_id = labels.queue_event(queue, pos)["label_id"]
     if label_id is not None:
         with st.expander("Find similar", icon=":material/search:"):
             find_similar(desk, label_id)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import label_io, labels, modes, triage
+from core import detect, labels
 from pages import ui
 from pages.triage_common import NO_KIND, Desk, apply, chart_range, picked_rows, time_slider
 
@@ -16,7 +16,7 @@ def browse_and_mark(desk: Desk, run_id: int | None) -> None:
     asset = c[0].selectbox("Asset", info.assets, key="triage_b_asset")
     shown = c[1].multiselect("Sensors", info.sensors, info.sensors[:2], key="triage_b_sensors")
     start, end = time_slider(desk, "Window", "triage_b_window")
-    view = triage.label_view(con, info.id, asset, shown, start, end, run_id)
+    view = labels.label_view(con, info.id, asset, shown, start, end, run_id)
     selected = chart_range("triage_b_chart", view)
     if not selected:
         st.caption("Drag across the chart to select a range. Slate: operating-mode marks.")
@@ -35,20 +35,20 @@ def browse_and_mark(desk: Desk, run_id: int | None) -> None:
         if c[3].button("Create label", key="triage_b_create", type="primary", width="stretch"):
             apply("Label created.", lambda: labels.create_labels(con, info.id, [draft], analyst))
         c = st.columns([2, 2, 5], vertical_alignment="bottom")
-        mode = c[0].selectbox("Operating mode", modes.MODES, key="triage_b_mode")
+        mode = c[0].selectbox("Operating mode", detect.MODES, key="triage_b_mode")
         if c[1].button("Mark the range", key="triage_b_mark"):
             apply(
                 f"Marked as {mode}.",
-                lambda: modes.add_mode(con, info.id, asset, *selected, mode, analyst, comment),
+                lambda: detect.add_mode(con, info.id, asset, *selected, mode, analyst, comment),
             )
-    marks = modes.list_modes(con, info.id)
+    marks = detect.list_modes(con, info.id)
     if not marks.empty:
         st.markdown("**Operating-mode marks** (kept out of training and alarms)")
-        st.dataframe(modes.modes_table(marks), hide_index=True)
+        st.dataframe(detect.modes_table(marks), hide_index=True)
         c = st.columns([2, 1, 5], vertical_alignment="bottom")
         mark = c[0].selectbox("Mark", marks["id"].tolist(), key="triage_b_mark_id")
         if c[1].button("Remove", key="triage_b_unmark"):
-            apply(f"Mark #{mark} removed.", lambda: modes.remove_mode(con, mark, analyst))
+            apply(f"Mark #{mark} removed.", lambda: detect.remove_mode(con, mark, analyst))
 
 
 def labels_and_audit(desk: Desk) -> None:
@@ -56,7 +56,7 @@ def labels_and_audit(desk: Desk) -> None:
     current = labels.current_labels(con, info.id)
     n = len(current)
     st.markdown(f"**{n} label{'' if n == 1 else 's'}** on {info.name} (they outlive runs)")
-    picked = picked_rows(triage.labels_table(current), "triage_labels")
+    picked = picked_rows(labels.labels_table(current), "triage_labels")
     if picked and st.button(f"Delete {len(picked)} selected label(s)", key="triage_delete"):
         ids = current.iloc[picked]["label_id"].tolist()
         apply("Deleted (undo brings them back).", lambda: labels.delete_labels(con, ids, analyst))
@@ -74,7 +74,7 @@ def import_export(desk: Desk) -> None:
     for col, fmt in zip(c, ("csv", "parquet"), strict=False):
         col.download_button(
             f"Export labels as {fmt.upper()}",
-            lambda fmt=fmt: label_io.export_labels(ui.workspace(), info.id, fmt),
+            lambda fmt=fmt: labels.export_labels(ui.workspace(), info.id, fmt),
             file_name=f"labels_{info.id}.{fmt}",
             key=f"triage_export_{fmt}",
         )
@@ -86,5 +86,5 @@ def import_export(desk: Desk) -> None:
     if upload is not None and st.button("Import", key="triage_import_go"):
         apply(
             "Imported.",
-            lambda: label_io.import_labels(con, info.id, upload.getvalue(), upload.name, analyst),
+            lambda: labels.import_labels(con, info.id, upload.getvalue(), upload.name, analyst),
         )

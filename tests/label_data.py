@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from core import store
-from core.labels import LabelDraft
-from core.runs import RunSummary, TrainingWindow
+from core.detect.runs import RunSummary, TrainingWindow
+from core.labels.history import LabelDraft
 from core.types import DatasetInfo, QualityReport
 
 T0 = datetime(2026, 1, 1)

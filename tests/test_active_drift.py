@@ -6,9 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import active, drift, labels, learning, triage, versions
+from core.detect.runs import RunConfig, execute_run
 from core.errors import DataError
-from core.runs import RunConfig, execute_run
+from core.labels import history as labels
+from core.labels import triage
+from core.learn import active, drift, versions
+from core.learn import retraining as learning
 from tests.test_learning import at, make_dataset, toy_frame
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from core import store
-from core.demo import load_demo
-from core.runs import RunConfig, execute_run
+from core.detect.runs import RunConfig, execute_run
+from core.synth.demo import load_demo
 from tests.browser import chromium_page, needs_chromium, streamlit_server, wait_for_app
 
 pytestmark = [pytest.mark.browser, needs_chromium]

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from core import store
-from core.demo import MIN_ROWS, SENSORS, frame_sha256, generate_plant, load_demo
 from core.errors import ConfigError
-from core.faults import FAULT_COLUMNS, FAULT_KINDS, robust_spread
+from core.synth.demo import MIN_ROWS, SENSORS, frame_sha256, generate_plant, load_demo
+from core.synth.faults import FAULT_COLUMNS, FAULT_KINDS, robust_spread
 from core.types import ASSET, TS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.detectors import (
+from core.detect.detectors.registry import (
     AUTO_MEMBERS,
     DETECTORS,
     EnsembleDetector,
@@ -15,8 +15,8 @@ from core.detectors import (
     ZMaxDetector,
     make_detector,
 )
+from core.detect.model import AnomalyModel
 from core.errors import ConfigError, DataError
-from core.model import AnomalyModel
 from core.types import ASSET
 from tests.test_features import toy_plant
 

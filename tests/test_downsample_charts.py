@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from core.charts.common import Shade
+from core.charts.downsample import downsample_indices, downsample_xy
 from core.charts.explorer import correlation_figure, sensor_figure
-from core.downsample import downsample_indices, downsample_xy
 
 
 @pytest.fixture

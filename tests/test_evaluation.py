@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.detect.evaluation import compare, evaluate
 from core.errors import DataError
-from core.evaluation import compare, evaluate
 
 START = pd.Timestamp("2026-01-01")
 

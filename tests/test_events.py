@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.detect.events import EVENT_COLUMNS, extract_events, severity
+from core.detect.model import ScoreResult
 from core.errors import DataError
-from core.events import EVENT_COLUMNS, extract_events, severity
-from core.model import ScoreResult
 
 START = pd.Timestamp("2026-01-01")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import explain, runs, store
+from core import store
 from core.charts.explain import (
     beeswarm_figure,
     contribution_figure,
@@ -14,19 +14,21 @@ from core.charts.explain import (
     importance_figure,
     top_columns,
 )
-from core.demo import generate_plant, load_demo
-from core.detectors import AUTO_MEMBERS, DETECTORS
+from core.detect import runs
+from core.detect.detectors.registry import AUTO_MEMBERS, DETECTORS
+from core.detect.features import FeatureConfig
+from core.detect.model import AnomalyModel
 from core.errors import DataError
-from core.explain import _priority, _spans, _window_start
-from core.explain_methods import (
+from core.explain import service as explain
+from core.explain.fitted import fitted_run
+from core.explain.methods import (
     ExplainLimits,
     ModelExplainer,
     _stretch_features,
     method_for_detector,
 )
-from core.explain_model import fitted_run
-from core.features import FeatureConfig
-from core.model import AnomalyModel
+from core.explain.service import _priority, _spans, _window_start
+from core.synth.demo import generate_plant, load_demo
 
 FAST = ExplainLimits(agnostic_rows=4, run_rows=200, run_rows_agnostic=6, background=5)
 
@@ -181,7 +183,7 @@ def test_a_stretch_with_enough_history_rebuilds_the_full_history_features(plant,
 @pytest.fixture(scope="module")
 def demo_runs(tmp_path_factory):
     """A two-pump demo plant with a PCA run and an Isolation Forest run."""
-    from core.explain_model import clear_models
+    from core.explain.fitted import clear_models
 
     con = store.open_workspace(tmp_path_factory.mktemp("explain") / "workspace.duckdb")
     info = load_demo(con, seed=5, n_assets=2, rows_per_asset=4000)

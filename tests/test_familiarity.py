@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import familiarity as fam
-from core.learned_model import LearnedModel
+from core.learn import familiarity as fam
+from core.learn.learned_model import LearnedModel
 
 
 def test_trust_is_full_among_labelled_rows_and_falls_with_distance():

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import labels, store
-from core.demo import load_demo
+from core import store
+from core.detect.evaluation import label_points
 from core.errors import ConfigError
-from core.evaluation import label_points
-from core.fault_copy import inject_into_dataset
-from core.labels import LabelDraft
+from core.labels import history as labels
+from core.labels.history import LabelDraft
+from core.synth.demo import load_demo
+from core.synth.fault_copy import inject_into_dataset
 from tests.label_data import T0, at, store_frame
 
 LEVELS = {"temp": 60.0, "flow": 20.0, "vib": 2.0}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.errors import ConfigError, DataError
-from core.faults import FAULT_COLUMNS, FAULT_KINDS, inject_faults, robust_spread
+from core.synth.faults import FAULT_COLUMNS, FAULT_KINDS, inject_faults, robust_spread
 from core.types import DEFAULT_ASSET
 
 

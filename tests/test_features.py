@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.detect.features import ALL_FAMILIES, FeatureBuilder, FeatureConfig
+from core.detect.machine_state import detect_machine_off, drive_sensors
 from core.errors import ConfigError, DataError
-from core.features import ALL_FAMILIES, FeatureBuilder, FeatureConfig
-from core.machine_state import detect_machine_off, drive_sensors
 from core.types import ASSET, TS
 
 SENSORS = ["speed", "flow", "pressure", "current", "temp", "vibration"]

@@ -16,9 +16,9 @@ import pytest
 
 from core import store
 from core.errors import DataError
-from core.explore import quality_items
-from core.ingest import ingest_file
-from core.ingest_files import HEAD_BYTES
+from core.ingest.explore import quality_items
+from core.ingest.files import HEAD_BYTES
+from core.ingest.pipeline import ingest_file
 from tests.workbooks import plant_workbook, pump_sheet, write_workbook
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,9 @@ import io
 import pandas as pd
 import pytest
 
-from core import label_io, labels
 from core.errors import DataError
+from core.labels import files as label_io
+from core.labels import history as labels
 from tests.label_data import draft, make_dataset
 
 

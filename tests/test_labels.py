@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import labels, modes, store
+from core import store
+from core.detect import modes
 from core.errors import DataError
+from core.labels import history as labels
 from tests.label_data import at, draft
 
 # --- history, current state, undo ---------------------------------------------------------------

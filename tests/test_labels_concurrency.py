@@ -11,9 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from core import labels, store
+from core import store
 from core.errors import WorkspaceError
-from core.labels import LabelDraft
+from core.labels import history as labels
+from core.labels.history import LabelDraft
 from core.store import labels as label_store
 from tests.label_data import at, make_dataset
 
@@ -103,9 +104,10 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import datetime
-    from core import labels, store
+    from core import store
+    from core.labels import history as labels
     from core.errors import WorkspaceError
-    from core.labels import LabelDraft
+    from core.labels.history import LabelDraft
     try:
         con = store.open_workspace(sys.argv[1])
     except WorkspaceError as exc:

@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import label_points as lp
-from core import labels, learning
-from core import semi_supervised as semi
+from core.detect.model import AnomalyModel
 from core.errors import ConfigError, DataError
-from core.labels import LabelDraft
-from core.model import AnomalyModel
-from core.thresholds import ThresholdPreview, tune_threshold
+from core.labels import history as labels
+from core.labels import points as lp
+from core.labels.history import LabelDraft
+from core.learn import retraining as learning
+from core.learn import semi_supervised as semi
+from core.learn.thresholds import ThresholdPreview, tune_threshold
 from tests.label_data import SENSORS, T0, at
 from tests.label_data import store_frame as make_dataset
 

@@ -3,11 +3,16 @@
 import pandas as pd
 import pytest
 
-from core import labels, learning, runs, store, triage, versions
-from core.demo import load_demo
-from core.overview import ATTENTION, HEALTHY, dataset_overview, events_export, model_story
-from core.report import html_report
-from core.runs import RunConfig, execute_run
+from core import store
+from core.detect import runs
+from core.detect.runs import RunConfig, execute_run
+from core.labels import history as labels
+from core.labels import triage
+from core.learn import retraining as learning
+from core.learn import versions
+from core.share.overview import ATTENTION, HEALTHY, dataset_overview, events_export, model_story
+from core.share.report import html_report
+from core.synth.demo import load_demo
 from tests.apptest import open_app
 
 
@@ -144,7 +149,7 @@ def test_overview_page_empty_workspace(tmp_path, monkeypatch):
 
 
 def test_events_export_of_a_fresh_workspace_is_empty_with_columns():
-    from core.overview import Overview
+    from core.share.overview import Overview
 
     empty = Overview(None, None, [], pd.DataFrame(), pd.DataFrame(), pd.DataFrame())  # type: ignore[arg-type]
     assert list(events_export(empty).columns)[:2] == ["asset", "start"]

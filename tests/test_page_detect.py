@@ -4,7 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
-from core.demo import load_demo
+from core.synth.demo import load_demo
 from tests.apptest import open_app
 
 

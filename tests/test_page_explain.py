@@ -2,9 +2,10 @@
 
 import pytest
 
-from core import runs, store
-from core.demo import load_demo
-from core.explain_model import clear_models
+from core import store
+from core.detect import runs
+from core.explain.fitted import clear_models
+from core.synth.demo import load_demo
 from tests.apptest import open_app
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from core import store
-from core.demo import load_demo
+from core.synth.demo import load_demo
 from tests.apptest import open_app
 
 

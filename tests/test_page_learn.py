@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from core import labels, store, triage, versions
-from core.demo import load_demo
-from core.runs import RunConfig, execute_run
+from core import store
+from core.detect.runs import RunConfig, execute_run
+from core.labels import history as labels
+from core.labels import triage
+from core.learn import versions
+from core.synth.demo import load_demo
 from tests.apptest import open_app
 
 
@@ -19,7 +22,7 @@ def workspace_path(tmp_path, monkeypatch):
 
 @pytest.fixture
 def labelled_demo(workspace_path):
-    """A small demo plant with a run and a few verdicts given through core.labels."""
+    """A small demo plant with a run and a few verdicts given through core.labels.history."""
     con = store.open_workspace(workspace_path)
     info = load_demo(con, seed=3, n_assets=1, rows_per_asset=3000)
     run = execute_run(con, RunConfig(info.id))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import labels, modes, store
+from core import store
+from core.detect import modes
+from core.labels import history as labels
 from tests.apptest import open_app
 from tests.label_data import EVENTS, at, make_dataset, make_run
 

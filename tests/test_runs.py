@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import run_options, run_view, runs, store
+from core import store
 from core.charts.detection import (
     comparison_figure,
     detection_figure,
@@ -15,10 +15,12 @@ from core.charts.detection import (
     flag_intervals,
     merge_intervals,
 )
-from core.demo import generate_plant, load_demo
+from core.detect import run_chart as run_view
+from core.detect import run_options, runs
+from core.detect.runs import RunConfig, TrainingWindow
 from core.errors import ConfigError
-from core.ingest import ingest_file
-from core.runs import RunConfig, TrainingWindow
+from core.ingest.pipeline import ingest_file
+from core.synth.demo import generate_plant, load_demo
 
 ROWS = 2000
 TABLES = ("runs", "run_scores", "events")

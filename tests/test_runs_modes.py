@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from core import modes, store
-from core.demo import load_demo
-from core.runs import RunConfig, execute_run, run_events, run_scores
+from core import store
+from core.detect import modes
+from core.detect.runs import RunConfig, execute_run, run_events, run_scores
+from core.synth.demo import load_demo
 
 
 def test_marked_stretch_never_alarms_and_later_runs_honour_it(tmp_path):

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import labels, similar, store
+from core import store
 from core.errors import DataError
-from core.labels import LabelDraft
+from core.labels import history as labels
+from core.labels import similar
+from core.labels.history import LabelDraft
 from core.types import DatasetInfo, QualityReport
 
 T0 = datetime(2026, 3, 1)
@@ -173,7 +175,7 @@ def test_find_similar_needs_sensors(planted):
 
 
 def test_windows_in_marked_operating_modes_are_skipped(planted):
-    from core import modes
+    from core.detect import modes
 
     con, info = planted
     modes.add_mode(con, info.id, "p2", _row_time(2490), _row_time(2510), "maintenance", "ana")

@@ -160,9 +160,10 @@ def test_quote_ident_doubles_quotes():
 
 
 def test_deleting_a_dataset_removes_its_runs_but_keeps_labels(tmp_path):
-    from core import labels, triage
-    from core.demo import load_demo
-    from core.runs import RunConfig, execute_run, list_runs
+    from core.detect.runs import RunConfig, execute_run, list_runs
+    from core.labels import history as labels
+    from core.labels import triage
+    from core.synth.demo import load_demo
 
     con = store.open_workspace(tmp_path / "w.duckdb")
     info = load_demo(con, seed=5, n_assets=1, rows_per_asset=2000)

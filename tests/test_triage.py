@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core import labels, modes, triage
 from core.charts.triage import label_view_figure
-from core.runs import ALARM_LINE
-from core.triage import QueueFilter
+from core.detect import modes
+from core.detect.runs import ALARM_LINE
+from core.labels import history as labels
+from core.labels import triage
+from core.labels.triage import QueueFilter
 from tests.label_data import EVENTS, at, draft, make_run
 
 
@@ -40,7 +42,7 @@ def test_verdicts_in_bulk_are_one_change_and_update_existing_labels(con, info):
 
 
 def test_labels_survive_deleting_the_run_and_apply_to_later_runs(con, info):
-    from core.runs import delete_run
+    from core.detect.runs import delete_run
 
     first = make_run(con, info, EVENTS)
     queue = triage.review_queue(con, first)

@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import skops.io as sio
 
-from core import familiarity, learning, runs, store, versions
+from core import store
+from core.detect import runs
 from core.errors import DataError
-from core.learned_model import LearnedModel
-from core.model_files import dump_model, load_model
+from core.learn import familiarity, versions
+from core.learn import retraining as learning
+from core.learn.learned_model import LearnedModel
+from core.learn.model_files import dump_model, load_model
 from tests.test_learning import add_labels, make_dataset, toy_frame
 
 FAULTS = [("p1", 400 + 60 * i, 410 + 60 * i, "temp", 6.0) for i in range(4)]
@@ -80,8 +83,29 @@ def test_a_model_file_from_before_the_module_split_still_loads(trained):
     con, info, result = trained
     model = versions.load_version(con, result.version.id)
     data = dump_model(model)
-    old = _renamed(data, '"core.learned_model"', '"core.versions"')
+    old = _renamed(data, '"core.learn.learned_model"', '"core.versions"')
     assert "core.versions.LearnedModel" in sio.get_untrusted_types(data=old)
+    loaded = load_model(old)
+    frame = store.read_readings(con, info)
+    assert np.array_equal(loaded.score(frame).frame["score"], model.score(frame).frame["score"])
+
+
+def test_a_model_file_from_before_the_stage_packages_still_loads(trained):
+    """Files saved when core/ was flat name core.model, core.features, core.detectors_pca..."""
+    con, info, result = trained
+    model = versions.load_version(con, result.version.id)
+    old = dump_model(model)
+    for new, former in [
+        ("core.learn.learned_model", "core.learned_model"),
+        ("core.detect.model", "core.model"),
+        ("core.detect.features", "core.features"),
+        ("core.detect.detectors.registry", "core.detectors"),
+        ("core.detect.detectors.pca", "core.detectors_pca"),
+        ("core.detect.detectors.scikit", "core.detectors_sklearn"),
+    ]:
+        old = _renamed(old, f'"{new}"', f'"{former}"')
+    found = sio.get_untrusted_types(data=old)
+    assert "core.model.AnomalyModel" in found and not any(".detect." in t for t in found)
     loaded = load_model(old)
     frame = store.read_readings(con, info)
     assert np.array_equal(loaded.score(frame).frame["score"], model.score(frame).frame["score"])
@@ -176,7 +200,7 @@ def test_unknown_version_is_a_data_error(workspace):
 
 def test_learned_model_without_classifier_scores_like_its_base():
     frame = toy_frame(assets=("p1",), n=400)
-    from core.model import AnomalyModel
+    from core.detect.model import AnomalyModel
 
     base = AnomalyModel().fit(frame.head(200))
     model = LearnedModel(base, threshold=2.0)
@@ -187,7 +211,7 @@ def test_learned_model_without_classifier_scores_like_its_base():
 
 
 def test_a_version_is_graded_like_a_run_after_its_training_window(workspace):
-    from core.demo import load_demo
+    from core.synth.demo import load_demo
 
     info = load_demo(workspace, seed=7, rows_per_asset=3000)
     run = runs.execute_run(workspace, runs.RunConfig(info.id))

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 
 import plotly.graph_objects as go
 
-FAULT_COLOR = "rgba(220, 38, 38, 0.15)"
+from core.types import FAULT_COLOR, Shade
+
+__all__ = ["EVENT_COLOR", "FAULT_COLOR", "LABEL_COLOR", "OFF_COLOR", "Shade", "add_shades"]
+
 EVENT_COLOR = "rgba(234, 88, 12, 0.22)"
 OFF_COLOR = "rgba(100, 116, 139, 0.18)"
 LABEL_COLOR = "rgba(37, 99, 235, 0.18)"
-
-
-@dataclass(frozen=True)
-class Shade:
-    """A time stretch drawn behind the traces (a fault, an event, a machine-off period)."""
-
-    start: datetime
-    end: datetime
-    label: str
-    color: str = FAULT_COLOR
 
 
 def add_shades(fig: go.Figure, shades: Iterable[Shade]) -> go.Figure:

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout, titles_left
-from core.downsample import MAX_POINTS, downsample_xy
-from core.run_view import RunView
+from core.charts.downsample import MAX_POINTS, downsample_xy
+from core.detect.run_chart import RunView
 from core.types import TS
 
 SCORE_COLOR = "#0F766E"

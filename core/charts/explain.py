@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.common import EVENT_COLOR, house_layout
-from core.explain import Explanation
+from core.explain.service import Explanation
 
 TOWARDS_ANOMALY = "#dc2626"
 TOWARDS_NORMAL = "#2563eb"

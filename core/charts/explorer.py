@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.common import Shade, add_shades, house_layout, titles_left
-from core.downsample import MAX_POINTS, downsample_xy
+from core.charts.downsample import MAX_POINTS, downsample_xy
 from core.types import TS
 
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.charts.common import house_layout
-from core.drift import PSI_DRIFT, PSI_MODERATE, DriftReport
+from core.learn.drift import PSI_DRIFT, PSI_MODERATE, DriftReport
 
 METRIC_COLORS = {"precision": "#2563eb", "recall": "#16a34a", "f1": "#7c3aed"}
 ALARM_COLOR = "#ea580c"

@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 
 from core.charts.common import EVENT_COLOR, LABEL_COLOR, OFF_COLOR
 from core.charts.detection import SCORE_FLOOR
-from core.downsample import downsample_xy
-from core.labels import STATUS_TEXT
-from core.similar import SimilarResult
-from core.triage import LabelView
+from core.charts.downsample import downsample_xy
+from core.labels.history import STATUS_TEXT
+from core.labels.similar import SimilarResult
+from core.labels.triage import LabelView
 from core.types import TS
 
 CHART_POINTS = 2000

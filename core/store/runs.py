@@ -159,7 +159,7 @@ def insert_run_scores(con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.Da
 
 
 def insert_events(con: duckdb.DuckDBPyConnection, run_id: int, events: pd.DataFrame) -> None:
-    """Bulk-insert the events of a run (the frame `core.events.extract_events` returns)."""
+    """Bulk-insert the events of a run (the frame `core.detect.events.extract_events` returns)."""
     if events.empty:
         return
     view = f"_run_events_{int(run_id)}"

@@ -1,0 +1,435 @@
+"""Feature engineering for sensor frames: everything a detector sees is built here.
+
+Each feature is standardised with robust statistics of the training data, so its value reads as a
+robust z-score ("how unusual is this, in training spreads") and the largest |z| among a sensor's
+features is a fair measure of how far that sensor is from its training self. Families (all
+vectorised over rows, computed per asset in time order):
+
+- ``raw``: the sensor value, robust-scaled.
+- ``mean``/``std``/``min``/``max``/``slope``: trailing rolling statistics over ``window`` samples
+  (``std`` in log scale, so a stuck sensor, std -> 0, is as visible as a noisy one).
+- ``diff``: first difference.
+- ``rough``: log of the rolling mean of ``|diff|``, each difference clipped at a training quantile:
+  a stuck or noisy sensor moves it a lot, one large step (a setpoint change) barely.
+- ``fft``: log band energies of rolling, Hann-windowed frames, for fast signals such as vibration.
+- ``resid``/``resid_mean``: cross-sensor residuals. Each sensor is predicted from the *other*
+  sensors (their values, squares and an exponential moving average, so curved couplings like the
+  pump affinity laws and first-order lags fit) by ridge regression on training data, refitted
+  without outlying rows. A broken coupling shows up as a residual even when every value stays in
+  its normal range, while an operating-mode change, which moves coupled sensors together, does not.
+
+Defaults (``DEFAULT_FAMILIES``) were chosen by measurement in ``bench/bench_detectors.py``: rolling
+level statistics (``std``, ``slope``, ``mean``) and spectra react to every setpoint step and cost
+more false alarms than they find faults; residuals and roughness do not.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.detect.windows import (
+    EPS,
+    STAT_ROWS,
+    ewma,
+    fft_bands,
+    robust_center_scale,
+    rolling_stats,
+    rolling_sum,
+    thin,
+    window_counts,
+)
+from core.errors import ConfigError, DataError
+from core.types import ASSET, TS
+
+ALL_FAMILIES = (
+    "raw",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "slope",
+    "diff",
+    "rough",
+    "fft",
+    "resid",
+    "resid_mean",
+)
+"""Every feature family FeatureBuilder knows."""
+DEFAULT_FAMILIES = ("raw", "rough", "resid")
+"""Families on by default (see the module docstring for why)."""
+FAST_SENSOR_HINT = re.compile(r"vib|accel|acoustic|sound|noise", re.IGNORECASE)
+"""Names of fast signals that get spectral features when ``fft`` is on."""
+_Z_CLIP = 1e3
+
+
+@dataclass
+class FeatureConfig:
+    """Which features to build and over which windows.
+
+    Windows are durations converted to samples with the sampling interval (inferred from training
+    timestamps when ``interval_seconds`` is None), clipped to ``[min_window, max_window]`` samples
+    so slow and fast data both get usable windows.
+    """
+
+    families: tuple[str, ...] = DEFAULT_FAMILIES
+    window: str = "15min"
+    min_window: int = 5
+    max_window: int = 60
+    fft_window: int = 32
+    fft_bands: int = 3
+    fft_sensors: tuple[str, ...] | None = None
+    residual_alpha: float = 1e-4
+    residual_spans: tuple[float, ...] = (1.0,)
+    residual_squares: bool = True
+    rough_clip_quantile: float = 0.98
+    interval_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.families) - set(ALL_FAMILIES))
+        if unknown:
+            raise ConfigError(
+                f"Unknown feature families {unknown}. Valid families: {', '.join(ALL_FAMILIES)}."
+            )
+        if self.fft_window < 8 or self.fft_window & (self.fft_window - 1):
+            raise ConfigError(
+                f"The 'fft_window' parameter must be a power of two >= 8. Got {self.fft_window}."
+            )
+        try:
+            seconds = pd.Timedelta(self.window).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(
+                f"The window {self.window!r} is not a duration like '15min'."
+            ) from exc
+        if seconds <= 0:
+            raise ConfigError(f"The window must be positive. Got {self.window!r} instead.")
+
+    def window_samples(self, interval_seconds: float) -> int:
+        """The rolling window in samples for data sampled every ``interval_seconds``."""
+        seconds = pd.Timedelta(self.window).total_seconds()
+        n = int(round(seconds / max(interval_seconds, EPS)))
+        return int(np.clip(n, self.min_window, self.max_window))
+
+
+@dataclass
+class FeatureSet:
+    """Features row-aligned with the input frame, and which sensor each feature comes from."""
+
+    values: pd.DataFrame
+    sensor_of: dict[str, str] = field(default_factory=dict)
+
+
+def infer_interval_seconds(ts: pd.Series | np.ndarray, asset: np.ndarray | None = None) -> float:
+    """Median spacing between consecutive timestamps (within each asset), in seconds; 60 if none."""
+    t = pd.to_datetime(pd.Series(ts)).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    if asset is not None:
+        order = np.lexsort((t, asset))
+        t, asset = t[order], np.asarray(asset)[order]
+        same = asset[1:] == asset[:-1]
+    else:
+        t = np.sort(t)
+        same = np.ones(max(len(t) - 1, 0), dtype=bool)
+    d = np.diff(t)[same] / 1e9 if len(t) > 1 else np.array([])
+    d = d[d > 0]
+    return float(np.median(d)) if len(d) else 60.0
+
+
+def numeric_sensors(frame: pd.DataFrame) -> list[str]:
+    """Sensor columns of a frame: every numeric, non-boolean column but the time and asset."""
+    return [
+        c
+        for c in frame.columns
+        if c not in (TS, ASSET)
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+
+
+def _segments(frame: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Row order sorted by (asset, ts), and each asset's positions in that sorted order."""
+    n = len(frame)
+    ts = frame[TS].to_numpy() if TS in frame else np.arange(n)
+    if ASSET not in frame:
+        return np.argsort(ts, kind="stable"), [np.arange(n)]
+    codes, _ = pd.factorize(frame[ASSET], sort=False)
+    order = np.lexsort((ts, codes))
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return order, np.split(np.arange(n), bounds)
+
+
+class FeatureBuilder:
+    """Learns scaling, residual models and feature spreads on training data; builds features.
+
+    ``fit`` takes a frame with ``ts``, optional ``asset`` and numeric sensor columns (normally one
+    asset; several are handled segment by segment with pooled statistics) and an optional mask of
+    rows fit to learn from (e.g. machine running). ``transform`` returns a `FeatureSet`
+    row-aligned with its input, in any row order.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None, *, sensors: list[str] | None = None):
+        self.config = config or FeatureConfig()
+        self.sensors = sensors
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, train: pd.DataFrame, mask: np.ndarray | None = None) -> FeatureBuilder:
+        """Learn scaling, residual models and feature spreads from ``train`` (rows in ``mask``)."""
+        self._fit(train, mask)
+        return self
+
+    def fit_transform(self, train: pd.DataFrame, mask: np.ndarray | None = None) -> FeatureSet:
+        """`fit`, then the training features, computing them once."""
+        feats, order = self._fit(train, mask)
+        return self._finish(feats, order, train.index)
+
+    def _fit(self, train: pd.DataFrame, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        self.sensors_ = list(self.sensors) if self.sensors is not None else numeric_sensors(train)
+        if not self.sensors_:
+            raise DataError("No numeric sensor columns to build features from.")
+        if len(train) < 2 * cfg.min_window:
+            raise DataError(
+                f"Training data has {len(train)} rows; at least {2 * cfg.min_window} are needed."
+            )
+        asset = train[ASSET].to_numpy() if ASSET in train else None
+        self.interval_seconds_ = cfg.interval_seconds or (
+            infer_interval_seconds(train[TS], asset) if TS in train else 60.0
+        )
+        self.window_ = cfg.window_samples(self.interval_seconds_)
+        self.families_ = set(cfg.families)
+        if len(self.sensors_) < 2:
+            self.families_ -= {"resid", "resid_mean"}  # nothing to predict a lone sensor from
+        self.fft_sensors_ = self._pick_fft_sensors()
+        mask = np.ones(len(train), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+
+        order, pieces = _segments(train)
+        raw = train[self.sensors_].to_numpy(dtype=np.float64)[order]
+        mask = mask[order]
+        usable = mask & np.isfinite(raw).all(axis=1)
+        self.center_, self.scale_ = robust_center_scale(raw[usable] if usable.any() else raw)
+        z = self._scaled(raw)
+        warm = np.zeros(len(train), dtype=bool)
+        for p in pieces:
+            warm[p[: self.warmup_samples]] = True
+        learn = mask & ~warm
+        if learn.sum() < 10:
+            learn = mask if mask.sum() >= 10 else np.ones(len(train), dtype=bool)
+
+        if self._has_residuals:
+            design = np.concatenate([self._design(z[p]) for p in pieces])
+            self._fit_residuals(design[learn], z[learn])
+        if "rough" in self.families_:
+            d = np.abs(np.diff(z, axis=0))[learn[1:] & learn[:-1]]
+            d = thin(d) if len(d) else np.abs(np.diff(z, axis=0))
+            self.rough_clip_ = np.maximum(np.quantile(d, cfg.rough_clip_quantile, axis=0), 1e-6)
+        feats, names, sensor_of = self._features_sorted(z, pieces)
+        self.feature_center_, self.feature_scale_ = robust_center_scale(thin(feats[learn]))
+        self.feature_names_, self.sensor_of_ = names, sensor_of
+        return feats, order
+
+    @property
+    def _has_residuals(self) -> bool:
+        return bool(self.families_ & {"resid", "resid_mean"})
+
+    @property
+    def warmup_samples(self) -> int:
+        """Rows at the start of a series (or after a stop) whose windows are still filling."""
+        w = self.window_
+        if self.fft_sensors_:
+            w = max(w, self.config.fft_window)
+        if self._has_residuals and self.config.residual_spans:
+            w = max(w, int(2 * max(self.config.residual_spans) * self.window_))
+        return w
+
+    def _warmup(self) -> int:
+        """Alias of `warmup_samples` (kept for callers written against the first version)."""
+        return self.warmup_samples
+
+    def _pick_fft_sensors(self) -> list[str]:
+        if "fft" not in self.families_:
+            return []
+        if self.config.fft_sensors is not None:
+            return [s for s in self.config.fft_sensors if s in self.sensors_]
+        return [s for s in self.sensors_ if FAST_SENSOR_HINT.search(str(s))]
+
+    def _scaled(self, raw: np.ndarray) -> np.ndarray:
+        """Robust z of raw values; gaps are carried forward (then back, then the median)."""
+        z = (raw - self.center_) / self.scale_
+        if np.isnan(z).any():
+            z = pd.DataFrame(z).ffill().bfill().fillna(0.0).to_numpy()
+        return z
+
+    def _design(self, z: np.ndarray) -> np.ndarray:
+        """Predictors for residual models: values, squares and exponential moving averages."""
+        parts = [z]
+        if self.config.residual_squares:
+            parts.append(np.clip(z, -20.0, 20.0) ** 2)
+        parts += [ewma(z, span * self.window_) for span in self.config.residual_spans]
+        return np.concatenate(parts, axis=1)
+
+    def _fit_residuals(self, design: np.ndarray, z: np.ndarray) -> None:
+        """Ridge of each sensor on the other sensors' predictors; refit twice without rows whose
+        residuals are outlying (faults in training must not teach the model)."""
+        a, y = thin(design, 2 * STAT_ROWS), thin(z, 2 * STAT_ROWS)
+        keep = np.ones(len(a), dtype=bool)
+        for refit in range(3):
+            coef, intercept = self._ridge(a[keep], y[keep])
+            resid = y - (a @ coef + intercept)
+            med = np.median(resid[keep], axis=0)
+            mad = 1.4826 * np.median(np.abs(resid[keep] - med), axis=0) + 1e-6
+            if refit == 2:
+                break
+            keep = (np.abs(resid - med) / mad < 5.0).all(axis=1)
+            if keep.sum() < max(20, len(a) // 2):
+                keep = np.ones(len(a), dtype=bool)
+        self.resid_coef_, self.resid_intercept_ = coef, intercept
+
+    def _ridge(self, a: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One ridge fit per target on a shared Gram matrix, leaving out the target's own columns
+        (its value, square and averages), so no sensor explains itself."""
+        p = y.shape[1]
+        mu_a, mu_y = a.mean(axis=0), y.mean(axis=0)
+        ac, yc = a - mu_a, y - mu_y
+        gram, cross = ac.T @ ac, ac.T @ yc
+        ridge = self.config.residual_alpha * np.trace(gram) / max(len(gram), 1) + 1e-9
+        coef = np.zeros((a.shape[1], p))
+        own = np.arange(a.shape[1]) % p
+        for j in range(p):  # one small solve per sensor, not per row
+            cols = np.flatnonzero(own != j)
+            g = gram[np.ix_(cols, cols)] + ridge * np.eye(len(cols))
+            coef[cols, j] = np.linalg.solve(g, cross[cols, j])
+        return coef, mu_y - mu_a @ coef
+
+    def _residuals(self, z: np.ndarray) -> np.ndarray:
+        """Each sensor minus its prediction from the other sensors (design blocks one by one,
+        never the whole design matrix at once)."""
+        p, coef = z.shape[1], self.resid_coef_
+        pred = z @ coef[:p] + self.resid_intercept_
+        k = p
+        if self.config.residual_squares:
+            pred += (np.clip(z, -20.0, 20.0) ** 2) @ coef[k : k + p]
+            k += p
+        for span in self.config.residual_spans:
+            pred += ewma(z, span * self.window_) @ coef[k : k + p]
+            k += p
+        return z - pred
+
+    def residual_attribution(self, raw: np.ndarray, resid_z: np.ndarray) -> np.ndarray:
+        """Reconstruction-based contribution of each sensor to the residuals of a few rows.
+
+        A fault in one sensor also moves the residuals of the sensors it helps predict, sometimes
+        more (in their own, smaller spreads) than its own. For each sensor k this asks how much
+        of the rows' residual energy is explained by k alone being off: with ``g_k`` the change of
+        all standardised residuals ``u`` per unit change of sensor k (the model's Jacobian at the
+        row), the contribution is ``|g_k . u| / |g_k|``, in robust-z units. For a fault in one
+        sensor that sensor ranks first (Cauchy-Schwarz), up to the linearisation. ``raw``: the
+        rows' sensor values; ``resid_z``: their standardised ``resid`` features.
+        """
+        p = len(self.sensors_)
+        if "resid" not in self.families_ or len(raw) == 0:
+            return np.zeros((len(raw), p))
+        z = self._scaled(np.asarray(raw, dtype=np.float64))
+        u = np.asarray(resid_z, dtype=np.float64)
+        names = [f"{s}__resid" for s in self.sensors_]
+        spread = self.feature_scale_[[self.feature_names_.index(n) for n in names]]
+        # Two hypotheses on how long the fault has lasted: a blip (moving averages have moved by
+        # their first weight) or a lasting fault (they have caught up); each sensor keeps its best.
+        best = np.zeros((len(z), p))
+        for settled in (False, True):
+            jac = self._residual_jacobian(z, settled) / spread[None, :, None]
+            dot = np.abs(np.einsum("mjk,mj->mk", jac, u))
+            best = np.maximum(best, dot / np.maximum(np.sqrt((jac * jac).sum(axis=1)), 1e-12))
+        return best
+
+    def _residual_jacobian(self, z: np.ndarray, settled: bool) -> np.ndarray:
+        """d residual_j / d z_k at each row, as [row, j, k]."""
+        p, coef = len(self.sensors_), self.resid_coef_
+        deriv = np.broadcast_to(coef[:p], (len(z), p, p)).copy()  # d pred_j / d z_k at [m, k, j]
+        k = p
+        if self.config.residual_squares:
+            slope = 2.0 * np.clip(z, -20.0, 20.0) * (np.abs(z) < 20.0)
+            deriv += slope[:, :, None] * coef[k : k + p][None]
+            k += p
+        for span in self.config.residual_spans:
+            weight = 1.0 if settled else 2.0 / (span * self.window_ + 1.0)
+            deriv += weight * coef[k : k + p][None]
+            k += p
+        return np.eye(p)[None] - np.transpose(deriv, (0, 2, 1))
+
+    # -- transforming --------------------------------------------------------------------------
+    def _features_sorted(
+        self, z: np.ndarray, pieces: list[np.ndarray]
+    ) -> tuple[np.ndarray, list[str], dict[str, str]]:
+        """Unstandardised features of time-sorted rows, computed segment by segment."""
+        names: list[str] = []
+        sensor_of: dict[str, str] = {}
+        out: np.ndarray | None = None
+        for p in pieces:
+            blocks = self._segment_features(z[p])
+            if out is None:
+                for kind, sensors, _ in blocks:
+                    for s in sensors:
+                        name = f"{s}__{kind}"
+                        names.append(name)
+                        sensor_of[name] = s
+                out = np.empty((len(z), len(names)))
+            col = 0
+            for _, _, values in blocks:
+                out[p, col : col + values.shape[1]] = values
+                col += values.shape[1]
+        assert out is not None
+        return out, names, sensor_of
+
+    def _segment_features(self, z: np.ndarray) -> list[tuple[str, list[str], np.ndarray]]:
+        """Feature blocks (kind, sensors, values[n, k]) of one asset's time-ordered rows."""
+        fam, w, sensors = self.families_, self.window_, self.sensors_
+        blocks: list[tuple[str, list[str], np.ndarray]] = []
+        if "raw" in fam:
+            blocks.append(("raw", sensors, z))
+        blocks += [(kind, sensors, arr) for kind, arr in rolling_stats(z, w, fam).items()]
+        if "diff" in fam or "rough" in fam:
+            d = np.diff(z, axis=0, prepend=z[:1])
+            if "diff" in fam:
+                blocks.append(("diff", sensors, d))
+            if "rough" in fam:
+                clipped = np.minimum(np.abs(d), self.rough_clip_)
+                mean_abs = rolling_sum(clipped, w) / window_counts(len(z), w)
+                blocks.append(("rough", sensors, np.log(mean_abs + 1e-3 * self.rough_clip_)))
+        for s in self.fft_sensors_:
+            bands = fft_bands(z[:, sensors.index(s)], self.config.fft_window, self.config.fft_bands)
+            blocks += [(f"fft{b}", [s], bands[:, b : b + 1]) for b in range(bands.shape[1])]
+        if self._has_residuals:
+            r = self._residuals(z)
+            if "resid" in fam:
+                blocks.append(("resid", sensors, r))
+            if "resid_mean" in fam:
+                blocks.append(("resid_mean", sensors, rolling_sum(r, w) / window_counts(len(z), w)))
+        return blocks
+
+    def transform(self, frame: pd.DataFrame) -> FeatureSet:
+        """Standardised features, row-aligned with ``frame`` (any row order, any assets)."""
+        if not hasattr(self, "feature_names_"):
+            raise RuntimeError("FeatureBuilder is not fitted yet; call fit() first.")
+        missing = [s for s in self.sensors_ if s not in frame.columns]
+        if missing:
+            raise DataError(f"Missing sensor columns: {', '.join(map(str, missing))}.")
+        if len(frame) == 0:
+            empty = pd.DataFrame(columns=self.feature_names_, dtype=np.float32)
+            return FeatureSet(empty, dict(self.sensor_of_))
+        order, pieces = _segments(frame)
+        raw = frame[self.sensors_].to_numpy(dtype=np.float64)[order]
+        feats, _, _ = self._features_sorted(self._scaled(raw), pieces)
+        return self._finish(feats, order, frame.index)
+
+    def _finish(self, feats: np.ndarray, order: np.ndarray, index: pd.Index) -> FeatureSet:
+        """Standardise time-sorted features and put them back in the frame's row order."""
+        feats -= self.feature_center_
+        feats /= self.feature_scale_
+        np.nan_to_num(feats, copy=False, nan=0.0, posinf=_Z_CLIP, neginf=-_Z_CLIP)
+        np.clip(feats, -_Z_CLIP, _Z_CLIP, out=feats)
+        values = np.empty(feats.shape, dtype=np.float32)
+        values[order] = feats
+        frame = pd.DataFrame(values, columns=self.feature_names_, index=index, copy=False)
+        return FeatureSet(frame, dict(self.sensor_of_))

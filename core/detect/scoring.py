@@ -1,0 +1,166 @@
+"""File-to-file scoring, the contract behind ``python -m core score``.
+
+TRAIN and DATA are wide CSVs: one timestamp column and numeric sensor columns (an ``asset``
+column is optional). The output has exactly one row per DATA row, in DATA's order, with columns
+``timestamp,score,is_anomaly``; the timestamp is copied verbatim from DATA. Every user error is a
+`DataError`/`ConfigError` raised before anything is written, and the output appears atomically
+(a temporary file renamed at the end), so a failed run never leaves a partial file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.detect.detectors.registry import make_detector
+from core.detect.model import AnomalyModel, check_threshold_quantile
+from core.errors import DataError
+from core.types import ASSET, TS
+
+TIME_NAMES = ("timestamp", "ts", "time", "datetime", "date", "date_time", "time_stamp")
+"""Column names taken as the time column, case-insensitively, before trying to parse others."""
+_SNIFF_ROWS = 200
+
+
+def _check_file(path: Path, role: str) -> None:
+    if not path.exists():
+        raise DataError(f"The {role} file {str(path)!r} does not exist.")
+    if not path.is_file():
+        raise DataError(f"The {role} path {str(path)!r} is not a file.")
+    if path.stat().st_size == 0:
+        raise DataError(f"The {role} file {str(path)!r} is empty.")
+
+
+def _find_time_column(sample: pd.DataFrame, role: str) -> str:
+    """The time column: a conventional name, else the first column whose values parse as dates."""
+    by_name = {str(c).strip().lower(): c for c in sample.columns}
+    for name in TIME_NAMES:
+        if name in by_name:
+            return by_name[name]
+    for column in sample.columns:
+        values = sample[column].dropna().astype(str)
+        if values.empty or pd.to_numeric(values, errors="coerce").notna().all():
+            continue  # plain numbers are sensors, not times
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.9:
+            return column
+    raise DataError(
+        f"The {role} file has no timestamp column (looked for {', '.join(TIME_NAMES)} or a "
+        "column of dates)."
+    )
+
+
+def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.Series]:
+    """A wide CSV as a frame with ``ts`` (parsed), optional ``asset``, numeric sensors; plus the
+    original timestamp strings."""
+    path = Path(path)
+    _check_file(path, role)
+    try:
+        sample = pd.read_csv(path, nrows=_SNIFF_ROWS, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
+    if sample.empty:
+        raise DataError(f"The {role} file {str(path)!r} has a header but no rows.")
+    time_col = _find_time_column(sample, role)
+    try:
+        frame = pd.read_csv(path, dtype={time_col: str})
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
+    original = frame[time_col]
+    parsed = pd.to_datetime(original, errors="coerce", format="mixed")
+    if parsed.isna().any():
+        first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise DataError(
+            f"Column {time_col!r} of the {role} file has a value that is not a timestamp: "
+            f"{original.iloc[first]!r} (data row {first + 1})."
+        )
+    frame = frame.drop(columns=[time_col])
+    asset_col = next((c for c in frame.columns if str(c).strip().lower() == ASSET), None)
+    if asset_col is not None:
+        frame = frame.rename(columns={asset_col: ASSET})
+        frame[ASSET] = frame[ASSET].astype(str)
+    for column in frame.columns:
+        if column == ASSET:
+            continue
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            raise DataError(
+                f"Column {column!r} of the {role} file is not numeric (sensor columns must hold "
+                "numbers)."
+            )
+    if TS in frame.columns:
+        raise DataError(f"The {role} file has a column named {TS!r} besides its time column.")
+    frame.insert(0, TS, parsed)
+    return frame, original
+
+
+def _sensors(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in (TS, ASSET)]
+
+
+def score_files(
+    train_path: str | os.PathLike,
+    data_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    detector: str = "auto",
+    threshold_quantile: float | None = None,
+) -> str:
+    """Fit on TRAIN, score DATA, write OUT (timestamp,score,is_anomaly); returns a summary line."""
+    started = time.perf_counter()
+    make_detector(detector)  # unknown detector: ConfigError before touching any file
+    check_threshold_quantile(threshold_quantile)
+    train, _ = read_wide_csv(train_path, "training")
+    data, original_ts = read_wide_csv(data_path, "data")
+    train_sensors, data_sensors = _sensors(train), _sensors(data)
+    if not train_sensors:
+        raise DataError("The training file has no sensor columns.")
+    extra = [s for s in data_sensors if s not in train_sensors]
+    if extra:
+        raise DataError(
+            f"The data file has sensors the training file lacks: {', '.join(map(str, extra))}."
+        )
+    missing = [s for s in train_sensors if s not in data_sensors]
+    if missing:
+        raise DataError(f"The data file lacks sensor columns: {', '.join(map(str, missing))}.")
+    if train[train_sensors].notna().sum().min() == 0:
+        empty = [s for s in train_sensors if train[s].notna().sum() == 0]
+        raise DataError(f"Training sensor columns with no values: {', '.join(map(str, empty))}.")
+
+    model = AnomalyModel(detector=detector, threshold_quantile=threshold_quantile).fit(train)
+    result = model.score(data)
+    out = pd.DataFrame(
+        {
+            "timestamp": original_ts.to_numpy(),
+            "score": result.frame["score"].to_numpy(),
+            "is_anomaly": result.frame["is_anomaly"].to_numpy().astype(np.int8),
+        }
+    )
+    _write_atomic(out, Path(out_path))
+    n_flag = int(out["is_anomaly"].sum())
+    seconds = time.perf_counter() - started
+    return (
+        f"Scored {len(out):,} rows with {detector!r} ({len(train_sensors)} sensors, trained on "
+        f"{len(train):,} rows): {n_flag:,} flagged ({n_flag / len(out):.2%}); wrote "
+        f"{out_path} in {seconds:.1f} s"
+    )
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write next to the target and rename, so readers never see a half-written file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.exists():
+        raise DataError(f"The output folder {str(directory)!r} does not exist.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            frame.to_csv(handle, index=False, float_format="%.6g")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

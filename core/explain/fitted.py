@@ -1,0 +1,109 @@
+"""The fitted model behind a stored run, for explaining it: re-fitted deterministically, kept warm.
+
+Runs store their settings, scores and events but not their fitted model. Fitting is
+deterministic (same training rows, same seeds), so the model is re-fitted from the run's stored
+config, through the same `runs.prepare` the run used. Every explanation re-scores its points with
+the re-fitted model and compares with the run's stored scores: if code or data changed since the
+run, it says so. Fitted models are kept in this process (a small LRU), since an analyst usually
+opens several events of one run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import duckdb
+
+from core import store
+from core.detect import runs
+from core.detect.model import AnomalyModel
+from core.explain.methods import DEFAULT_LIMITS, ExplainLimits, ModelExplainer
+from core.types import DatasetInfo
+
+Progress = Callable[[float, str], None]
+MAX_MODELS = 2
+"""Fitted runs kept in memory (a 1M-row run's model and training frame take ~100 MB)."""
+
+_CACHE: OrderedDict[tuple, FittedRun] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_FIT_LOCK = threading.Lock()  # two cores: never fit two models at once
+
+
+@dataclass
+class FittedRun:
+    """A run, its dataset and an explainer over the re-fitted model."""
+
+    run: runs.RunSummary
+    info: DatasetInfo
+    explainer: ModelExplainer
+    fit_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self) -> AnomalyModel:
+        return self.explainer.model
+
+
+def run_config(run: runs.RunSummary) -> runs.RunConfig:
+    """The settings a stored run was executed with."""
+    return runs.RunConfig(
+        dataset_id=run.dataset_id,
+        assets=list(run.assets),
+        detector=run.detector,
+        params=dict(run.params),
+        training=run.training,
+        threshold_quantile=run.threshold_quantile,
+    )
+
+
+def fitted_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    progress: Progress | None = None,
+    limits: ExplainLimits = DEFAULT_LIMITS,
+) -> FittedRun:
+    """The run's model, re-fitted from its stored config on first use and cached in-process."""
+    run = runs.get_run(con, run_id)
+    info = store.get_dataset(con, run.dataset_id)
+    key = (run.id, info.sha256, run.created_at, limits)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    with _FIT_LOCK:
+        with _CACHE_LOCK:  # another session may have fitted it while we waited
+            if key in _CACHE:
+                return _CACHE[key]
+        started = time.perf_counter()
+        what = f"Re-fitting run #{run.id}'s model once, for all its assets"
+        if progress is not None:
+            progress(0.0, f"{what} ({run.training.describe()})")
+        _, _, train, _ = runs.prepare(con, run_config(run))
+        model = AnomalyModel(
+            detector=run.detector,
+            params=dict(run.params) or None,
+            threshold_quantile=run.threshold_quantile,
+        ).fit(
+            train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}")
+        )
+        fitted = FittedRun(
+            run,
+            info,
+            ModelExplainer(model, train, limits),
+            round(time.perf_counter() - started, 3),
+        )
+    with _CACHE_LOCK:
+        _CACHE[key] = fitted
+        while len(_CACHE) > MAX_MODELS:
+            _CACHE.popitem(last=False)
+    return fitted
+
+
+def clear_models() -> None:
+    """Drop every cached model (tests and benchmarks)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()

@@ -1,0 +1,504 @@
+"""How each detector is explained, on the feature matrix it scored: exact where the maths allows.
+
+- Isolation Forest: ``shap.TreeExplainer`` (exact TreeSHAP). It explains the mean path length
+  E[h(x)], not ``score_samples``; values are turned into *path shortening* (training average minus
+  E[h(x)], in splits) so a positive value pushes towards anomalous, as everywhere on screen.
+- PCA: the exact per-feature decomposition of T²/T²_lim + SPE/SPE_lim (the detector's own score):
+  no sampling, values sum to the score.
+- Everything else (LOF, one-class SVM, robust z, ensembles and ``auto``): permutation SHAP of the
+  detector's raw score against a background of typical training points (k-means medoids), bounded
+  in rows, evaluations and time. Ensembles are explained as one function (their combined score), not member
+  by member. The rolling robust z-score is not row-wise (each row is judged against the trailing
+  rows), so each row's baseline is held fixed and used as the background.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.detect.detectors.registry import (
+    BaseDetector,
+    EnsembleDetector,
+    IForestDetector,
+    PCADetector,
+    RobustZDetector,
+    _aggregate,  # the robust z row aggregation; see _robust_z_reference
+)
+from core.detect.features import FeatureBuilder
+from core.detect.machine_state import detect_machine_off
+from core.detect.model import AnomalyModel, AssetPipeline, smooth_scores
+from core.errors import ConfigError
+from core.types import ASSET, TS
+
+TREE, PCA_EXACT, PERMUTATION = "tree", "pca", "permutation"
+Progress = Callable[[float, str], None]
+_RNG_LOCK = threading.Lock()
+_BACKGROUND_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class ExplainLimits:
+    """Bounds that keep an explanation interactive; exact methods afford many more rows."""
+
+    exact_rows: int = 1_500
+    """Rows of one event (with its context) explained by TreeSHAP or PCA."""
+    agnostic_rows: int = 32
+    """Rows of one event explained by permutation SHAP (evenly spread, the peak always in)."""
+    run_rows: int = 600
+    """Rows sampled over a whole run for its global summary (exact methods)."""
+    run_rows_agnostic: int = 48
+    """The same for permutation SHAP."""
+    background: int = 10
+    """Typical training points (k-means medoids) used as the permutation background."""
+    permutations: int = 1
+    """Antithetic permutation pairs per row: 2p + 1 model evaluations each (p features)."""
+    time_budget_s: float = 90.0
+    """Permutation SHAP stops taking new rows after this long; the rows done are kept."""
+    seed: int = 0
+
+
+DEFAULT_LIMITS = ExplainLimits()
+
+
+@dataclass
+class RowValues:
+    """Contributions for some rows of one feature window (positive = towards anomalous)."""
+
+    positions: np.ndarray  # which rows of the window, in the order they were explained
+    values: np.ndarray  # (n, p)
+    base: np.ndarray  # (n,)
+    target: np.ndarray  # (n,) the explained quantity computed directly from the model
+    data: np.ndarray  # (n, p) feature values (robust z)
+    members: dict[str, np.ndarray] | None = None  # ensembles: each member's normalised score
+    model_score: np.ndarray | None = None  # (n, 2) the run's score recomputed: see _run_scores
+
+
+def method_for_detector(name: str) -> str:
+    """The explanation method a registry detector gets (known before anything is fitted)."""
+    return {"iforest": TREE, "pca": PCA_EXACT}.get(name, PERMUTATION)
+
+
+def method_of(detector: BaseDetector) -> str:
+    if isinstance(detector, IForestDetector):
+        return TREE
+    if isinstance(detector, PCADetector):
+        return PCA_EXACT
+    return PERMUTATION
+
+
+def average_path_length(n: int) -> float:
+    """c(n), the mean path length of an unsuccessful search in a BST of n points (Liu et al.)."""
+    if n <= 1:
+        return 0.0
+    if n == 2:
+        return 1.0
+    return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
+
+
+def path_length_of_score(detector: IForestDetector, score: np.ndarray) -> np.ndarray:
+    """Mean path length E[h(x)], recovered from the detector's score = 2^(-E[h(x)] / c(n))."""
+    c = average_path_length(int(detector.estimator_.max_samples_))
+    return -c * np.log2(np.asarray(score, dtype=np.float64))
+
+
+def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple[str, str]:
+    """(quantity, description): what the values explain, in words for the screen."""
+    if method == TREE:
+        c = average_path_length(int(detector.estimator_.max_samples_))
+        return (
+            "path shortening (splits)",
+            "Isolation Forest, exact TreeSHAP. The forest isolates unusual points in few random "
+            "splits, so SHAP explains the mean path length E[h(x)] over its trees. Shown with "
+            "the sign flipped, as path shortening: the training average path minus E[h(x)]. A "
+            "positive value is the splits a feature took off the path: it pushes the point "
+            "towards anomalous. Values add up exactly to the shortening; the detector's raw "
+            f"score 2^(-E[h(x)]/{c:.2f}) rises with it, but is not in the same units.",
+        )
+    if method == PCA_EXACT:
+        return (
+            "PCA index T²/T²lim + SPE/SPElim",
+            "PCA, exact decomposition (no sampling). Each feature's share of Hotelling T² "
+            "(an unusual operating point) plus its squared residual in SPE (a broken relation "
+            "between features), each divided by its training 99th percentile as the detector "
+            "does. Values are never negative and add up exactly to the detector's raw score.",
+        )
+    pairs = limits.permutations
+    kind = _robust_z_kind(detector)
+    common = (
+        f"Model-agnostic permutation SHAP ({pairs} antithetic permutation pair(s) per point): "
+        "estimates, not exact Shapley values. Values add up exactly to the raw score minus the "
+        "base value; positive = pushes towards anomalous."
+    )
+    if kind == "alone":
+        return (
+            "robust z score",
+            f"{common} The rolling robust z-score judges each point against its trailing median "
+            "and MAD; that baseline is held fixed and is the background, so the base value is 0 "
+            "and the values share the point's score out among its features.",
+        )
+    background = (
+        f"The background is {limits.background} typical training points (k-means medoids of "
+        "the training rows scoring below the median); the base value is their mean score, so "
+        "the values explain how this point differs from normal operation."
+    )
+    if isinstance(detector, EnsembleDetector):
+        members = " + ".join(detector.detectors_)
+        return (
+            f"combined score ({members})",
+            f"{common} {background} The ensemble's combined score (the {detector.combine} of "
+            f"its members' normalised scores: {members}) is explained as one function, not "
+            "member by member; the members' own scores at each point are listed beside it.",
+        )
+    return ("raw detector score", f"{common} {background}")
+
+
+def _robust_z_kind(detector: BaseDetector) -> str | None:
+    """'alone' for a robust z detector, 'member' for an ensemble holding one, else None."""
+    if isinstance(detector, RobustZDetector):
+        return "alone"
+    if isinstance(detector, EnsembleDetector) and any(
+        isinstance(d, RobustZDetector) for d in detector.detectors_.values()
+    ):
+        return "member"
+    return None
+
+
+def context_rows(features: FeatureBuilder) -> int:
+    """History a row's features need to equal their full-history values (EWM tails to ~1e-9).
+
+    Residual models use exponential averages (spans in windows, ``residual_spans``), whose
+    weight after n rows is (1 - 2/(span + 1))^n: 10 (span + 1) rows leave about e^-20.
+    """
+    rows = features._warmup()
+    if "resid" in features.families_:
+        spans = getattr(features.config, "residual_spans", (4.0,)) or (1.0,)
+        rows = max(rows, int(10 * (max(spans) * features.window_ + 1)))
+    return int(rows) + 1
+
+
+def _stretch_features(features: FeatureBuilder, frames: list[pd.DataFrame]) -> list[np.ndarray]:
+    """Features of each stretch in one ``transform`` call: stretches are labelled as distinct
+    segments, which ``FeatureBuilder`` builds separately (rolling state never crosses them).
+    The dtype stays what ``transform`` gives (float32), so re-scoring matches the run."""
+    if len(frames) == 1:
+        return [features.transform(frames[0]).values.to_numpy()]
+    sizes = [len(f) for f in frames]
+    together = pd.concat(frames, ignore_index=True)
+    together[ASSET] = np.repeat([f"stretch {k}" for k in range(len(frames))], sizes)
+    X = features.transform(together).values.to_numpy()
+    edges = np.cumsum([0, *sizes])
+    return [X[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """shap draws permutations from NumPy's global RNG: seed it, then restore it."""
+    with _RNG_LOCK:
+        state = np.random.get_state()
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
+
+
+def _robust_z_reference(det: RobustZDetector, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing median and spread each row is judged against, as ``RobustZDetector._score``."""
+    med = pd.DataFrame(X).rolling(det.window, min_periods=1).median().shift(1).bfill().to_numpy()
+    mad = pd.DataFrame(np.abs(X - med)).rolling(det.window, min_periods=1).median()
+    mad = mad.shift(1).bfill().to_numpy()
+    return med, np.maximum(1.4826 * mad, det.min_mad_share * det.train_mad_)
+
+
+def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) -> Callable:
+    """The robust z score of any rows against one fixed baseline (a row-wise function)."""
+    return lambda Z: _aggregate(np.abs(np.asarray(Z) - med) / spread, det.agg)
+
+
+class ModelExplainer:
+    """A fitted `AnomalyModel` and what explaining it needs, built once per pipeline and reused.
+
+    ``train`` (the frame the model was fitted on) is only needed for permutation backgrounds.
+    """
+
+    def __init__(
+        self,
+        model: AnomalyModel,
+        train: pd.DataFrame | None = None,
+        limits: ExplainLimits = DEFAULT_LIMITS,
+    ):
+        self.model = model
+        self.train = train
+        self.limits = limits
+        self._trees: dict[int, Any] = {}
+        self._backgrounds: dict[int, np.ndarray] = {}
+        self._lock = threading.RLock()
+
+    def pipeline(self, asset: str) -> AssetPipeline:
+        return self.model.pipeline_for(asset)
+
+    def method(self, asset: str) -> str:
+        return method_of(self.pipeline(asset).detector)
+
+    def meaning(self, asset: str) -> tuple[str, str]:
+        return meaning(self.method(asset), self.pipeline(asset).detector, self.limits)
+
+    def context_rows(self, asset: str) -> int:
+        return context_rows(self.pipeline(asset).features)
+
+    def frame_hop(self, asset: str) -> int:
+        """Hop of the FFT frames (features repeat with this period of rows), 1 without FFT."""
+        features = self.pipeline(asset).features
+        return max(features.config.fft_window // 4, 1) if features.fft_sensors_ else 1
+
+    def clear(self) -> None:
+        """Forget built explainers and backgrounds (benchmarks measure cold starts)."""
+        with self._lock:
+            self._trees.clear()
+            self._backgrounds.clear()
+
+    # -- per-pipeline helpers --------------------------------------------------------------------
+    def tree_explainer(self, pipe: AssetPipeline) -> Any:
+        """TreeExplainer of the pipeline's forest, built once (about 0.3 s per 100 trees)."""
+        with self._lock:
+            if id(pipe) not in self._trees:
+                import shap
+
+                self._trees[id(pipe)] = shap.TreeExplainer(pipe.detector.estimator_)
+            return self._trees[id(pipe)]
+
+    def background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
+        """k-means centroids of the pipeline's training features (machine on, past warm-up)."""
+        with self._lock:
+            if id(pipe) not in self._backgrounds:
+                self._backgrounds[id(pipe)] = self._fit_background(pipe, asset)
+            return self._backgrounds[id(pipe)]
+
+    def _fit_background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
+        """Typical normal points: k-means medoids of the training rows scoring below the median.
+
+        Real rows, not centroids: a centroid averages operating points (and rare transients with
+        huge robust z) into a point the plant never visits, which the detector finds anomalous.
+        """
+        from sklearn.cluster import KMeans
+
+        if self.train is None:
+            raise ConfigError("A model-agnostic explanation needs the model's training data.")
+        sub = self.train[self.train[ASSET].astype(str) == str(asset)]
+        if len(sub) < 50:
+            sub = self.train
+        rng = np.random.default_rng(self.limits.seed)
+        rows_x, rows_score = [], []
+        for _, rows in sub.groupby(ASSET, sort=False):
+            rows = rows.sort_values(TS, kind="stable")
+            X = pipe.features.transform(rows).values.to_numpy(np.float64)
+            keep = ~detect_machine_off(rows, self.model.sensors_)
+            keep[: pipe.features._warmup()] = False
+            idx = np.flatnonzero(keep) if keep.sum() >= 20 else np.arange(len(X))
+            if len(idx) > _BACKGROUND_ROWS:
+                idx = np.sort(rng.choice(idx, _BACKGROUND_ROWS, replace=False))
+            row_wise = _robust_z_kind(pipe.detector) is None
+            score = pipe.detector.score(X[idx]) if row_wise else pipe.detector.score(X)[idx]
+            rows_x.append(X[idx])
+            rows_score.append(score)
+        X, score = np.concatenate(rows_x), np.concatenate(rows_score)
+        typical = X[score <= np.median(score)]
+        k = min(self.limits.background, len(typical))
+        km = KMeans(n_clusters=k, n_init=3, random_state=self.limits.seed).fit(typical)
+        dist = ((typical[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(axis=2)
+        return typical[np.unique(dist.argmin(axis=0))]
+
+    # -- explaining ------------------------------------------------------------------------------
+    def explain(
+        self,
+        asset: str,
+        windows: Sequence[tuple[pd.DataFrame, np.ndarray]],
+        progress: Progress | None = None,
+        deadline: float | None = None,
+        priority: np.ndarray | None = None,
+    ) -> RowValues:
+        """Explain rows of ``asset`` given as (readings stretch, target positions) pairs.
+
+        Each stretch is time-ordered with enough history before its first target
+        (`context_rows`); features are computed on the whole stretch, as when the run scored.
+        Targets are explained in ``priority`` order (ranks over all windows' targets; default:
+        as given), so when the time budget stops permutation SHAP the most important are done.
+        The result's ``positions`` index the targets of all windows, concatenated in order.
+        Features and model calls are batched across windows: per-call costs dominate.
+        """
+        pipe = self.pipeline(asset)
+        mats = _stretch_features(pipe.features, [r for r, _ in windows])
+        picks = [(w, int(t)) for w, (_, ts) in enumerate(windows) for t in ts]
+        order = np.arange(len(picks)) if priority is None else np.argsort(priority, kind="stable")
+        picks = [picks[i] for i in order]
+        X = _gather(mats, *np.array(picks, dtype=np.int64).reshape(-1, 2).T)
+        method, smooth = method_of(pipe.detector), max(int(self.model.smooth), 1)
+        if method == PERMUTATION:
+            out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
+            done = [picks[i] for i in out.positions]
+            _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
+        else:  # one scoring call gives the explained quantity and the fidelity check
+            done = picks
+            raw, smoothed = _trailing_scores(pipe.detector, mats, picks, smooth)
+            if method == TREE:  # sklearn's trees compare in float32 anyway: raw is exact
+                out = self._tree_values(pipe, X, raw, progress)
+            else:  # the decomposition is float64 arithmetic: explain the float64 score
+                X64 = X.astype(np.float64)
+                out = self._pca_values(pipe.detector, X64, pipe.detector.score(X64))
+        out.positions = order[out.positions]
+        out.model_score = _run_scores(pipe, smoothed)
+        if isinstance(pipe.detector, EnsembleDetector) and done:
+            out.members = {
+                m: pipe.detector._normalise(m, _trailing_scores(d, mats, done, 1)[0])
+                for m, d in pipe.detector.detectors_.items()
+            }
+        return out
+
+    def _tree_values(
+        self, pipe: AssetPipeline, X: np.ndarray, score: np.ndarray, progress: Progress | None
+    ) -> RowValues:
+        """TreeSHAP of the mean path length, as path shortening; ``score`` is the detector's
+        score of ``X``, from which the explained quantity is recovered independently."""
+        explainer = self.tree_explainer(pipe)
+        mean_path = float(np.ravel(explainer.expected_value)[0])
+        parts, step = [], 250
+        for i in range(0, len(X), step):
+            parts.append(explainer.shap_values(X[i : i + step], check_additivity=False))
+            if progress is not None:
+                progress(min(1.0, (i + step) / max(len(X), 1)), "TreeSHAP")
+        phi = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]))
+        target = mean_path - path_length_of_score(pipe.detector, score)
+        return RowValues(np.arange(len(X)), -phi, np.zeros(len(X)), target, X.astype(np.float32))
+
+    @staticmethod
+    def _pca_values(det: PCADetector, X: np.ndarray, score: np.ndarray) -> RowValues:
+        """Exact contributions to T²/T²lim + SPE/SPElim; ``score`` is the detector's score."""
+        parts = det.contributions(X)
+        values = parts.t2 / det.t2_limit_
+        if det.spe_limit_ is not None:
+            values = values + parts.spe / det.spe_limit_
+        return RowValues(np.arange(len(X)), values, np.zeros(len(X)), score, X.astype(np.float32))
+
+    def _row_functions(
+        self, pipe: AssetPipeline, asset: str, mats: list[np.ndarray]
+    ) -> Callable[[int, int], tuple[Callable, np.ndarray]]:
+        """For target row t of window w: the row-wise function to explain and its background."""
+        det = pipe.detector
+        kind = _robust_z_kind(det)
+        if kind is None:
+            bg = self.background(pipe, asset)
+            return lambda w, t: (det.score, bg)
+        if kind == "alone":
+            refs = [_robust_z_reference(det, Xw.astype(np.float64)) for Xw in mats]
+            return lambda w, t: (
+                _frozen_robust_z(det, refs[w][0][t], refs[w][1][t]),
+                refs[w][0][t][None, :],
+            )
+        members = {m: d for m, d in det.detectors_.items() if isinstance(d, RobustZDetector)}
+        refs_by = {
+            m: [_robust_z_reference(d, Xw.astype(np.float64)) for Xw in mats]
+            for m, d in members.items()
+        }
+        bg = self.background(pipe, asset)
+
+        def combined(w: int, t: int) -> Callable:
+            def f(Z: np.ndarray) -> np.ndarray:
+                raw = {
+                    m: _frozen_robust_z(d, refs_by[m][w][0][t], refs_by[m][w][1][t])(Z)
+                    if m in refs_by
+                    else d.score(Z)
+                    for m, d in det.detectors_.items()
+                }
+                return det._combine(raw)
+
+            return f
+
+        return lambda w, t: (combined(w, t), bg)
+
+    def _permutation_values(
+        self,
+        pipe: AssetPipeline,
+        asset: str,
+        mats: list[np.ndarray],
+        picks: list[tuple[int, int]],
+        progress: Progress | None,
+        deadline: float | None,
+    ) -> RowValues:
+        import shap
+
+        p = mats[0].shape[1]
+        evals = self.limits.permutations * (2 * p + 1)
+        row_fn = self._row_functions(pipe, asset, mats)
+        values, base, target, done = [], [], [], []
+        explainer, last = None, None
+        with _seeded(self.limits.seed):
+            for i, (w, t) in enumerate(picks):
+                if deadline is not None and done and time.perf_counter() > deadline:
+                    break
+                f, bg = row_fn(w, t)
+                if explainer is None or (f, id(bg)) != last:
+                    masker = shap.maskers.Independent(bg, max_samples=len(bg))
+                    explainer = shap.PermutationExplainer(f, masker)
+                    last = (f, id(bg))
+                x = mats[w][t : t + 1].astype(np.float64)
+                res = explainer(x, max_evals=evals, batch_size=2 * p + 1, silent=True)
+                values.append(res.values[0])
+                base.append(float(np.ravel(res.base_values)[0]))
+                target.append(float(f(x)[0]))
+                done.append(i)
+                if progress is not None:
+                    progress((i + 1) / len(picks), f"Permutation SHAP: point {i + 1}")
+        rows = np.array([mats[w][t] for w, t in (picks[i] for i in done)]).reshape(len(done), p)
+        return RowValues(
+            np.asarray(done, dtype=np.int64),
+            np.asarray(values, dtype=np.float64).reshape(len(done), p),
+            np.asarray(base),
+            np.asarray(target),
+            rows.astype(np.float32),
+        )
+
+
+def _trailing_scores(
+    det: BaseDetector, mats: list[np.ndarray], picks: list[tuple[int, int]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(raw score, trailing mean over ``k`` rows) at each (stretch, row) pick: one scoring call
+    for row-wise detectors; a robust z detector scores each stretch whole, in time order."""
+    if not picks:
+        return np.zeros(0), np.zeros(0)
+    if _robust_z_kind(det) is not None:
+        scored = [det.score(Xw) for Xw in mats]
+        smoothed = [smooth_scores(s, k) for s in scored]
+        return (
+            np.array([scored[w][t] for w, t in picks]),
+            np.array([smoothed[w][t] for w, t in picks]),
+        )
+    w, t = np.array(picks, dtype=np.int64).T
+    idx = t[:, None] - np.arange(k - 1, -1, -1)[None, :]  # (n, k): t-k+1 .. t
+    valid = idx >= 0
+    raw = det.score(_gather(mats, np.repeat(w, k), np.clip(idx, 0, None).ravel()))
+    raw = raw.reshape(idx.shape)
+    return raw[:, -1], np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
+
+
+def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
+    """The run's score recomputed from smoothed raw scores, against the normal alarm line and
+    against the settling one the model uses right after setpoint changes (which line applied
+    depends on context the explanation does not rebuild): (n, 2), for the fidelity check."""
+    if len(smoothed) == 0:
+        return np.zeros((0, 2))
+    settling = np.ones(len(smoothed), dtype=bool)
+    return np.column_stack([pipe.normalise(smoothed), pipe.normalise(smoothed, settling)])
+
+
+def _gather(mats: list[np.ndarray], w: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Rows ``mats[w[i]][t[i]]``, with one fancy index instead of a loop."""
+    starts = np.cumsum([0] + [len(m) for m in mats[:-1]]).astype(np.int64)
+    return np.concatenate(mats)[starts[w] + t]

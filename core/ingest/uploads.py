@@ -1,0 +1,27 @@
+"""Files that arrive as bytes (browser uploads) go through the same ingest as files on disk."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import duckdb
+
+from core.errors import DataError
+from core.ingest.pipeline import IngestResult, ingest_file
+
+
+def ingest_upload(
+    con: duckdb.DuckDBPyConnection, data: bytes, filename: str, name: str | None = None
+) -> IngestResult:
+    """Write the upload to a private temp file (DuckDB reads files, not buffers), then ingest."""
+    if not data:
+        raise DataError(
+            f"The upload {filename!r} is empty (0 bytes). Choose a CSV, Parquet or Excel file "
+            "with a header row and at least one row of readings."
+        )
+    suffix = Path(filename).suffix.lower()[:10]
+    with tempfile.TemporaryDirectory(prefix="vigil-upload-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        return ingest_file(con, path, name=name or Path(filename).stem, source_name=filename)

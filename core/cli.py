@@ -23,11 +23,11 @@ def _db_arg(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from core import store
-    from core.ingest import ingest_file
+    from core.ingest import ingest_file, label_choice
 
     con = store.open_workspace(args.db)
     try:
-        result = ingest_file(con, args.file, name=args.name)
+        result = ingest_file(con, args.file, name=args.name, labels=label_choice(args.labels))
     finally:
         con.close()
     info = result.dataset
@@ -79,6 +79,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from core.detect import score_files
+    from core.detect.detectors.registry import params_from_text
 
     summary = score_files(
         args.train,
@@ -86,6 +87,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         args.out,
         detector=args.detector,
         threshold_quantile=args.threshold_quantile,
+        params=params_from_text(args.detector, args.param),
     )
     print(summary, file=sys.stderr)
     return 0
@@ -147,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="load a CSV, Parquet or Excel file into the workspace")
     p.add_argument("file", type=Path)
     p.add_argument("--name", default=None, help="dataset name (default: the file name)")
+    p.add_argument(
+        "--labels",
+        default=None,
+        metavar="COLS",
+        help="comma-separated 0/1 columns holding ground truth, kept as labelled windows and "
+        "never as sensors; 'none' loads every column as a sensor (default: columns named like "
+        "anomaly, label, fault, changepoint... that hold only 0 and 1)",
+    )
     _db_arg(p)
     p.set_defaults(func=_cmd_ingest)
 
@@ -182,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--detector", default="auto")
     p.add_argument("--threshold-quantile", type=float, default=None)
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a detector parameter, e.g. --param window=16 (repeat for more)",
+    )
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("retrain", help="retrain a dataset's model from its labels (new version)")

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import store
-from core.ingest import datasets_table, ingest_upload
+from core.ingest import NO_LABELS, datasets_table, ingest_upload, label_choice
 from core.synth import FAULT_KINDS, MAX_FAULTS_PER_ASSET, inject_into_dataset, load_demo
 from pages import ui
 
@@ -49,10 +49,21 @@ with upload_col:
         "Readings file", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="upload"
     )
     name = st.text_input("Dataset name (optional)", key="upload_name")
+    label_text = st.text_input(
+        "Label columns (optional)",
+        key="upload_labels",
+        placeholder="automatic",
+        help="Columns holding the answer as 0/1 (1 = anomalous) are kept as the dataset's "
+        "ground truth to grade runs against, never as sensors. Left empty, columns named like "
+        "anomaly, label, fault or changepoint that hold only 0 and 1 are taken. Name them "
+        f"comma-separated, or type '{NO_LABELS}' to load every column as a sensor.",
+    )
     if upload is not None and st.button("Load file", icon=":material/upload:"):
         with st.status(f"Loading {upload.name}…") as status:
             result = ui.guarded(
-                lambda: ingest_upload(con, upload.getvalue(), upload.name, name or None)
+                lambda: ingest_upload(
+                    con, upload.getvalue(), upload.name, name or None, label_choice(label_text)
+                )
             )
             if result is None:
                 status.update(label=f"{upload.name} was not loaded", state="error", expanded=True)

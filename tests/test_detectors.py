@@ -45,7 +45,9 @@ def _toy(seed: int, n_inliers: int, n_outliers: int) -> tuple[np.ndarray, np.nda
 def test_detector_ranks_known_outliers_above_inliers(name: str) -> None:
     train, _ = _toy(seed=1, n_inliers=1000, n_outliers=0)
     test, is_out = _toy(seed=2, n_inliers=500, n_outliers=12)
-    det = make_detector(name).fit(train)
+    # A window autoencoder also raises the rows after an outlier (their windows hold it): judge
+    # it row by row here; what windows add is tested below.
+    det = make_detector(name, **({"window": 1} if name == "autoencoder" else {})).fit(train)
     scores = det.score(test)
     assert scores.shape == (len(test),)
     assert np.isfinite(scores).all()
@@ -83,7 +85,7 @@ def test_threshold_is_the_training_quantile_and_predict_uses_it(name: str) -> No
         ("iforest", {"n_estimators": 2.5}, "The 'n_estimators' parameter must be int"),
         ("ensemble", {"norm": "zscore"}, "must be one of {'robust_z', 'rank'}. Got 'zscore'"),
         ("zmax", {"colour": "red"}, "Unknown parameter(s) 'colour'. Valid parameters:"),
-        ("nope", {}, "Unknown detector 'nope'. Valid detectors: auto, ensemble, iforest"),
+        ("nope", {}, "Unknown detector 'nope'. Valid detectors: auto, autoencoder, ensemble"),
     ],
 )
 def test_invalid_configuration_is_a_config_error(name: str, params: dict, message: str) -> None:
@@ -171,6 +173,26 @@ def test_ensemble_members_are_checked() -> None:
         make_detector("ensemble", members=("forest",)).fit(X)
 
 
+def test_window_autoencoder_sees_broken_dynamics_that_no_single_row_shows() -> None:
+    """A stretch played backwards: every row (value, and its partner) is as in training, only
+    the direction of time is wrong. Windows see it; the same network on single rows does not."""
+    t = np.arange(6000)
+    saw = (t % 50) / 50  # slow rise, sudden drop: backwards it falls slowly, which never happens
+    wave = np.column_stack([saw, np.sqrt(saw)])
+    X = wave + 0.02 * np.random.default_rng(0).normal(size=wave.shape)
+    test = X[4000:].copy()
+    test[1000:1200] = test[1000:1200][::-1]  # time reversed
+    broken = np.zeros(len(test), dtype=bool)
+    broken[1010:1190] = True
+    gaps = {}
+    for window in (1, 8):
+        det = make_detector("autoencoder", window=window).fit(X[:4000])
+        s = det.score(test)
+        gaps[window] = np.median(s[broken]) / np.median(s[~broken])
+    assert gaps[8] > 3.0, "the reversed stretch reconstructs far worse than normal rows"
+    assert gaps[1] < 1.5, "row by row it looks normal"
+
+
 # -- AnomalyModel ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def plant_model() -> tuple[pd.DataFrame, AnomalyModel]:
@@ -196,7 +218,9 @@ def test_a_coupling_break_is_flagged_and_attributed(plant_model) -> None:
     data.loc[rows, "current"] += 4.0  # in range, but not what speed implies
     result = model.score(data)
     flagged = result.frame["is_anomaly"].to_numpy()
-    assert flagged[1000:1060].mean() > 0.7
+    # Most of the break alarms (0.65 since residuals are scaled by their out-of-fold spread,
+    # the honest one; in-sample spreads made new normal data alarm on real plants).
+    assert flagged[1000:1060].mean() > 0.6
     assert flagged[:990].mean() < 0.01
     deviation = result.sensor_deviation.iloc[1000:1060].mean()
     assert deviation.idxmax() == "current"

@@ -200,3 +200,15 @@ def test_reconstruction_attribution_names_the_faulty_sensor(
     contribution = builder.residual_attribution(data[SENSORS].to_numpy(), resid_z)
     assert contribution.shape == (len(data), len(SENSORS))
     assert (contribution.argmax(axis=1) == SENSORS.index("pressure")).all()
+
+
+def test_unnamed_sensors_at_zero_after_a_stopless_reference_are_a_fault_not_a_stop() -> None:
+    """Training never stopped and names no drive: zeros in new data must alarm, not be hidden."""
+    rng = np.random.default_rng(4)
+    ts = pd.date_range("2026-01-01", periods=1200, freq="3min")
+    values = 50 + rng.normal(0, 1, (1200, 3))
+    frame = pd.DataFrame({TS: ts, "xmv_1": values[:, 0], "xmv_2": values[:, 1], "x": values[:, 2]})
+    later = frame.copy()
+    later.loc[600:900, ["xmv_1", "xmv_2"]] = 0.0  # two valves closing together
+    later.loc[200:400, ["xmv_1", "xmv_2"]] = 0.3
+    assert not detect_machine_off(later, ["xmv_1", "xmv_2", "x"], reference=frame).any()

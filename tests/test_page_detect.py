@@ -18,7 +18,7 @@ def workspace(tmp_path, monkeypatch):
 @pytest.fixture
 def demo_workspace(workspace):
     con = store.open_workspace(workspace)
-    load_demo(con, seed=3, n_assets=2, rows_per_asset=2000)
+    load_demo(con, seed=3, n_assets=2, rows_per_asset=8000)  # training covers the setpoints
     con.close()
     return workspace
 
@@ -56,7 +56,7 @@ def test_bad_training_window_shows_an_error_and_stores_nothing(demo_workspace):
     at = _open()
     at.selectbox(key="detect_window").set_value("first_rows")
     at.run()
-    at.number_input(key="detect_rows").set_value(5000)
+    at.number_input(key="detect_rows").set_value(8000)
     at.button(key="detect_go").click()
     at.run()
     assert not at.exception

@@ -28,9 +28,11 @@ def _run(*args: str | Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("score")
-    plant = toy_plant(n=2400, seed=8).rename(columns={"ts": "timestamp"})
+    # Training must cover the setpoints the data visits (3 levels, held 2.5-7 h): a window
+    # that does not sets its alarm line high on held-out blocks, and a subtle fault is missed.
+    plant = toy_plant(n=6000, seed=8).rename(columns={"ts": "timestamp"})
     plant["timestamp"] = plant["timestamp"].dt.strftime("%Y-%m-%dT%H:%M")  # kept verbatim
-    train, data = plant.iloc[:1200], plant.iloc[1200:].copy()
+    train, data = plant.iloc[:4800], plant.iloc[4800:].copy()
     data.loc[data.index[500:530], "current"] += 4.0  # a fault to find
     data = data.iloc[::-1]  # the output must follow DATA's order, whatever it is
     paths = {"train": folder / "train.csv", "data": folder / "data.csv"}
@@ -44,6 +46,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "extra_sensor": data.assign(torque=1.0).to_csv(index=False),
         "missing_sensor": data.drop(columns=["temp"]).to_csv(index=False),
         "bad_time": data.assign(timestamp="yesterday").to_csv(index=False),
+        "short_train": train.iloc[:60].to_csv(index=False),  # an hour: warm-up eats half
     }
     for name, text in bad.items():
         (folder / f"{name}.csv").write_text(text)
@@ -103,6 +106,11 @@ def test_threshold_quantile_and_detector_options(
         ("train", "bad_time", [], "not a timestamp: 'yesterday'"),
         ("train", "data", ["--detector", "magic"], "Unknown detector 'magic'"),
         ("train", "data", ["--threshold-quantile", "1.5"], "must be in (0.5, 1). Got 1.5"),
+        ("short_train", "data", [], "only 30 can be learnt from"),
+        ("train", "data", ["--detector", "autoencoder", "--param", "window=0"], "in [1, 64]"),
+        ("train", "data", ["--param", "window=3"], "Unknown parameter 'window' for detector"),
+        ("train", "data", ["--detector", "lof", "--param", "n_neighbors=x"], "must be int"),
+        ("train", "data", ["--param", "oops"], "is written NAME=VALUE"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_no_output(
@@ -117,3 +125,26 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     assert message in lines[0]
     assert not out.exists()
     assert not list(files["folder"].glob(f".{out.name}.*"))  # no temp file left either
+
+
+@pytest.mark.parametrize("role", ["train", "data"])
+def test_out_equal_to_an_input_is_refused_and_the_input_kept(
+    files: dict[str, Path], role: str, tmp_path: Path
+) -> None:
+    copy = {k: tmp_path / f"{k}.csv" for k in ("train", "data")}
+    for k, path in copy.items():
+        path.write_bytes(files[k].read_bytes())
+    before = copy[role].read_bytes()
+    done = _run("--train", copy["train"], "--data", copy["data"], "--out", copy[role])
+    assert done.returncode == 2
+    assert "would overwrite it" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert copy[role].read_bytes() == before
+
+
+def test_detector_parameters_reach_the_detector(files: dict[str, Path]) -> None:
+    out = files["folder"] / "out_ae.csv"
+    args = ["--detector", "autoencoder", "--param", "window=4", "--param", "max_iter=50"]
+    done = _run("--train", files["train"], "--data", files["data"], "--out", out, *args)
+    assert done.returncode == 0, done.stderr
+    assert "with 'autoencoder'" in done.stderr
+    assert len(pd.read_csv(out)) == len(pd.read_csv(files["data"]))

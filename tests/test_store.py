@@ -166,7 +166,7 @@ def test_deleting_a_dataset_removes_its_runs_but_keeps_labels(tmp_path):
     from core.synth.demo import load_demo
 
     con = store.open_workspace(tmp_path / "w.duckdb")
-    info = load_demo(con, seed=5, n_assets=1, rows_per_asset=2000)
+    info = load_demo(con, seed=5, n_assets=1, rows_per_asset=8000)  # enough to find events
     keep = load_demo(con, seed=6, n_assets=1, rows_per_asset=2000)
     run = execute_run(con, RunConfig(dataset_id=info.id))
     kept_run = execute_run(con, RunConfig(dataset_id=keep.id))

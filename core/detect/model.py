@@ -43,6 +43,12 @@ DEFAULT_SETTLING = "30min"
 windows: long enough for coupled sensors to settle, short enough not to hide faults)."""
 MIN_TRANSIENT_ROWS = 100
 """Settling rows training must hold to calibrate a separate alarm line for transients."""
+MIN_TRAIN_ROWS = 50
+"""Rows a pipeline must learn from (after warm-up and stops), and the fewest training rows."""
+HELD_OUT_ROWS = 20_000
+"""Training windows shorter than this (usable rows per asset) calibrate the alarm line on
+held-out scores (see `AnomalyModel._held_out_scores`)."""
+HELD_OUT_FOLDS = 5
 POOLED = "__pooled__"
 """Key of the fallback pipeline for assets not seen in training."""
 THRESHOLD_QUANTILE = Param("threshold_quantile", float, 0.5, 1.0, low_open=True, high_open=True)
@@ -201,10 +207,11 @@ class AnomalyModel:
     def _fit_pipeline(self, sub: pd.DataFrame, skip: np.ndarray) -> AssetPipeline:
         """Features and detector for one asset's (or the pooled) training rows, not learning
         from ``skip`` rows."""
-        if (~skip).sum() < 50:
+        asset = sub[ASSET].iloc[0]
+        if (~skip).sum() < MIN_TRAIN_ROWS:
             raise DataError(
-                f"Asset {sub[ASSET].iloc[0]!r} has {int((~skip).sum())} training rows; "
-                "at least 50 needed."
+                f"Asset {asset!r} has {int((~skip).sum())} training rows; at least "
+                f"{MIN_TRAIN_ROWS} needed. Choose a longer training window."
             )
         off = detect_machine_off(sub, self.sensors_)
         if off.mean() > 0.9:
@@ -215,11 +222,18 @@ class AnomalyModel:
         X = features.fit_transform(sub, mask=~off & ~skip).values.to_numpy()
         guard = _restart_guard(sub, off, self._guard_samples(features))
         usable = ~off & ~_warmup_mask(sub, features) & ~guard & ~skip
-        if usable.sum() < 20:
-            usable = ~off & ~skip if (~off & ~skip).sum() >= 20 else ~skip
+        if usable.sum() < MIN_TRAIN_ROWS:  # a restart late in training: learn from its guard
+            usable = ~off & ~_warmup_mask(sub, features) & ~skip
+        if usable.sum() < MIN_TRAIN_ROWS:
+            raise DataError(
+                f"Asset {asset!r}: of its {len(sub)} training rows only {int(usable.sum())} can "
+                f"be learnt from once stopped rows and the first {features.warmup_samples} (the "
+                "rolling features filling up) are left out; at least "
+                f"{MIN_TRAIN_ROWS} needed. Choose a longer training window."
+            )
         detector = make_detector(self.detector, **self.params).fit(X[usable])
         raw = np.full(len(sub), np.nan)
-        raw[usable] = detector.training_scores(X[usable])
+        raw[usable] = self._held_out_scores(X, usable, sub, detector)
         # The line reads the whole window, skipped rows scored too: the quantile rule is built
         # to shrug off a few % of anomalies, so removing labelled ones leaves the alarm load
         # alone (measured: calibrating on the cleaned rows alone tripled one asset's false
@@ -237,6 +251,35 @@ class AnomalyModel:
         return AssetPipeline(
             features, detector, med, threshold, int(usable.sum()), transient_threshold, reference
         )
+
+    def _held_out_scores(
+        self,
+        X: np.ndarray,
+        usable: np.ndarray,
+        sub: pd.DataFrame,
+        detector: BaseDetector,
+    ) -> np.ndarray:
+        """Training scores for the alarm line, for the ``usable`` rows.
+
+        On a short training window a detector's scores on its own training rows are optimistic:
+        it has seen every one of them, and nothing of the operating points and slow changes the
+        next days bring, so a line drawn on them sits under new normal data (on Tennessee
+        Eastman's 500 training rows it flagged most new normal rows). Below `HELD_OUT_ROWS`
+        rows each row is scored instead by a detector fitted without its contiguous time block
+        (blocked cross-validation), which is what the line will face. Longer windows use the
+        in-sample scores, where the two agree and the refits would only cost time.
+        """
+        n = int(usable.sum())
+        if n >= HELD_OUT_ROWS or n < 10 * HELD_OUT_FOLDS:
+            return detector.training_scores(X[usable])
+        order = np.argsort(sub[TS].to_numpy()[usable], kind="stable")
+        rows = np.flatnonzero(usable)[order]
+        out = np.empty(n)
+        for block in np.array_split(np.arange(n), HELD_OUT_FOLDS):
+            rest = np.setdiff1d(np.arange(n), block, assume_unique=True)
+            refit = make_detector(self.detector, **self.params).fit(X[rows[rest]])
+            out[order[block]] = refit.score(X[rows[block]])
+        return out
 
     def _line(self, smoothed: np.ndarray, med: float) -> float:
         """The alarm line in raw detector units (see DEFAULT_QUANTILE)."""

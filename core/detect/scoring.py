@@ -13,13 +13,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.detect.detectors.registry import make_detector
 from core.detect.model import AnomalyModel, check_threshold_quantile
-from core.errors import DataError
+from core.errors import ConfigError, DataError
 from core.types import ASSET, TS
 
 TIME_NAMES = ("timestamp", "ts", "time", "datetime", "date", "date_time", "time_stamp")
@@ -110,11 +111,19 @@ def score_files(
     out_path: str | os.PathLike,
     detector: str = "auto",
     threshold_quantile: float | None = None,
+    params: dict[str, Any] | None = None,
 ) -> str:
     """Fit on TRAIN, score DATA, write OUT (timestamp,score,is_anomaly); returns a summary line."""
     started = time.perf_counter()
-    make_detector(detector)  # unknown detector: ConfigError before touching any file
+    make_detector(detector, **(params or {}))  # bad detector: ConfigError before any file
     check_threshold_quantile(threshold_quantile)
+    out_file = Path(out_path).resolve()
+    for role, source in (("training", train_path), ("data", data_path)):
+        if Path(source).resolve() == out_file:
+            raise ConfigError(
+                f"--out is the {role} file {str(source)!r}: writing there would overwrite it. "
+                "Choose another output file."
+            )
     train, _ = read_wide_csv(train_path, "training")
     data, original_ts = read_wide_csv(data_path, "data")
     train_sensors, data_sensors = _sensors(train), _sensors(data)
@@ -132,7 +141,9 @@ def score_files(
         empty = [s for s in train_sensors if train[s].notna().sum() == 0]
         raise DataError(f"Training sensor columns with no values: {', '.join(map(str, empty))}.")
 
-    model = AnomalyModel(detector=detector, threshold_quantile=threshold_quantile).fit(train)
+    model = AnomalyModel(
+        detector=detector, params=params, threshold_quantile=threshold_quantile
+    ).fit(train)
     result = model.score(data)
     out = pd.DataFrame(
         {

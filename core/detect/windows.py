@@ -97,3 +97,31 @@ def fft_bands(x: np.ndarray, length: int, bands: int) -> np.ndarray:
     valid = idx >= 0
     out[valid] = np.log(energy[idx[valid]] + 1e-6)
     return out
+
+
+RECENTER_BUCKETS = 48
+"""The re-centring window is split into this many time buckets."""
+
+
+def past_median_baseline(x: np.ndarray, ts: np.ndarray, window_ns: int) -> np.ndarray:
+    """Per row of time-ordered ``x``: the median, per column, of the bucket medians over the
+    ``window_ns`` of time before the row's bucket (`RECENTER_BUCKETS` buckets aligned on the
+    clock). Buckets with no rows count as 0, the training centre, so the baseline only moves
+    once most of the window has moved: a change that lasts less than half the window (any
+    fault the detector should see) barely shifts it; slow drift is followed with a lag of about
+    half the window. Aligned on the clock, it is the same for a stretch with a window of
+    history before it as for the whole series (explanations rebuild it that way).
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros_like(x)
+    width = max(1, window_ns // RECENTER_BUCKETS)
+    bucket = ts.astype("datetime64[ns]").astype(np.int64) // width
+    first, last = int(bucket[0]), int(bucket[-1])
+    k = RECENTER_BUCKETS
+    medians = np.zeros((last - first + 1 + k, x.shape[1]))
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    for lo, hi in zip(starts, np.r_[starts[1:], n], strict=True):
+        medians[int(bucket[lo]) - first + k] = np.median(x[lo:hi], axis=0)
+    past = pd.DataFrame(medians).rolling(k, min_periods=k).median().shift(1).to_numpy()
+    return past[bucket - first + k]

@@ -30,15 +30,18 @@ from core.detect.detectors.registry import (
     IForestDetector,
     PCADetector,
     RobustZDetector,
+    WindowAutoencoderDetector,
     _aggregate,  # the robust z row aggregation; see _robust_z_reference
 )
 from core.detect.features import FeatureBuilder
 from core.detect.machine_state import detect_machine_off
 from core.detect.model import AnomalyModel, AssetPipeline, smooth_scores
+from core.detect.windows import RECENTER_BUCKETS
 from core.errors import ConfigError
 from core.types import ASSET, TS
 
 TREE, PCA_EXACT, PERMUTATION = "tree", "pca", "permutation"
+WINDOW_EXACT = "window_error"
 Progress = Callable[[float, str], None]
 _RNG_LOCK = threading.Lock()
 _BACKGROUND_ROWS = 5_000
@@ -83,7 +86,7 @@ class RowValues:
 
 def method_for_detector(name: str) -> str:
     """The explanation method a registry detector gets (known before anything is fitted)."""
-    return {"iforest": TREE, "pca": PCA_EXACT}.get(name, PERMUTATION)
+    return {"iforest": TREE, "pca": PCA_EXACT, "autoencoder": WINDOW_EXACT}.get(name, PERMUTATION)
 
 
 def method_of(detector: BaseDetector) -> str:
@@ -91,6 +94,8 @@ def method_of(detector: BaseDetector) -> str:
         return TREE
     if isinstance(detector, PCADetector):
         return PCA_EXACT
+    if isinstance(detector, WindowAutoencoderDetector):
+        return WINDOW_EXACT
     return PERMUTATION
 
 
@@ -129,6 +134,15 @@ def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple
             "(an unusual operating point) plus its squared residual in SPE (a broken relation "
             "between features), each divided by its training 99th percentile as the detector "
             "does. Values are never negative and add up exactly to the detector's raw score.",
+        )
+    if method == WINDOW_EXACT:
+        return (
+            "window reconstruction error",
+            f"Window autoencoder, exact (no sampling). Each point is judged with the "
+            f"{detector.window} rows up to it; each feature's value is its squared "
+            "reconstruction error over that window, in units of its typical training error, "
+            "divided by the window's size. Values are never negative and add up exactly to "
+            "the detector's raw score.",
         )
     pairs = limits.permutations
     kind = _robust_z_kind(detector)
@@ -181,6 +195,10 @@ def context_rows(features: FeatureBuilder) -> int:
     if "resid" in features.families_:
         spans = getattr(features.config, "residual_spans", (4.0,)) or (1.0,)
         rows = max(rows, int(10 * (max(spans) * features.window_ + 1)))
+    recenter = getattr(features.config, "recenter", None)
+    if recenter is not None:  # the re-centring window, one bucket more, on full-history features
+        seconds = pd.Timedelta(recenter).total_seconds() * (1 + 1 / RECENTER_BUCKETS)
+        rows += int(np.ceil(seconds / features.interval_seconds_))
     return int(rows) + 1
 
 
@@ -350,6 +368,8 @@ class ModelExplainer:
             raw, smoothed = _trailing_scores(pipe.detector, mats, picks, smooth)
             if method == TREE:  # sklearn's trees compare in float32 anyway: raw is exact
                 out = self._tree_values(pipe, X, raw, progress)
+            elif method == WINDOW_EXACT:
+                out = self._window_values(pipe.detector, mats, picks, X, raw)
             else:  # the decomposition is float64 arithmetic: explain the float64 score
                 X64 = X.astype(np.float64)
                 out = self._pca_values(pipe.detector, X64, pipe.detector.score(X64))
@@ -377,6 +397,21 @@ class ModelExplainer:
         phi = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]))
         target = mean_path - path_length_of_score(pipe.detector, score)
         return RowValues(np.arange(len(X)), -phi, np.zeros(len(X)), target, X.astype(np.float32))
+
+    @staticmethod
+    def _window_values(
+        det: WindowAutoencoderDetector,
+        mats: list[np.ndarray],
+        picks: list[tuple[int, int]],
+        X: np.ndarray,
+        score: np.ndarray,
+    ) -> RowValues:
+        """Each feature's share of the window reconstruction error at each target row;
+        ``score`` is the detector's own score there (the fidelity check)."""
+        errors = [det.feature_errors(Xw) for Xw in mats]
+        values = np.array([errors[w][t] for w, t in picks]).reshape(len(picks), -1)
+        n = len(picks)
+        return RowValues(np.arange(n), values, np.zeros(n), score, X.astype(np.float32))
 
     @staticmethod
     def _pca_values(det: PCADetector, X: np.ndarray, score: np.ndarray) -> RowValues:
@@ -473,7 +508,7 @@ def _trailing_scores(
     for row-wise detectors; a robust z detector scores each stretch whole, in time order."""
     if not picks:
         return np.zeros(0), np.zeros(0)
-    if _robust_z_kind(det) is not None:
+    if _robust_z_kind(det) is not None or not det.row_wise:
         scored = [det.score(Xw) for Xw in mats]
         smoothed = [smooth_scores(s, k) for s in scored]
         return (

@@ -16,10 +16,14 @@ from core.ingest.pipeline import (
     ingest_file,
 )
 from core.ingest.uploads import (
+    NO_LABELS,
     ingest_upload,
+    label_choice,
 )
 
 __all__ = [
+    "NO_LABELS",
+    "label_choice",
     "datasets_table",
     "ingest_file",
     "ingest_upload",

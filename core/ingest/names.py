@@ -14,6 +14,11 @@ ASSET_WORDS = {"asset", "machine", "equipment", "unit", "device", "pump", "motor
 TAG_WORDS = {"tag", "tagname", "sensor", "variable", "signal", "parameter", "channel", "point",
              "metric", "attribute"}  # fmt: skip
 VALUE_WORDS = {"value", "val", "reading", "measurement", "pv"}
+LABEL_WORDS = {"anomaly", "anomalies", "label", "labels", "fault", "faults", "faulty", "target",
+               "changepoint", "outlier", "outliers", "attack", "failure", "failures", "abnormal",
+               "ground", "truth", "gt"}  # fmt: skip
+"""Words of a column holding ground truth (SKAB's ``anomaly`` and ``changepoint``, ``is_anomaly``,
+``fault``...): when such a column holds only 0 and 1 it is the answer, not a sensor."""
 UNIT_WORDS = {"unit", "units", "uom", "eng"}
 """In a long file a column named only like this holds measurement units, not asset ids."""
 
@@ -36,3 +41,8 @@ def is_asset_name(name: str) -> bool:
 def is_tag_name(name: str) -> bool:
     """Named like the tag column of a long historian export."""
     return bool(words(name) & (TAG_WORDS | {"name"})) and not is_asset_name(name)
+
+
+def is_label_name(name: str) -> bool:
+    """Named like a ground-truth column (``anomaly``, ``is_anomaly``, ``fault_label``...)."""
+    return bool(words(name) & LABEL_WORDS)

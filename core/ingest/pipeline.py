@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from core import store
 from core.errors import DataError
@@ -29,7 +30,7 @@ from core.ingest.files import (
     open_file,
     read_head,
 )
-from core.ingest.roles import Plan, check_sensor_names, plan_columns, raise_bad_time
+from core.ingest.roles import Plan, check_sensor_names, choose_labels, plan_columns, raise_bad_time
 from core.store import staging as sql
 from core.store.staging import Source
 from core.store.staging_quality import column_stats, count_repeated_keys, step_stats
@@ -49,6 +50,7 @@ def ingest_file(
     path: Path,
     name: str | None = None,
     source_name: str | None = None,
+    labels: list[str] | None = None,
 ) -> IngestResult:
     """Load a CSV, Parquet or Excel file as a new dataset, all or nothing.
 
@@ -58,6 +60,9 @@ def ingest_file(
     path : the file to read.
     name : dataset name; default the file name without extension, made unique.
     source_name : the user's file name when `path` is a temporary copy (uploads).
+    labels : columns holding ground truth as 0/1 (kept as the dataset's labelled windows, never
+        as sensors); None: columns named like labels (``anomaly``, ``fault``...) that hold only
+        0 and 1; [] for none.
 
     Raises
     ------
@@ -72,11 +77,11 @@ def ingest_file(
     with ThreadPoolExecutor(max_workers=1) as pool:
         digest = pool.submit(_sha256, path)  # hashing overlaps DuckDB's reading
         try:
-            info, warnings = _ingest(con, path, head, kind, display, name, digest)
+            info, warnings = _ingest(con, path, head, kind, display, name, digest, labels)
         except LateMissingMarker:  # rare: an "NA" first seen past the start; read with all
             if kind != "csv":
                 raise
-            info, warnings = _ingest(con, path, head, kind, display, name, digest, True)
+            info, warnings = _ingest(con, path, head, kind, display, name, digest, labels, True)
     return IngestResult(dataset=info, warnings=warnings)
 
 
@@ -88,6 +93,7 @@ def _ingest(
     display: str,
     name: str | None,
     digest: Future[str],
+    labels: list[str] | None = None,
     all_markers: bool = False,
 ) -> tuple[DatasetInfo, list[str]]:
     """Open and plan (read only), then write everything inside one transaction."""
@@ -96,6 +102,7 @@ def _ingest(
         f = open_file(con, path, head, kind, display, view, all_markers)
         with explained_read_errors(display, kind):
             plan = plan_columns(con, f)
+        choose_labels(plan, labels, display)
         with store.transaction(con):
             return _store(con, f, plan, name, digest)
     finally:
@@ -111,6 +118,7 @@ def _store(
     table = store.readings_table_name(dataset_id)
     with explained_read_errors(f.display, f.kind, plan.time.column):
         layout, long_counts = _load(con, f, plan, table, dataset_id)
+    truth = _take_labels(con, f.display, plan, table)
     quality, stats, steps = _quality(con, f, table, plan, layout, long_counts)
     info = DatasetInfo(
         id=dataset_id,
@@ -129,7 +137,48 @@ def _store(
         quality=quality,
     )
     store.insert_dataset(con, info)
+    if len(truth):
+        store.insert_ground_truth(con, dataset_id, truth)
     return store.get_dataset(con, dataset_id), _warnings(quality)
+
+
+def _take_labels(con, display: str, plan: Plan, table: str) -> pd.DataFrame:
+    """Move 0/1 label columns out of the readings into ground-truth windows (one per run of 1s).
+
+    A column only named like a label but holding other values stays a sensor, unless the user
+    named it as a label column: then it is an error.
+    """
+    if not plan.labels:
+        return pd.DataFrame(columns=["asset", "start", "end", "kind", "sensors"])
+    other = sql.non_binary_examples(con, table, plan.labels)
+    if other and plan.labels_chosen:
+        column, value = next(iter(other.items()))
+        raise DataError(
+            f"{display}: column {column!r} cannot be labels: it holds {value:g}, and labels are "
+            "0 (normal) or 1 (anomalous)."
+        )
+    labels = [c for c in plan.labels if c not in other]
+    if labels and len(labels) == len(plan.sensors):
+        raise DataError(
+            f"{display}: every numeric column ({', '.join(map(repr, labels))}) looks like 0/1 "
+            "labels, so there is no sensor left to load. Load them as sensors with no label "
+            "columns."
+        )
+    rows = []
+    for column in labels:
+        windows = sql.label_windows(con, table, column)
+        rows += [
+            (a, start, end, column, [], f"column {column!r} of the file")
+            for a, start, end in windows
+        ]
+        plan.notes.append(
+            f"Column {column!r} holds 0/1 ground truth: kept as {len(windows)} labelled "
+            "window(s) to grade runs against, not as a sensor."
+        )
+    sql.drop_columns(con, table, labels)
+    plan.sensors = [s for s in plan.sensors if s not in labels]
+    plan.labels = labels
+    return pd.DataFrame(rows, columns=["asset", "start", "end", "kind", "sensors", "description"])
 
 
 def _sha256(path: Path) -> str:

@@ -15,6 +15,7 @@ from core.ingest.names import (
     UNIT_WORDS,
     VALUE_WORDS,
     is_asset_name,
+    is_label_name,
     is_tag_name,
     is_time_name,
     words,
@@ -51,6 +52,10 @@ class Plan:
     tag: str | None = None
     value: str | None = None
     notes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    """Columns that may hold ground truth (0/1): loaded with the sensors, then taken out."""
+    labels_chosen: bool = False
+    """The user named the label columns (a column that is not 0/1 is then an error)."""
 
 
 def _is_numeric(kind: str) -> bool:
@@ -90,6 +95,26 @@ def plan_columns(con, f: SourceFile) -> Plan:
     plan.notes.extend(f.notes)
     _check_plan(plan, f.display)
     return plan
+
+
+def choose_labels(plan: Plan, labels: list[str] | None, display: str) -> None:
+    """Which sensor columns may be ground truth: those named like labels (`is_label_name`), or
+    exactly ``labels`` when the user names them ([] for none)."""
+    if labels is None:
+        plan.labels = [s for s in plan.sensors if is_label_name(s)]
+        return
+    plan.labels_chosen = True
+    if labels and plan.tag is not None:
+        raise DataError(
+            f"{display} is a long (tag, value) file: label columns are read from wide files only."
+        )
+    unknown = [c for c in labels if c not in plan.sensors]
+    if unknown:
+        raise DataError(
+            f"{display} has no numeric column {unknown[0]!r} to read as labels. Numeric columns: "
+            f"{', '.join(map(repr, plan.sensors)) or 'none'}."
+        )
+    plan.labels = list(dict.fromkeys(labels))
 
 
 def _used(plan: Plan) -> set[str]:

@@ -10,9 +10,26 @@ import duckdb
 from core.errors import DataError
 from core.ingest.pipeline import IngestResult, ingest_file
 
+NO_LABELS = "none"
+"""Typed as the label columns: load every numeric column as a sensor."""
+
+
+def label_choice(text: str | None) -> list[str] | None:
+    """The label columns a user typed (comma-separated) as `ingest_file` takes them: None for
+    automatic (empty text), [] for none ("none"), else the names."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().lower() == NO_LABELS:
+        return []
+    return [part.strip() for part in text.split(",") if part.strip()]
+
 
 def ingest_upload(
-    con: duckdb.DuckDBPyConnection, data: bytes, filename: str, name: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    data: bytes,
+    filename: str,
+    name: str | None = None,
+    labels: list[str] | None = None,
 ) -> IngestResult:
     """Write the upload to a private temp file (DuckDB reads files, not buffers), then ingest."""
     if not data:
@@ -24,4 +41,6 @@ def ingest_upload(
     with tempfile.TemporaryDirectory(prefix="vigil-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        return ingest_file(con, path, name=name or Path(filename).stem, source_name=filename)
+        return ingest_file(
+            con, path, name=name or Path(filename).stem, source_name=filename, labels=labels
+        )

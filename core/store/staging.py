@@ -409,3 +409,37 @@ def sort_readings(con: duckdb.DuckDBPyConnection, table: str) -> None:
     )
     con.execute(f"DROP TABLE {quote_ident(table)}")
     con.execute(f"ALTER TABLE {quote_ident(sorted_name)} RENAME TO {quote_ident(table)}")
+
+
+def non_binary_examples(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str]
+) -> dict[str, float]:
+    """For each column holding a value other than 0, 1 or empty: one such value."""
+    out: dict[str, float] = {}
+    for column in columns:
+        c = quote_ident(column)
+        row = con.execute(
+            f"SELECT {c} FROM {quote_ident(table)} WHERE {c} IS NOT NULL AND {c} NOT IN (0, 1) "
+            "LIMIT 1"
+        ).fetchall()
+        if row:
+            out[column] = float(row[0][0])
+    return out
+
+
+def label_windows(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[tuple]:
+    """Runs of consecutive rows (per asset, in time order) where a 0/1 column is 1, as
+    (asset, first ts, last ts)."""
+    c, ts, asset = quote_ident(column), quote_ident(TS), quote_ident(ASSET)
+    return con.execute(
+        f"WITH t AS (SELECT {asset} AS a, {ts} AS t, {c} AS v, "
+        f"row_number() OVER (PARTITION BY {asset} ORDER BY {ts}) AS rn FROM {quote_ident(table)}), "
+        "ones AS (SELECT a, t, rn - row_number() OVER (PARTITION BY a ORDER BY t) AS g "
+        "FROM t WHERE v = 1) "
+        "SELECT a, min(t), max(t) FROM ones GROUP BY a, g ORDER BY a, min(t)"
+    ).fetchall()
+
+
+def drop_columns(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> None:
+    for column in columns:
+        con.execute(f"ALTER TABLE {quote_ident(table)} DROP COLUMN {quote_ident(column)}")

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from core.detect.detectors.autoencoder import WindowAutoencoderDetector
 from core.detect.detectors.base import CONTAMINATION, BaseDetector, Param, check_params
 from core.detect.detectors.pca import PCADetector
 from core.detect.detectors.scikit import IForestDetector, LOFDetector, OCSVMDetector
@@ -37,8 +38,10 @@ __all__ = [
     "PCADetector",
     "Param",
     "RobustZDetector",
+    "WindowAutoencoderDetector",
     "ZMaxDetector",
     "make_detector",
+    "params_from_text",
 ]
 
 
@@ -283,6 +286,15 @@ DETECTORS: dict[str, DetectorSpec] = {
             PCADetector.param_limits,
         ),
         DetectorSpec(
+            "autoencoder",
+            "Window autoencoder",
+            "A small neural network learns to reconstruct short windows of every feature; "
+            "the reconstruction error flags dynamics it has not seen. Explains itself per "
+            "feature (its share of the error).",
+            WindowAutoencoderDetector,
+            WindowAutoencoderDetector.param_limits,
+        ),
+        DetectorSpec(
             "zmax",
             "Per-feature limits (max z)",
             "Each feature against its own training limits; the worst feature decides. Sensitive "
@@ -318,3 +330,32 @@ def make_detector(name: str, **params: Any) -> BaseDetector:
     accepted = EnsembleDetector.param_names() if name == "auto" else spec.factory.param_names()
     check_params(spec.params, params, accepted)
     return spec.factory(**params)
+
+
+def params_from_text(name: str, items: list[str]) -> dict[str, Any]:
+    """Detector parameters typed as ``NAME=VALUE`` (the CLI's ``--param``), converted to the
+    types their declared limits say and checked against them."""
+    spec = DETECTORS.get(name)
+    if spec is None:
+        make_detector(name)  # the standard unknown-detector message
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"A detector parameter is written NAME=VALUE. Got {item!r} instead.")
+        limit = spec.params.get(key)
+        if limit is None:
+            valid = ", ".join(sorted(spec.params)) or "none"
+            raise ConfigError(
+                f"Unknown parameter {key!r} for detector {name!r}. Valid parameters: {valid}."
+            )
+        try:
+            params[key] = text.strip() if limit.kind is str else limit.kind(text.strip())
+        except ValueError:
+            raise ConfigError(
+                f"The {key!r} parameter must be {limit.kind.__name__} in {limit.interval()}. "
+                f"Got {text.strip()!r} instead."
+            ) from None
+    make_detector(name, **params)  # limits checked once, with the standard messages
+    return params

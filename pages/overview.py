@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import labels
 from core.charts.overview import alarms_history_figure, events_timeline
-from core.share import dataset_overview, events_export, html_report, model_story
+from core.share import dataset_overview, events_csv, html_report, model_story
 from pages import ui
 
 con = ui.workspace()
@@ -55,7 +55,7 @@ st.subheader("Share")
 events_col, labels_col, report_col = st.columns(3)
 events_col.download_button(
     "Events with verdicts (CSV)",
-    events_export(overview).to_csv(index=False).encode(),
+    events_csv(overview),
     file_name=f"vigil-events-run{overview.run.id}.csv",
     mime="text/csv",
     icon=":material/table:",

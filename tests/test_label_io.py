@@ -10,7 +10,7 @@ import pytest
 from core.errors import DataError
 from core.labels import files as label_io
 from core.labels import history as labels
-from tests.label_data import draft, make_dataset
+from tests.label_data import at, draft, make_dataset
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -93,3 +93,18 @@ def test_csv_export_joins_sensors_with_semicolons(con, info):
     frame = pd.read_csv(io.BytesIO(label_io.export_labels(con, info.id, "csv")))
     assert frame.columns.tolist() == list(label_io.EXPORT_COLUMNS)
     assert frame.iloc[0]["sensors"] == "temp;vib"
+
+
+HOSTILE = ['=HYPERLINK("http://x.example","click")', "=cmd|' /C calc'!A0", "+1+1", "-2", "@SUM(A1)"]
+
+
+def test_formulas_in_comments_go_out_defused_and_come_back_unchanged(con, info):
+    drafts = [draft(start=at(10 * i), end=at(10 * i + 5), comment=c) for i, c in enumerate(HOSTILE)]
+    labels.create_labels(con, info.id, drafts, "ana")
+    data = label_io.export_labels(con, info.id, "csv")
+    cells = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)["comment"]
+    assert sorted(cells) == sorted(f"'{c}" for c in HOSTILE), "every cell opens as text"
+    other = make_dataset(con)
+    label_io.import_labels(con, other.id, data, "labels.csv", "bob")
+    back = label_io.export_frame(con, other.id)["comment"]
+    assert sorted(back) == sorted(HOSTILE)

@@ -61,13 +61,40 @@ def export_frame(con: duckdb.DuckDBPyConnection, dataset_id: int) -> pd.DataFram
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP)."""
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's advice),
+    so a comment like ``=HYPERLINK(...)`` opens as text; `from_spreadsheet_safe` undoes it."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = [
+                f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+                for v in out[column]
+            ]
+    return out
+
+
+def from_spreadsheet_safe(text: str) -> str:
+    """The text as written before `spreadsheet_safe` quoted it."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def csv_bytes(frame: pd.DataFrame, **kwargs: Any) -> bytes:
+    """A frame as CSV that is safe to open in a spreadsheet."""
+    return spreadsheet_safe(frame).to_csv(index=False, **kwargs).encode()
+
+
 def export_labels(con: duckdb.DuckDBPyConnection, dataset_id: int, fmt: str = "csv") -> bytes:
     """The current labels as CSV (sensors joined with ';') or Parquet (a list column)."""
     frame = export_frame(con, dataset_id)
     buffer = io.BytesIO()
     if fmt == "csv":
         frame = frame.assign(sensors=[SENSOR_SEPARATOR.join(s) for s in frame["sensors"]])
-        frame.to_csv(buffer, index=False, date_format="%Y-%m-%d %H:%M:%S.%f")
+        buffer.write(csv_bytes(frame, date_format="%Y-%m-%d %H:%M:%S.%f"))
     elif fmt == "parquet":
         frame.to_parquet(buffer, index=False)
     else:
@@ -80,6 +107,7 @@ def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
     try:
         if suffix == "csv":
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+            frame = frame.map(from_spreadsheet_safe)
         elif suffix in ("parquet", "pq"):
             frame = pd.read_parquet(io.BytesIO(data))
         else:

@@ -5,6 +5,7 @@ Built from runs, labels and model versions; never writes to the workspace.
 
 from core.share.overview import (
     dataset_overview,
+    events_csv,
     events_export,
     model_story,
 )
@@ -14,6 +15,7 @@ from core.share.report import (
 
 __all__ = [
     "dataset_overview",
+    "events_csv",
     "events_export",
     "html_report",
     "model_story",

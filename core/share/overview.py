@@ -12,6 +12,7 @@ from core.detect import runs
 from core.detect.runs import RunSummary
 from core.labels import history as labels
 from core.labels import triage
+from core.labels.files import csv_bytes
 from core.learn import versions
 from core.learn.versions import VersionSummary
 from core.types import DatasetInfo
@@ -177,6 +178,11 @@ def model_story(con: duckdb.DuckDBPyConnection, info: DatasetInfo) -> ModelStory
         n_false_alarm=int(counts.get("false_alarm", 0)),
         history=pd.DataFrame(rows),
     )
+
+
+def events_csv(overview: Overview) -> bytes:
+    """`events_export` as CSV, safe to open in a spreadsheet (formulas in comments defused)."""
+    return csv_bytes(events_export(overview))
 
 
 def events_export(overview: Overview) -> pd.DataFrame:

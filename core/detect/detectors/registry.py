@@ -226,7 +226,10 @@ Per-feature limits (``zmax``) catch one sensor going wrong without diluting it a
 features; PCA (T² + SPE) catches several features moving together in an unusual way. On the demo
 plants ``zmax`` alone is as good as the pair, but on real NAB data it finds 1 of 4 anomalies where
 the pair finds all 4; PCA alone finds them too but raises more false alarms on the plants.
-Isolation Forest, LOF, one-class SVM and rolling z-scores were clearly weaker on both."""
+Isolation Forest, LOF, one-class SVM and rolling z-scores were clearly weaker on both. On
+Tennessee Eastman (bench/bench_real.py) the pair detects 0.946 of the 18 detectable faults' rows at
+0.2% false alarms, against 0.866 at 14.9% for the classical PCA T² + SPE monitor; LOF and the
+window autoencoder come close, at up to 4x the false alarms."""
 
 
 def _auto(**params: Any) -> BaseDetector:

@@ -47,6 +47,7 @@ from real_data import (  # noqa: E402
 )
 
 from core.detect.detectors.registry import DETECTORS  # noqa: E402
+from core.detect.features import FeatureConfig  # noqa: E402
 from core.detect.model import AnomalyModel  # noqa: E402
 from core.synth.demo import generate_plant  # noqa: E402
 from core.types import ASSET, TS  # noqa: E402
@@ -81,9 +82,14 @@ class Baseline:
         return Scored(s, s > 1.0)
 
 
+RECENTER: dict[str, str | None] = {}
+"""Set by --no-recenter: the features' re-centring switched off, to measure what it buys."""
+
+
 class Vigil:
     def __init__(self, detector: str):
-        self.model = AnomalyModel(detector=detector)
+        config = FeatureConfig(**RECENTER)
+        self.model = AnomalyModel(detector=detector, feature_config=config)
 
     def fit(self, train: pd.DataFrame) -> Vigil:
         self.model.fit(train)
@@ -227,8 +233,13 @@ def main() -> None:
     parser.add_argument("--train-rows", type=int, default=1440, help="short training (1 day)")
     parser.add_argument("--drift", type=float, default=0.5, help="robust spreads by the end")
     parser.add_argument("--no-drift", action="store_true", help="skip the drifting demo plants")
+    parser.add_argument(
+        "--no-recenter", action="store_true", help="features without the slow re-centring"
+    )
     args = parser.parse_args()
     threadpool_limits(args.threads)
+    if args.no_recenter:
+        RECENTER["recenter"] = None
     names = [BASELINE, *args.detectors]
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     if not available("tep"):

@@ -138,3 +138,21 @@ def test_upload_dialog_takes_label_columns(tmp_path, monkeypatch):
         assert info.has_ground_truth and len(store.read_ground_truth(con, info.id)) == 1
     finally:
         con.close()
+
+
+def test_upload_dialog_refuses_a_label_column_that_is_not_0_1(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIGIL_DB", str(tmp_path / "workspace.duckdb"))
+    app = open_app()
+    data = skab_like().to_csv(sep=";", index=False)
+    app.file_uploader[0].set_value(("rig.csv", data.encode(), "text/csv"))
+    app.text_input(key="upload_labels").set_value("flow")
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert not app.exception
+    assert any("'flow' cannot be labels" in e.value for e in app.error)
+    con = store.open_workspace(tmp_path / "workspace.duckdb")
+    try:
+        assert store.list_datasets(con) == []
+    finally:
+        con.close()

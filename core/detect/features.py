@@ -114,29 +114,25 @@ class FeatureConfig:
             raise ConfigError(
                 f"The 'fft_window' parameter must be a power of two >= 8. Got {self.fft_window}."
             )
-        try:
-            seconds = pd.Timedelta(self.window).total_seconds()
-        except ValueError as exc:
-            raise ConfigError(
-                f"The window {self.window!r} is not a duration like '15min'."
-            ) from exc
-        if seconds <= 0:
-            raise ConfigError(f"The window must be positive. Got {self.window!r} instead.")
+        _check_duration(self.window, "window", "15min")
         if self.recenter is not None:
-            try:
-                half_life = pd.Timedelta(self.recenter).total_seconds()
-            except ValueError as exc:
-                raise ConfigError(
-                    f"The re-centring window {self.recenter!r} is not a duration like '7D'."
-                ) from exc
-            if half_life <= 0:
-                raise ConfigError(f"The re-centring window must be positive: {self.recenter!r}.")
+            _check_duration(self.recenter, "re-centring window", "5D")
 
     def window_samples(self, interval_seconds: float) -> int:
         """The rolling window in samples for data sampled every ``interval_seconds``."""
         seconds = pd.Timedelta(self.window).total_seconds()
         n = int(round(seconds / max(interval_seconds, EPS)))
         return int(np.clip(n, self.min_window, self.max_window))
+
+
+def _check_duration(value: str, what: str, example: str) -> None:
+    """ConfigError unless ``value`` is a positive duration."""
+    try:
+        seconds = pd.Timedelta(value).total_seconds()
+    except ValueError as exc:
+        raise ConfigError(f"The {what} {value!r} is not a duration like {example!r}.") from exc
+    if seconds <= 0:
+        raise ConfigError(f"The {what} must be positive. Got {value!r} instead.")
 
 
 @dataclass

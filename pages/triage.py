@@ -18,7 +18,9 @@ analyst, kinds = ui.analyst_name(), labels.fault_kinds(con)
 desk = Desk(con, info, analyst, kinds)
 notice = st.container()  # always there, so the tabs below keep their place (and open tab)
 if flash := st.session_state.pop(FLASH, None):
-    {"success": notice.success, "info": notice.info}.get(flash[0], notice.error)(flash[1])
+    {"success": notice.success, "info": notice.info, "warning": notice.warning}.get(
+        flash[0], notice.error
+    )(flash[1])
 if analyst == ui.ANONYMOUS:
     st.caption(
         f"Your verdicts are saved as “{ui.ANONYMOUS}”: enter your name under **Analyst** in the "

@@ -13,6 +13,7 @@ from core.types import DatasetInfo
 
 VERDICT_BUTTONS = {"confirmed": "Confirm", "false_alarm": "False alarm", "unsure": "Unsure"}
 FLASH, GEN, CURRENT, FOUND = "triage_flash", "triage_generation", "triage_event", "triage_found"
+SHOWN = "triage_shown"  # the event as the last drawing of the page showed it
 NO_KIND = "not set"
 
 

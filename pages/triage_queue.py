@@ -7,9 +7,11 @@ from core.charts.triage import match_table, thumbnail_figure
 from pages import ui
 from pages.triage_common import (
     CURRENT,
+    FLASH,
     FOUND,
     GEN,
     NO_KIND,
+    SHOWN,
     VERDICT_BUTTONS,
     Desk,
     apply,
@@ -69,10 +71,20 @@ def bulk_actions(desk: Desk, chosen) -> None:
             )
 
 
+def refuse_if_changed(shown, event) -> None:
+    """Stop a verdict whose event is not the one, or not as, the analyst saw (say why)."""
+    if why := labels.event_changed(shown, event):
+        st.session_state[FLASH] = ("warning", why)
+        st.rerun()
+
+
 def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
     """One event: navigation, its chart, verdict with kind, sensors and comment, range actions."""
     con, info, analyst, kinds = desk.con, desk.info, desk.analyst, desk.kinds
     event, after = labels.queue_event(queue, pos), labels.queue_event(queue, pos + 1)
+    shown = st.session_state.get(SHOWN)  # what this analyst saw when they clicked
+    st.session_state[CURRENT] = event["event_id"]  # stay on it, wherever the queue moves it
+    st.session_state[SHOWN] = labels.event_snapshot(event)
     nav = st.columns([1, 1, 8], vertical_alignment="center")
     for col, step, text in ((nav[0], -1, "Previous"), (nav[1], 1, "Next")):
         if col.button(text, key=f"triage_{text.lower()}", width="stretch"):
@@ -97,6 +109,7 @@ def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
     for col, (verdict, text) in zip(b, VERDICT_BUTTONS.items(), strict=False):
         primary = "primary" if verdict == "confirmed" else "secondary"
         if col.button(text, key=f"triage_{verdict}", type=primary, width="stretch"):
+            refuse_if_changed(shown, event)
             st.session_state[CURRENT] = after["event_id"]
             apply(
                 f"{text}: event {event['event_id']}.",
@@ -127,6 +140,7 @@ def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
             lambda: labels.create_labels(con, info.id, [draft], analyst),
         )
     if r[1].button("Set as the event's extent", key="triage_range_extent"):
+        refuse_if_changed(shown, event)
         apply(
             "Event extent corrected.",
             lambda: labels.set_event_extent(con, info.id, event, *selected, analyst, kind, sensors),

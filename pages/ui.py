@@ -15,7 +15,8 @@ from core.errors import CoreError
 from core.types import DatasetInfo
 
 ACTIVE_DATASET = "active_dataset_id"
-ANALYST = "analyst"
+ANALYST = "analyst"  # kept across pages (a widget's own key is dropped on a page switch)
+_ANALYST_FIELD = "sidebar_analyst"
 ANONYMOUS = "anonymous"
 TRIAGE_FOCUS = "triage_focus"
 """(run_id, event_id) another page hands to Triage to open that event."""
@@ -103,8 +104,16 @@ def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
                 f"{chosen.n_rows:,} rows · {len(chosen.sensors)} sensors · "
                 f"{len(chosen.assets)} asset(s)"
             )
-        st.text_input("Analyst", key=ANALYST, placeholder="your name")
+        if _ANALYST_FIELD not in st.session_state:
+            st.session_state[_ANALYST_FIELD] = st.session_state.get(ANALYST, "")
+        st.text_input(
+            "Analyst", key=_ANALYST_FIELD, placeholder="your name", on_change=_keep_analyst
+        )
     return chosen
+
+
+def _keep_analyst() -> None:
+    st.session_state[ANALYST] = st.session_state[_ANALYST_FIELD]
 
 
 def analyst_name() -> str:

@@ -44,7 +44,7 @@ def _progress_text(at) -> str:
 
 def _open(analyst: str = "ana"):
     at = open_app(PAGE)
-    at.sidebar.text_input(key="analyst").set_value(analyst)
+    at.sidebar.text_input(key="sidebar_analyst").set_value(analyst)
     return at.run()
 
 

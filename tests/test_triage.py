@@ -149,3 +149,17 @@ def test_mode_marks_show_in_the_label_view(con, info):
     view = triage.label_view(con, info.id, "p1", ["temp"], at(90), at(130))
     assert view.modes["mode"].tolist() == ["maintenance"]
     assert view.scores.empty and view.threshold is None
+
+
+def test_a_verdict_is_refused_when_its_event_changed_or_moved_since_it_was_shown():
+    shown = {
+        "event_id": 4, "status": "unreviewed", "kind": None, "label_id": None, "reviewed_by": "",
+    }  # fmt: skip
+    assert triage.event_changed(shown, dict(shown, start=1)) is None
+    assert triage.event_changed(None, shown) is None, "nothing drawn yet: nothing to compare"
+    by_bob = dict(shown, status="confirmed", kind="leak", label_id=9, reviewed_by="bob")
+    why = triage.event_changed(shown, by_bob)
+    assert why.startswith("bob changed this event") and "Confirmed / leak" in why
+    moved = triage.event_changed(shown, dict(shown, event_id=5))
+    assert "Event 4" in moved and "Nothing was saved" in moved
+    assert triage.event_snapshot(by_bob) == {k: by_bob[k] for k in triage.SHOWN_FIELDS}

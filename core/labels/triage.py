@@ -194,6 +194,37 @@ def queue_position(queue: pd.DataFrame, event_id: int | None) -> int:
     return int(hits[0]) if len(hits) else 0
 
 
+SHOWN_FIELDS = ("event_id", "status", "kind", "label_id", "reviewed_by")
+
+
+def event_snapshot(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What an analyst saw of an event: kept when the page draws it, compared when they act."""
+    return {k: as_plain(event.get(k)) for k in SHOWN_FIELDS}
+
+
+def event_changed(shown: Mapping[str, Any] | None, event: Mapping[str, Any]) -> str | None:
+    """Why a verdict must not be saved on `event`, or None when it is the event as shown.
+
+    Two analysts share a queue: between drawing the page and a click, another one may have
+    reviewed the shown event, so the queue re-sorted. A verdict is for the event the analyst
+    looked at (by id, never by position), and only as they saw it.
+    """
+    if shown is None or dict(shown) == event_snapshot(event):
+        return None
+    if shown.get("event_id") != event.get("event_id"):
+        return (
+            f"Event {shown.get('event_id')}, which you were looking at, is no longer in this "
+            "view (the queue changed). Nothing was saved: check the event below, then choose."
+        )
+    now = STATUS_TEXT.get(event["status"], event["status"])
+    kind = f" / {event['kind']}" if as_plain(event.get("kind")) else ""
+    who = as_plain(event.get("reviewed_by")) or "another analyst"
+    return (
+        f"{who} changed this event while you were looking at it: it is now {now}{kind}. "
+        "Nothing was saved: look again, then choose."
+    )
+
+
 def event_title(event: Mapping[str, Any]) -> str:
     """'p1 · 2026-01-01 10:00:00 → 10:10:00 · 10 min · peak 2.31 · Unreviewed'."""
     start, end = pd.Timestamp(event["start"]), pd.Timestamp(event["end"])

@@ -33,7 +33,7 @@ with demo_col:
             info = ui.guarded(lambda: load_demo(con))
             if info is not None:
                 ui.set_active_dataset(info.id)
-                status.update(label=f"Loaded {info.name}", state="complete")
+                status.update(label=f"Loaded {ui.plain(info.name)}", state="complete")
                 st.rerun()
             status.update(label="The demo plant could not be loaded", state="error", expanded=True)
 
@@ -59,23 +59,25 @@ with upload_col:
         f"comma-separated, or type '{NO_LABELS}' to load every column as a sensor.",
     )
     if upload is not None and st.button("Load file", icon=":material/upload:"):
-        with st.status(f"Loading {upload.name}…") as status:
+        with st.status(f"Loading {ui.plain(upload.name)}…") as status:
             result = ui.guarded(
                 lambda: ingest_upload(
                     con, upload.getvalue(), upload.name, name or None, label_choice(label_text)
                 )
             )
             if result is None:
-                status.update(label=f"{upload.name} was not loaded", state="error", expanded=True)
+                status.update(
+                    label=f"{ui.plain(upload.name)} was not loaded", state="error", expanded=True
+                )
             else:
                 ui.set_active_dataset(result.dataset.id)
-                status.update(label=f"Loaded {result.dataset.name}", state="complete")
+                status.update(label=f"Loaded {ui.plain(result.dataset.name)}", state="complete")
                 st.session_state[LOADED] = (result.dataset.name, result.warnings)
                 st.rerun()  # the sidebar and the empty-workspace note must see the new dataset
     if loaded := st.session_state.pop(LOADED, None):
-        st.success(f"Loaded {loaded[0]}.")
+        st.success(f"Loaded {ui.plain(loaded[0])}.")
         for warning in loaded[1]:
-            st.warning(warning)
+            st.warning(ui.plain(warning))
 
 all_sets = store.list_datasets(con)
 if all_sets:

@@ -47,7 +47,7 @@ if info is None:
 
 past = detect.list_runs(con, info.id)
 options = {d.name: d for d in detect.detector_options()}
-with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/tune:"):
+with st.expander(f"New run on {ui.plain(info.name)}", expanded=not past, icon=":material/tune:"):
     left, middle, right = st.columns(3)
     assets = left.multiselect("Assets", info.assets, default=info.assets, key="detect_assets")
     name = left.selectbox(
@@ -67,7 +67,7 @@ with st.expander(f"New run on {info.name}", expanded=not past, icon=":material/t
                 lambda: detect.execute_run(con, config, lambda f, m: bar.progress(f, m))
             )
             state = "complete" if done else "error"
-            status.update(label=detect.run_outcome(done), state=state, expanded=not done)
+            status.update(label=ui.plain(detect.run_outcome(done)), state=state, expanded=not done)
         if done:
             st.session_state["detect_run"] = done.id
             past = detect.list_runs(con, info.id)

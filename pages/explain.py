@@ -25,10 +25,10 @@ def obtain(run_id: int, scope: str, compute, label: str) -> explain.Explanation 
 
 def header(expl: explain.Explanation, title: str, k: int) -> str:
     """Top sensors, what the values mean, notes; returns the level picked."""
-    st.markdown(f"**{title}:** {explain.top_sensors_text(expl, k=k)}")
+    st.markdown(f"**{title}:** {ui.plain(explain.top_sensors_text(expl, k=k))}")
     for note in expl.notes:
-        st.warning(note, icon=":material/info:")
-    st.caption(f"**{expl.quantity}** · {expl.description}")
+        st.warning(ui.plain(note), icon=":material/info:")
+    st.caption(f"**{ui.plain(expl.quantity)}** · {ui.plain(expl.description)}")
     return st.radio(
         "Level", list(LEVELS), format_func=LEVELS.get, horizontal=True,
         label_visibility="collapsed", key="explain_level",
@@ -84,7 +84,9 @@ if info is None:
     st.stop()
 names = {r.id: r.label for r in detect.list_runs(con, info.id)}
 if not names:
-    st.info(f"No detection run on {info.name} yet: run a detector, then explain its events.")
+    st.info(
+        f"No detection run on {ui.plain(info.name)} yet: run a detector, then explain its events."
+    )
     st.page_link("pages/detect.py", label="Go to Detect", icon=":material/radar:")
     st.stop()
 if st.session_state.get("explain_run") not in names:

@@ -14,7 +14,9 @@ if info is None:
     st.page_link("pages/data.py", label="Go to Load data", icon=":material/upload_file:")
     st.stop()
 
-st.caption(f"{info.name} · from {info.source_file} · {ingest.time_range_text(info)}")
+st.caption(
+    f"{ui.plain(info.name)} · from {ui.plain(info.source_file)} · {ingest.time_range_text(info)}"
+)
 for column, (label, value) in zip(st.columns(5), ingest.summary_items(info), strict=True):
     column.metric(label, value)
 
@@ -51,7 +53,7 @@ else:
 quality_tab, corr_tab = st.tabs(["Quality report", "Correlations"])
 with quality_tab:
     for label, value in ingest.quality_items(info):
-        st.markdown(f"**{label}:** {value}")
+        st.markdown(f"**{label}:** {ui.plain(value)}")
     for note in info.quality.notes:
         st.caption(note)
     st.dataframe(

@@ -37,7 +37,7 @@ def verdict(comparison: dict, version_id: int) -> None:
             comparison_figure(comparison["before"], comparison["after"], comparison["champion"]),
             key=f"learn_cmp_{version_id}",
         )
-    (st.success if comparison["proposed"] else st.info)(comparison["reason"])
+    (st.success if comparison["proposed"] else st.info)(ui.plain(comparison["reason"]))
 
 
 con = ui.workspace()
@@ -117,7 +117,9 @@ with versions_tab:
         version = next(v for v in all_versions if v.id == chosen)
         if version.metrics.get("comparison"):
             verdict(version.metrics["comparison"], version.id)
-        st.caption(f"{version.notes} Training: {version.training.get('description', '–')}.")
+        st.caption(
+            f"{ui.plain(version.notes)} Training: {version.training.get('description', '–')}."
+        )
         if not version.active and st.button(f"Promote v{version.id}", type="primary"):
             ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name()))
             st.rerun()
@@ -203,7 +205,7 @@ with drift_tab:
         report = ui.guarded(lambda: cached_drift(con, info.id, champion.id))
         if report is not None:
             if report.retrain_suggested:
-                st.warning("Retraining suggested: " + "; ".join(report.reasons) + ".")
+                st.warning(ui.plain("Retraining suggested: " + "; ".join(report.reasons) + "."))
             else:
                 st.success(f"No drift above PSI {learn.PSI_DRIFT} against v{report.version_id}.")
             st.plotly_chart(drift_figure(report), key="learn_drift")

@@ -17,11 +17,13 @@ if info is None:
 
 overview = dataset_overview(con, info)
 if overview.run is None:
-    st.info(f"No detection run on {info.name} yet. Run a detector on the **Detect** page.")
+    st.info(
+        f"No detection run on {ui.plain(info.name)} yet. Run a detector on the **Detect** page."
+    )
     st.page_link("pages/detect.py", label="Go to Detect", icon=":material/radar:")
     st.stop()
 
-st.caption(f"{info.name} · {overview.run.label}")
+st.caption(f"{ui.plain(info.name)} · {ui.plain(overview.run.label)}")
 for column, (label, value) in zip(st.columns(len(overview.kpis)), overview.kpis, strict=True):
     column.metric(label, value)
 

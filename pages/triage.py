@@ -20,7 +20,7 @@ notice = st.container()  # always there, so the tabs below keep their place (and
 if flash := st.session_state.pop(FLASH, None):
     {"success": notice.success, "info": notice.info, "warning": notice.warning}.get(
         flash[0], notice.error
-    )(flash[1])
+    )(ui.plain(flash[1]))
 if analyst == ui.ANONYMOUS:
     st.caption(
         f"Your verdicts are saved as “{ui.ANONYMOUS}”: enter your name under **Analyst** in the "

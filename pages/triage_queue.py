@@ -91,7 +91,7 @@ def event_detail(desk: Desk, run_id: int, queue, pos: int) -> None:
             st.session_state[CURRENT] = labels.queue_event(queue, pos + step)["event_id"]
             st.session_state[GEN] = st.session_state.get(GEN, 0) + 1  # untick the table's row
             st.rerun()
-    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {labels.event_title(event)}")
+    nav[2].markdown(f"**Event {pos + 1} of {len(queue)}** · {ui.plain(labels.event_title(event))}")
     key = f"{run_id}_{event['event_id']}"
     c = st.columns([4, 2, 3], vertical_alignment="bottom")
     sensors = c[0].multiselect(
@@ -151,7 +151,9 @@ def find_similar(desk: Desk, label_id: int) -> None:
     """Search every asset for look-alikes of a labelled event; give chosen ones its label."""
     con, info, analyst = desk.con, desk.info, desk.analyst
     label = labels.get_label(con, label_id)
-    st.caption(f"Looks for the shape of label #{label_id} on {', '.join(label['sensors'])}.")
+    st.caption(
+        f"Looks for the shape of label #{label_id} on {ui.plain(', '.join(label['sensors']))}."
+    )
     if st.button("Search all assets", key="triage_similar_go", icon=":material/search:"):
         st.session_state[FOUND] = (
             label_id,

@@ -55,7 +55,9 @@ def labels_and_audit(desk: Desk) -> None:
     con, info, analyst, kinds = desk.con, desk.info, desk.analyst, desk.kinds
     current = labels.current_labels(con, info.id)
     n = len(current)
-    st.markdown(f"**{n} label{'' if n == 1 else 's'}** on {info.name} (they outlive runs)")
+    st.markdown(
+        f"**{n} label{'' if n == 1 else 's'}** on {ui.plain(info.name)} (they outlive runs)"
+    )
     picked = picked_rows(labels.labels_table(current), "triage_labels")
     if picked and st.button(f"Delete {len(picked)} selected label(s)", key="triage_delete"):
         ids = current.iloc[picked]["label_id"].tolist()

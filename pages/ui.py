@@ -109,7 +109,29 @@ def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
         st.text_input(
             "Analyst", key=_ANALYST_FIELD, placeholder="your name", on_change=_keep_analyst
         )
+        access_notice(str(st.get_option("server.address") or ""), _logged_in())
     return chosen
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def access_notice(address: str, signed_in: bool) -> None:
+    """Say who can reach this Vigil: names typed without sign-in are only as good as the network."""
+    if signed_in:
+        return
+    if address in LOOPBACK:
+        st.caption(
+            "Open on this computer only (127.0.0.1). Nobody signs in: to serve a team, turn on "
+            "sign-in (docs/AUTH.md)."
+        )
+    else:
+        st.warning(
+            f"Reachable from the network ({address or 'all interfaces'}) and nobody signs in: "
+            "anyone who can open this page can label under any name. Turn on sign-in "
+            "(docs/AUTH.md) or run with --server.address 127.0.0.1.",
+            icon=":material/public:",
+        )
 
 
 def _keep_analyst() -> None:
@@ -123,12 +145,21 @@ def analyst_name() -> str:
     return (st.session_state.get(ANALYST) or "").strip() or ANONYMOUS
 
 
+_MARKDOWN = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()<>#+-.!|~$:&"})
+
+
+def plain(text: object) -> str:
+    """A user's name (dataset, asset, sensor, file) as literal text inside Streamlit markdown:
+    no link, image, emphasis, colour or icon directive can come out of it."""
+    return str(text).translate(_MARKDOWN)
+
+
 def guarded(action: Callable[[], object]) -> object | None:
     """Run a core call; show a user error as st.error instead of a traceback."""
     try:
         return action()
     except CoreError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return None
 
 

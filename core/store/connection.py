@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,15 +57,29 @@ def quote_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+"""Connections (cursors) inside a `transaction` now: a nested one joins the outer."""
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All or nothing: a failure inside rolls everything back, so no half-written data remains."""
+    """All or nothing: a failure inside rolls everything back, so no half-written data remains.
+
+    Nested in another `transaction` of the same connection it joins that one, so writes made of
+    smaller all-or-nothing writes (a version and its run) commit once, together.
+    """
+    if con in _OPEN:
+        yield con
+        return
     con.begin()
+    _OPEN.add(con)
     try:
         yield con
     except BaseException:
+        _OPEN.discard(con)
         con.rollback()
         raise
+    _OPEN.discard(con)
     con.commit()
 
 

@@ -115,12 +115,18 @@ def analyst_name() -> str:
 
 
 def guarded(action: Callable[[], object]) -> object | None:
-    """Run a core call; show a user error as st.error instead of a traceback."""
+    """Run a core call; show a user error (or a write the disk refused) as st.error instead of
+    a traceback."""
     try:
         return action()
     except CoreError as exc:
         st.error(str(exc))
-        return None
+    except duckdb.Error as exc:
+        refused = store.write_refused(exc)
+        if refused is None:
+            raise
+        st.error(str(refused))
+    return None
 
 
 def _logged_in() -> bool:

@@ -244,3 +244,31 @@ def test_which_errors_are_a_refused_write(error, expected):
     pattern); conflicts (retried) and every other error are left alone."""
     refused = store.write_refused(error)
     assert (None if refused is None else str(refused)) == expected
+
+
+def test_the_app_whose_connection_duckdb_gave_up_on_reopens_the_workspace(disk, monkeypatch):
+    """A load whose checkpoint finds the disk full invalidates the app's shared connection: the
+    page says so and stops with Retry (no traceback); once space is freed, Retry reopens."""
+    from pages import ui  # the app's cached connection, to make it checkpoint at every commit
+
+    workspace = disk.root / "w.duckdb"
+    _small_workspace(workspace)
+    monkeypatch.setenv("VIGIL_DB", str(workspace))
+    app = open_app()
+    ui._connection(str(workspace)).execute("SET checkpoint_threshold = '1kB'")
+    disk.fill()
+    os.truncate(disk.filler, disk.filler.stat().st_size - (64 << 10))
+    rows = "".join(f"2026-01-01 00:{m:02d},{m}\n" for m in range(60))
+    app.file_uploader[0].set_value(("tiny.csv", f"time,flow\n{rows}".encode(), "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert not app.exception
+    [error] = [e.value for e in app.error]
+    assert error.endswith("must be reopened. Free space and retry."), error
+    disk.free()
+    next(b for b in app.button if b.label == "Retry").click()
+    app.run()
+    assert not app.exception
+    assert not app.error
+    assert app.dataframe[0].value["name"].tolist() == ["toy"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -184,7 +185,8 @@ def test_a_second_process_is_told_the_workspace_is_busy_and_nothing_is_lost(tmp_
 
     busy = _writer(path)
     assert busy.returncode == 2, busy.stderr
-    assert "is open in another Vigil process" in busy.stdout
+    assert "is held by another Vigil process" in busy.stdout
+    assert f"(PID {os.getpid()}," in busy.stdout, "this process, the app, holds it"
     labels.create_labels(app, info.id, [LabelDraft("p2", at(3), at(4), "false_alarm")], "app")
     assert len(labels.current_labels(app, info.id)) == 2
     app.close()

@@ -61,13 +61,20 @@ def _open_failure(target: Path, exc: duckdb.Error) -> WorkspaceError:
     if refused is not None:
         return refused
     if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder['pid']}, {holder['program']})" if holder else ""
         return WorkspaceError(
-            f"The workspace {target} is open in another Vigil process (the app or a CLI "
-            "command). Close it, or point this one at another file with --db or VIGIL_DB."
+            f"The workspace {target} is held by another Vigil process{who}: the app or a CLI "
+            "command; one process writes a workspace at a time. Wait for it to finish or close "
+            "it, then retry; or point this one at another file with --db or VIGIL_DB."
         )
     if isinstance(exc, duckdb.IOException):
         return WorkspaceError(f"Cannot open the workspace {target}: {exc}")
     return WorkspaceError(f"{target} is not a Vigil workspace (DuckDB file): {exc}")
+
+
+_LOCK_HOLDER = re.compile(r"lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+"""DuckDB names the holder: 'Conflicting lock is held in /usr/bin/python3 (PID 42) by ...'."""
 
 
 def _forget_if_refused(target: Path, existed: bool, exc: duckdb.Error) -> None:

@@ -220,6 +220,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except CoreError as exc:
-        message = " ".join(str(exc).split())
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _user_error(exc)
+    except Exception as exc:
+        from core.store import write_refused  # a write outside a transaction hit a full disk
+
+        refused = write_refused(exc)
+        if refused is None:
+            raise
+        return _user_error(refused)
+
+
+def _user_error(exc: CoreError) -> int:
+    message = " ".join(str(exc).split())
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR

@@ -6,6 +6,7 @@ Pages import from here; core never imports Streamlit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NoReturn
 
 import duckdb
 import streamlit as st
@@ -24,7 +25,19 @@ _SEEN = "_vigil_session_seen"
 _PICK = "_vigil_pick_dataset"  # a dataset to show in the sidebar picker on the next run
 
 
-@st.cache_resource(show_spinner=False)
+def _usable(con: duckdb.DuckDBPyConnection) -> bool:
+    """False once DuckDB invalidated the connection (a disk filled during a checkpoint): it is
+    closed, and the next run opens the workspace again."""
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT 1").fetchall()
+    except duckdb.Error:
+        con.close()
+        return False
+    return True
+
+
+@st.cache_resource(show_spinner=False, validate=_usable)
 def _connection(path: str) -> duckdb.DuckDBPyConnection:
     """One connection per process: this process is the workspace file's only writer."""
     return store.open_workspace(path)
@@ -49,9 +62,22 @@ def _route_through_app() -> None:
 
 def workspace() -> duckdb.DuckDBPyConnection:
     """A cursor of the shared connection for this script run (DuckDB 2.0 connections are not
-    shareable across the threads Streamlit runs sessions on; cursors are)."""
+    shareable across the threads Streamlit runs sessions on; cursors are).
+
+    A workspace that cannot be opened (another process holds it, a full disk) stops the page
+    with the reason and a Retry button; a failed open is not cached, so Retry tries again."""
     _route_through_app()
-    return _connection(str(store.default_workspace_path())).cursor()
+    try:
+        return _connection(str(store.default_workspace_path())).cursor()
+    except CoreError as exc:
+        _stop_with_retry(str(exc))
+
+
+def _stop_with_retry(message: str) -> NoReturn:
+    """End this run with the reason and a Retry button (its click is the next run)."""
+    st.error(message)
+    st.button("Retry", key="workspace_retry", type="primary", icon=":material/refresh:")
+    st.stop()
 
 
 def datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetInfo]:
@@ -155,12 +181,30 @@ def plain(text: object) -> str:
 
 
 def guarded(action: Callable[[], object]) -> object | None:
-    """Run a core call; show a user error as st.error instead of a traceback."""
+    """Run a core call; show a user error (or a write the disk refused) as st.error instead of
+    a traceback. When DuckDB gave up on the connection, the run stops there with Retry."""
     try:
         return action()
     except CoreError as exc:
-        st.error(plain(exc))
-        return None
+        error = exc
+    except duckdb.Error as exc:  # a statement outside a transaction hit a full disk
+        refused = store.write_refused(exc)
+        if refused is None:
+            raise
+        refused.__cause__, error = exc, refused
+    if _connection_lost(error):
+        _stop_with_retry(str(error))
+    st.error(plain(error))
+    return None
+
+
+def _connection_lost(exc: BaseException | None) -> bool:
+    """DuckDB invalidated the connection (a fatal error): this run's cursor is dead."""
+    while exc is not None:
+        if isinstance(exc, duckdb.FatalException):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _logged_in() -> bool:

@@ -496,4 +496,5 @@ def test_cli_workspace_locked_by_another_process(tmp_path):
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "open in another Vigil process" in lines[0] and str(db) in lines[0]
+    assert "held by another Vigil process" in lines[0] and str(db) in lines[0]
+    assert f"(PID {holder.pid}," in lines[0], "the holder, as DuckDB names it"

@@ -322,18 +322,20 @@ def save_version(
     data: bytes | None = None,
     **values: Any,
 ) -> VersionSummary:
-    """Store a new version with its run on ``info`` (scores of ``model`` there): ids linked.
+    """Store a new version with its run on ``info`` (scores of ``model`` there), ids linked, in
+    one transaction.
 
     ``data`` are the model's skops bytes when they exist already (an imported file is kept
     byte for byte); otherwise the model is dumped here."""
     data = data if data is not None else dump_model(model)
     record = version_record(con, model, data, dataset_id=info.id, **values)
-    if result is not None and record.get("run_id") is None:
-        record["run_id"] = store_run(con, info, record, result, duration_s)
-        truth = store.get_run(con, record["run_id"]).get("evaluation")
-        if truth:
-            record["metrics"] = {**record["metrics"], "ground_truth": truth}
-    model_store.save_version(con, record, data, promote_by)
+    with store.transaction(con):  # one commit: never a run naming a version that is not there
+        if result is not None and record.get("run_id") is None:
+            record["run_id"] = store_run(con, info, record, result, duration_s)
+            truth = store.get_run(con, record["run_id"]).get("evaluation")
+            if truth:
+                record["metrics"] = {**record["metrics"], "ground_truth": truth}
+        model_store.save_version(con, record, data, promote_by)
     return get_version(con, record["id"])
 
 

@@ -10,6 +10,7 @@ from core.store.connection import (
     quote_ident,
     table_names,
     transaction,
+    write_refused,
 )
 from core.store.datasets import (
     add_dataset_from_frame,
@@ -113,6 +114,7 @@ __all__ = [
     "sensor_correlation",
     "table_names",
     "transaction",
+    "write_refused",
     "unique_dataset_name",
     "write_with_retry",
 ]

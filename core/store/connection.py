@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +31,101 @@ def open_workspace(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBP
     """Open (creating if needed) and migrate the workspace; this process becomes its writer.
 
     DuckDB lets one process hold a file read-write; a second one gets a lock error, which is
-    turned into a `WorkspaceError` that says which file is busy.
+    turned into a `WorkspaceError` that says which file is busy. A new file that cannot be
+    written (a full disk) is removed again, so nothing half-made stays behind.
     """
     target = Path(path) if path is not None else default_workspace_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise WorkspaceError(f"Cannot create the workspace folder {target.parent}: {exc}") from exc
+    existed = target.exists()
     try:
         con = duckdb.connect(str(target))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WorkspaceError(
-                f"The workspace {target} is open in another Vigil process (the app or a CLI "
-                "command). Close it, or point this one at another file with --db or VIGIL_DB."
-            ) from exc
-        raise WorkspaceError(f"Cannot open the workspace {target}: {exc}") from exc
     except duckdb.Error as exc:
-        raise WorkspaceError(f"{target} is not a Vigil workspace (DuckDB file): {exc}") from exc
-    migrate(con)
+        _forget_if_refused(target, existed, exc)
+        raise _open_failure(target, exc) from exc
+    try:
+        migrate(con)
+    except duckdb.Error as exc:
+        with suppress(duckdb.Error):
+            con.close()
+        _forget_if_refused(target, existed, exc)
+        raise (write_refused(exc) or exc) from exc
     return con
+
+
+def _open_failure(target: Path, exc: duckdb.Error) -> WorkspaceError:
+    """Why `duckdb.connect` refused the file, in words a user can act on."""
+    refused = write_refused(exc)
+    if refused is not None:
+        return refused
+    if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+        holder = _LOCK_HOLDER.search(str(exc))
+        who = f" (PID {holder['pid']}, {holder['program']})" if holder else ""
+        return WorkspaceError(
+            f"The workspace {target} is held by another Vigil process{who}: the app or a CLI "
+            "command; one process writes a workspace at a time. Wait for it to finish or close "
+            "it, then retry; or point this one at another file with --db or VIGIL_DB."
+        )
+    if isinstance(exc, duckdb.IOException):
+        return WorkspaceError(f"Cannot open the workspace {target}: {exc}")
+    return WorkspaceError(f"{target} is not a Vigil workspace (DuckDB file): {exc}")
+
+
+_LOCK_HOLDER = re.compile(r"lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+"""DuckDB names the holder: 'Conflicting lock is held in /usr/bin/python3 (PID 42) by ...'."""
+
+
+def _forget_if_refused(target: Path, existed: bool, exc: duckdb.Error) -> None:
+    """Remove the file this call began creating when the disk refused to write it."""
+    if existed or write_refused(exc) is None:
+        return
+    for leftover in (target, Path(f"{target}.wal")):
+        with suppress(OSError):
+            leftover.unlink(missing_ok=True)
+
+
+_WRITE_FAILED = re.compile(r'Could not write file "(?P<file>[^"]+)": (?P<reason>[^"\n]+)')
+
+
+def write_refused(exc: BaseException) -> WorkspaceError | None:
+    """A DuckDB error saying the disk refused a write (full, over quota, over the file size
+    limit), as one line a user can act on; None for any other error."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    found = _WRITE_FAILED.search(str(exc))
+    if found is None:
+        return None
+    where = _workspace_of(found["file"])
+    reason = found["reason"].strip().rstrip(".")
+    lowered = reason.lower()
+    if isinstance(exc, duckdb.FatalException):  # DuckDB gave up on the file until reopened
+        return WorkspaceError(
+            f"The workspace {where} could not be written ({reason}) while saving: this change "
+            "was not saved and the workspace must be reopened. Free space and retry."
+        )
+    if "no space left" in lowered or "quota" in lowered:
+        return WorkspaceError(
+            f"The disk holding the workspace {where} is full: nothing was written. "
+            "Free space and retry."
+        )
+    if "file too large" in lowered:
+        return WorkspaceError(
+            f"The workspace {where} reached the largest file size allowed here: nothing was "
+            "written. Raise the limit (ulimit -f) or move the workspace to another disk."
+        )
+    return WorkspaceError(f"Cannot write the workspace {where} ({reason}): nothing was written.")
+
+
+def _workspace_of(file: str) -> str:
+    """The workspace file a DuckDB file belongs to (its log `X.wal`, its spill folder `X.tmp`)."""
+    path = Path(file)
+    if path.suffix == ".wal":
+        return str(path.with_suffix(""))
+    if path.name.startswith("duckdb_temp") and path.parent.suffix == ".tmp":
+        return str(path.parent.with_suffix(""))
+    return str(path)
 
 
 def quote_ident(name: str) -> str:
@@ -56,16 +133,40 @@ def quote_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+_OPEN: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
+"""Connections (cursors) inside a `transaction` now: a nested one joins the outer."""
+
+
 @contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All or nothing: a failure inside rolls everything back, so no half-written data remains."""
-    con.begin()
+    """All or nothing: a failure inside rolls everything back, so no half-written data remains.
+
+    Nested in another `transaction` of the same connection it joins that one, so writes made of
+    smaller all-or-nothing writes (a version and its run) commit once, together. A write the
+    disk refuses is a `WorkspaceError` saying so (write-write conflicts stay DuckDB's, to retry).
+    """
+    if con in _OPEN:
+        yield con
+        return
+    try:
+        con.begin()  # an earlier statement's commit can fail here
+    except duckdb.Error as exc:
+        raise (write_refused(exc) or exc) from exc
+    _OPEN.add(con)
     try:
         yield con
-    except BaseException:
+    except BaseException as exc:
+        _OPEN.discard(con)
         con.rollback()
+        refused = write_refused(exc)
+        if refused is not None:
+            raise refused from exc
         raise
-    con.commit()
+    _OPEN.discard(con)
+    try:
+        con.commit()
+    except duckdb.Error as exc:
+        raise (write_refused(exc) or exc) from exc
 
 
 def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -2,13 +2,17 @@
 
 A label is never updated in place. Every change appends a full snapshot of the label to
 `label_history`; the current labels are the latest snapshot per label id, deleted ones excluded.
-Several sessions write through cursors of one connection; `write_with_retry` retries a transaction
-that lost a write-write conflict a bounded number of times, then raises a `WorkspaceError`.
+Several sessions write through cursors of one connection. A snapshot is built from the state a
+transaction read, so appending alone would let two sessions editing one label each erase the
+other's field. Every append therefore also moves the label's row in `label_heads` (its newest
+seq): DuckDB aborts the later of two transactions changing that row, and `write_with_retry`
+re-runs it on the fresh state, a bounded number of times, then raises a `WorkspaceError`.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -44,6 +48,9 @@ HISTORY_COLUMNS_UNDO = (*HISTORY_COLUMNS, "undoes")
 WRITE_ATTEMPTS = 8
 """Bounded retries of a write transaction that conflicted with another session's write."""
 
+_ONE_WRITER = threading.Lock()
+"""Label writes of this process's sessions take turns: they would only collide and retry."""
+
 _CURRENT_SQL = """
     SELECT label_id, dataset_id, asset, start_ts, end_ts, verdict, kind, sensors, comment, source,
            run_id, event_id, analyst AS updated_by, changed_at AS updated_at,
@@ -64,17 +71,18 @@ def write_with_retry(
     """Run `work` in a transaction; on a DuckDB write conflict roll back, wait, try again.
 
     After `attempts` conflicts a `WorkspaceError` says so (nothing of the failed attempt stays).
+    Sessions of this process take turns; a conflict then means a writer outside this function.
     """
     for attempt in range(attempts):
         try:
-            with transaction(con):
+            with _ONE_WRITER, transaction(con):
                 return work(con)
         except duckdb.TransactionException as exc:
             if attempt == attempts - 1:
                 raise WorkspaceError(
                     f"Could not save the change: {attempts} attempts collided with other "
                     "sessions writing to the workspace at the same time. Nothing was saved; "
-                    f"please try again. ({exc})"
+                    "please try again."
                 ) from exc
             time.sleep(min(0.5, 0.01 * 2**attempt) * (1 + random.random()))
     raise AssertionError("unreachable")  # pragma: no cover
@@ -82,7 +90,8 @@ def write_with_retry(
 
 def next_change_id(con: duckdb.DuckDBPyConnection) -> int:
     """A new change id: every row appended by one user action shares it (undo reverts it)."""
-    return int(con.execute("SELECT nextval('label_change_seq')").fetchone()[0])
+    [(change_id,)] = con.execute("SELECT nextval('label_change_seq')").fetchall()  # finished
+    return int(change_id)
 
 
 def next_label_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[int]:
@@ -128,7 +137,33 @@ def append_history(con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, A
     cols = ", ".join(HISTORY_COLUMNS_UNDO)
     con.register(view, table)
     try:
-        con.execute(f"INSERT INTO label_history ({cols}) SELECT {cols} FROM {quote_ident(view)}")
+        added = con.execute(
+            f"INSERT INTO label_history ({cols}) SELECT {cols} FROM {quote_ident(view)} "
+            "RETURNING label_id, seq"
+        ).fetchall()
+    finally:
+        con.unregister(view)
+    _move_heads(con, added)
+
+
+def _move_heads(con: duckdb.DuckDBPyConnection, added: Sequence[tuple[int, int]]) -> None:
+    """Point each label's head at its new newest seq. An UPDATE (never an upsert, which DuckDB
+    does not check) so that a concurrent change of the same label is a write-write conflict."""
+    newest: dict[int, int] = {}
+    for label_id, seq in added:
+        newest[int(label_id)] = max(int(seq), newest.get(int(label_id), 0))
+    heads = pa.table({"label_id": list(newest), "seq": list(newest.values())})
+    view = f"_label_heads_{id(heads)}"
+    con.register(view, heads)
+    try:
+        con.execute(
+            f"UPDATE label_heads SET seq = n.seq FROM {quote_ident(view)} n "
+            "WHERE label_heads.label_id = n.label_id"
+        )
+        con.execute(
+            f"INSERT INTO label_heads SELECT n.label_id, n.seq FROM {quote_ident(view)} n "
+            "ANTI JOIN label_heads h ON h.label_id = n.label_id"
+        )
     finally:
         con.unregister(view)
 

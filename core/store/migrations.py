@@ -237,6 +237,14 @@ def m005_models(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m006_label_heads(con: duckdb.DuckDBPyConnection) -> None:
+    """Each label's newest history seq: the row two sessions changing one label collide on."""
+    con.execute("CREATE TABLE label_heads (label_id BIGINT PRIMARY KEY, seq BIGINT NOT NULL)")
+    con.execute(
+        "INSERT INTO label_heads SELECT label_id, max(seq) FROM label_history GROUP BY label_id"
+    )
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
@@ -245,6 +253,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (3, "labels", m003_labels),
     (4, "explanations", m004_explanations),
     (5, "models", m005_models),
+    (6, "label_heads", m006_label_heads),
 ]
 
 

@@ -114,9 +114,9 @@ class FeatureConfig:
             raise ConfigError(
                 f"The 'fft_window' parameter must be a power of two >= 8. Got {self.fft_window}."
             )
-        _check_duration(self.window, "window", "15min")
+        duration_seconds(self.window, "window", "15min")
         if self.recenter is not None:
-            _check_duration(self.recenter, "re-centring window", "5D")
+            duration_seconds(self.recenter, "re-centring window", "5D")
 
     def window_samples(self, interval_seconds: float) -> int:
         """The rolling window in samples for data sampled every ``interval_seconds``."""
@@ -125,14 +125,15 @@ class FeatureConfig:
         return int(np.clip(n, self.min_window, self.max_window))
 
 
-def _check_duration(value: str, what: str, example: str) -> None:
-    """ConfigError unless ``value`` is a positive duration."""
+def duration_seconds(value: str, what: str, example: str) -> float:
+    """A positive duration such as '15min' in seconds; ConfigError naming ``what`` otherwise."""
     try:
         seconds = pd.Timedelta(value).total_seconds()
     except ValueError as exc:
         raise ConfigError(f"The {what} {value!r} is not a duration like {example!r}.") from exc
     if seconds <= 0:
         raise ConfigError(f"The {what} must be positive. Got {value!r} instead.")
+    return seconds
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from core import store
+from core.detect.features import duration_seconds
 from core.errors import ConfigError
 from core.synth.faults import inject_faults
 from core.types import ASSET, TS, DatasetInfo, QualityReport
@@ -203,16 +204,6 @@ def _ambient(rng: np.random.Generator, ts: pd.DatetimeIndex, dt: float) -> np.nd
     return 20.0 + daily + 2.5 * _slow(rng, len(ts), 2 * 86400 / dt)
 
 
-def _interval_seconds(interval: str) -> float:
-    try:
-        seconds = pd.Timedelta(interval).total_seconds()
-    except ValueError as exc:
-        raise ConfigError(f"The interval {interval!r} is not a duration like '1min'.") from exc
-    if seconds <= 0:
-        raise ConfigError(f"The interval must be positive. Got {interval!r} instead.")
-    return seconds
-
-
 def generate_plant(
     seed: int = 7,
     n_assets: int = 3,
@@ -232,7 +223,7 @@ def generate_plant(
         raise ConfigError(
             f"The 'rows_per_asset' parameter must be >= {MIN_ROWS}. Got {rows_per_asset} instead."
         )
-    dt = _interval_seconds(interval)
+    dt = duration_seconds(interval, "interval", "1min")
     ts = pd.date_range(start, periods=rows_per_asset, freq=pd.Timedelta(seconds=dt))
     root = np.random.SeedSequence(seed)
     plant_seq, fault_seq = root.spawn(2)

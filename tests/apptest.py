@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
@@ -17,3 +18,8 @@ def open_app(page: str | None = None, timeout: float = 120) -> AppTest:
         at.switch_page(page)
         at.run()
     return at
+
+
+def shown(element) -> str:
+    """An element's text as the reader sees it: markdown escapes (names are escaped) removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", element.value)

@@ -23,7 +23,7 @@ from core import store
 from core.errors import WorkspaceError
 from core.labels import history as labels
 from core.labels.history import LabelDraft
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 from tests.label_data import at, make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,7 +179,7 @@ def test_the_app_loading_the_demo_onto_a_full_disk_shows_the_error(disk, monkeyp
     next(b for b in app.button if b.label == "Load the demo plant").click()
     app.run()
     assert not app.exception
-    assert [e.value for e in app.error] == [f"The disk holding the workspace {workspace} {FULL}"]
+    assert [shown(e) for e in app.error] == [f"The disk holding the workspace {workspace} {FULL}"]
     assert app.dataframe[0].value["name"].tolist() == ["toy"], "the datasets as they were"
 
 
@@ -264,7 +264,7 @@ def test_the_app_whose_connection_duckdb_gave_up_on_reopens_the_workspace(disk, 
     next(b for b in app.button if b.label == "Load file").click()
     app.run()
     assert not app.exception
-    [error] = [e.value for e in app.error]
+    [error] = [shown(e) for e in app.error]
     assert error.endswith("must be reopened. Free space and retry."), error
     disk.free()
     next(b for b in app.button if b.label == "Retry").click()

@@ -6,7 +6,7 @@ from core import store
 from core.detect import runs
 from core.explain.fitted import clear_models
 from core.synth.demo import load_demo
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def one_run(db):
 def test_empty_workspace_points_to_load_data(db):
     at = open_app("pages/explain.py")
     assert not at.exception
-    assert any("No dataset yet" in i.value for i in at.info)
+    assert any("No dataset yet" in shown(i) for i in at.info)
 
 
 def test_dataset_without_runs_points_to_detect(db):
@@ -41,7 +41,7 @@ def test_dataset_without_runs_points_to_detect(db):
     con.close()
     at = open_app("pages/explain.py")
     assert not at.exception
-    assert any("No detection run" in i.value for i in at.info)
+    assert any("No detection run" in shown(i) for i in at.info)
 
 
 def test_top_event_of_the_latest_run_is_explained(one_run):
@@ -50,9 +50,9 @@ def test_top_event_of_the_latest_run_is_explained(one_run):
     assert not at.exception
     assert at.selectbox(key="explain_run").value == summary.id
     assert at.selectbox(key="explain_event_id").value == int(events["event_id"].iloc[0])
-    sentence = next(m.value for m in at.markdown if m.value.startswith("**Top sensors"))
+    sentence = next(shown(m) for m in at.markdown if shown(m).startswith("**Top sensors"))
     assert sentence.count(",") == 2, "three sensors with their contributions"
-    assert any("exact decomposition" in c.value for c in at.caption), "says what values mean"
+    assert any("exact decomposition" in shown(c) for c in at.caption), "says what values mean"
     assert len(at.get("plotly_chart")) == 2, "waterfall and heatmap"
     at.radio(key="explain_level").set_value("feature")
     at.run()
@@ -64,7 +64,7 @@ def test_whole_run_tab_shows_the_global_summary(one_run):
     at.session_state["explain_tab"] = "Whole run"
     at.run()
     assert not at.exception
-    assert any(m.value.startswith("**Sensors driving its alarms:**") for m in at.markdown)
+    assert any(shown(m).startswith("**Sensors driving its alarms:**") for m in at.markdown)
     assert len(at.get("plotly_chart")) == 2, "importance bars and the swarm"
 
 
@@ -86,5 +86,5 @@ def test_a_link_to_a_deleted_run_is_an_error_not_a_crash(one_run):
     at.switch_page("pages/explain.py")
     at.run()
     assert not at.exception
-    assert any("no run #999" in e.value for e in at.error)
+    assert any("no run #999" in shown(e) for e in at.error)
     assert len(at.get("plotly_chart")) == 2, "the latest run's top event is shown instead"

@@ -10,7 +10,7 @@ from core.labels import history as labels
 from core.labels import triage
 from core.learn import versions
 from core.synth.demo import load_demo
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def labelled_demo(workspace_path):
 def test_no_dataset_points_to_load_data(workspace_path):
     at = open_app("pages/learn.py")
     assert not at.exception
-    assert any("No dataset yet" in i.value for i in at.info)
+    assert any("No dataset yet" in shown(i) for i in at.info)
 
 
 def test_no_labels_explains_how_many_are_needed(workspace_path):
@@ -45,7 +45,7 @@ def test_no_labels_explains_how_many_are_needed(workspace_path):
     con.close()
     at = open_app("pages/learn.py")
     assert not at.exception
-    text = " ".join(i.value for i in at.info)
+    text = " ".join(shown(i) for i in at.info)
     assert "No labels yet" in text and "3 more confirmed anomalies and 1 more false alarm" in text
     assert "No model version yet" in text
     retrain = next(b for b in at.button if b.label == "Retrain with labels")
@@ -56,16 +56,16 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
     path, info, run = labelled_demo
     at = open_app("pages/learn.py")
     assert not at.exception
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = {m.label: shown(m) for m in at.metric}
     assert metrics["Confirmed"] == "2" and metrics["False alarms"] == "2"
     assert metrics["Active model"] == "none"
-    assert any("needs 1 more confirmed" in c.value for c in at.caption)
+    assert any("needs 1 more confirmed" in shown(c) for c in at.caption)
 
     at.button[0].click().run()  # the retrain form's submit button
     assert not at.exception, at.exception
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = {m.label: shown(m) for m in at.metric}
     assert metrics["Versions"] == "1"
-    verdicts = [m.value for m in [*at.info, *at.success]]
+    verdicts = [shown(m) for m in [*at.info, *at.success]]
     assert any(f"run #{run.id} (unsupervised)" in v for v in verdicts), verdicts
     assert {"Precision", "Recall", "F1", "Alarms a day"} <= set(metrics)
 
@@ -81,5 +81,5 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
         assert versions.active_version(con, info.id) is not None
     finally:
         con.close()
-    assert {m.label: m.value for m in at.metric}["Active model"].startswith("v")
+    assert {m.label: shown(m) for m in at.metric}["Active model"].startswith("v")
     assert len(at.dataframe) >= 2, "versions table and the label-next list"

@@ -7,7 +7,7 @@ import pytest
 from core import store
 from core.detect import modes
 from core.labels import history as labels
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 from tests.label_data import EVENTS, at, make_dataset, make_run
 
 PAGE = "pages/triage.py"
@@ -51,7 +51,7 @@ def _open(analyst: str = "ana"):
 def test_empty_workspace(db):
     at = open_app(PAGE)
     assert not at.exception
-    assert any("No dataset yet" in i.value for i in at.info)
+    assert any("No dataset yet" in shown(i) for i in at.info)
 
 
 def test_dataset_without_runs_says_where_to_run_one(db):
@@ -60,7 +60,7 @@ def test_dataset_without_runs_says_where_to_run_one(db):
     con.close()
     at = open_app(PAGE)
     assert not at.exception
-    assert any("No detection run" in i.value for i in at.info)
+    assert any("No detection run" in shown(i) for i in at.info)
 
 
 def test_queue_lists_events_unreviewed_first_with_progress(prepared):
@@ -70,7 +70,7 @@ def test_queue_lists_events_unreviewed_first_with_progress(prepared):
     assert table["event"].tolist() == [1, 3, 2]
     assert table["top sensors"].tolist()[0] == "temp, flow"
     assert _progress_text(at).startswith("Reviewed 0 of 3 events")
-    assert any("Event 1 of 3" in m.value for m in at.markdown)
+    assert any("Event 1 of 3" in shown(m) for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 1
 
 
@@ -81,9 +81,9 @@ def test_confirm_with_kind_and_advance(prepared):
     at.text_input(key="triage_comment_1_1").set_value("bearing")
     at.button(key="triage_confirmed").click().run()
     assert not at.exception
-    assert any("Confirm: event 1" in s.value for s in at.success)
+    assert any("Confirm: event 1" in shown(s) for s in at.success)
     assert _progress_text(at).startswith("Reviewed 1 of 3 events · detector precision so far 100%")
-    assert any("Event 1 of 3" in m.value and "p2" in m.value for m in at.markdown), "advanced"
+    assert any("Event 1 of 3" in shown(m) and "p2" in shown(m) for m in at.markdown), "advanced"
     current, _ = _labels(db, info)
     row = current.iloc[0]
     assert (row["verdict"], row["kind"], row["comment"]) == ("confirmed", "drift", "bearing")
@@ -96,9 +96,9 @@ def test_false_alarm_unsure_and_navigation(prepared):
     at = _open()
     at.button(key="triage_false_alarm").click().run()  # event 1, then the queue moves on
     at.button(key="triage_next").click().run()
-    assert any("Event 2 of 3" in m.value for m in at.markdown)
+    assert any("Event 2 of 3" in shown(m) for m in at.markdown)
     at.button(key="triage_previous").click().run()
-    assert any("Event 1 of 3" in m.value for m in at.markdown)
+    assert any("Event 1 of 3" in shown(m) for m in at.markdown)
     at.button(key="triage_unsure").click().run()
     current, _ = _labels(db, info)
     assert sorted(current["verdict"]) == ["false_alarm", "unsure"]
@@ -110,9 +110,9 @@ def test_selecting_a_row_opens_it_and_navigation_still_works(prepared):
     at = _open()
     at.session_state["triage_table_0"] = {"selection": {"rows": [2], "columns": []}}
     at.run()
-    assert any("Event 3 of 3" in m.value and "peak 0.70" in m.value for m in at.markdown)
+    assert any("Event 3 of 3" in shown(m) and "peak 0.70" in shown(m) for m in at.markdown)
     at.button(key="triage_next").click().run()
-    assert any("Event 1 of 3" in m.value for m in at.markdown), "next wraps around"
+    assert any("Event 1 of 3" in shown(m) for m in at.markdown), "next wraps around"
 
 
 def test_bulk_action_on_selected_rows(prepared):
@@ -135,13 +135,13 @@ def test_undo_reverts_my_last_change(prepared):
     at.button(key="triage_confirmed").click().run()
     at.button(key="triage_undo").click().run()
     assert not at.exception
-    assert any("Undid create of 1 label(s)" in s.value for s in at.success)
+    assert any("Undid create of 1 label(s)" in shown(s) for s in at.success)
     current, audit = _labels(db, info)
     assert current.empty
     assert audit["action"].tolist() == ["undo", "create"]
     at.button(key="triage_undo").click().run()
-    assert any("Nothing to undo" in i.value for i in at.info), "news, not a success"
-    assert not any("Nothing to undo" in s.value for s in at.success)
+    assert any("Nothing to undo" in shown(i) for i in at.info), "news, not a success"
+    assert not any("Nothing to undo" in shown(s) for s in at.success)
 
 
 def test_comment_on_a_labelled_event(prepared):
@@ -168,8 +168,8 @@ def test_confirm_without_choosing_a_kind_leaves_it_unset(prepared):
 
 def test_an_unnamed_analyst_is_told_how_verdicts_are_signed(prepared):
     at = open_app(PAGE).run()
-    assert any("saved as “anonymous”" in c.value for c in at.caption)
-    assert not any("saved as" in c.value for c in _open("bob").caption)
+    assert any("saved as “anonymous”" in shown(c) for c in at.caption)
+    assert not any("saved as" in shown(c) for c in _open("bob").caption)
 
 
 def test_audit_view_shows_who_changed_what(prepared):
@@ -190,7 +190,7 @@ def test_box_selection_on_the_chart_creates_an_analyst_found_label(prepared):
     selection = {"points": [], "point_indices": [], "box": [box], "lasso": []}
     at.session_state["triage_chart_1_1"] = {"selection": selection}
     at.run()
-    assert any("Selected on the chart" in c.value for c in at.caption)
+    assert any("Selected on the chart" in shown(c) for c in at.caption)
     at.button(key="triage_range_label").click().run()
     assert not at.exception
     current, _ = _labels(db, info)
@@ -218,7 +218,7 @@ def test_importing_a_bad_file_reports_rows(prepared):
     at.run()
     at.button(key="triage_import_go").click().run()
     assert not at.exception
-    assert any("row 2: asset 'p9'" in e.value for e in at.error)
+    assert any("row 2: asset 'p9'" in shown(e) for e in at.error)
 
 
 def test_find_similar_from_a_labelled_event_and_label_matches(prepared):
@@ -254,7 +254,7 @@ def test_label_and_mode_from_the_browse_chart(prepared):
     at.selectbox(key="triage_b_mode").set_value("maintenance")
     at.button(key="triage_b_mark").click().run()
     assert not at.exception
-    assert any("Marked as maintenance" in s.value for s in at.success)
+    assert any("Marked as maintenance" in shown(s) for s in at.success)
     current, _ = _labels(db, info)
     assert current.iloc[0]["verdict"] == "unsure" and current.iloc[0]["kind"] is None
     assert current.iloc[0]["sensors"] == ["temp", "flow"]
@@ -276,7 +276,7 @@ def test_delete_selected_labels_and_edit_the_taxonomy(prepared):
     assert _labels(db, info)[0].empty
     at.text_area(key="triage_taxonomy").set_value("cavitation\nspike")
     at.button(key="triage_taxonomy_save").click().run()
-    assert any("Taxonomy saved" in s.value for s in at.success)
+    assert any("Taxonomy saved" in shown(s) for s in at.success)
     assert at.selectbox(key="triage_kind_1_3").options == ["cavitation", "spike"]
 
 
@@ -291,6 +291,6 @@ def test_an_event_handed_over_by_another_page_opens(prepared):
     at.session_state["triage_focus"] = (1, 3)
     at.run()
     assert not at.exception
-    assert any("Event" in m.value and "of 3" in m.value for m in at.markdown)
-    header = next(m.value for m in at.markdown if "of 3" in m.value)
+    assert any("Event" in shown(m) and "of 3" in shown(m) for m in at.markdown)
+    header = next(shown(m) for m in at.markdown if "of 3" in shown(m))
     assert "p2" in header, "event 3 is the p2 event of the toy run"

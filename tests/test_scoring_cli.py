@@ -47,6 +47,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "missing_sensor": data.drop(columns=["temp"]).to_csv(index=False),
         "bad_time": data.assign(timestamp="yesterday").to_csv(index=False),
         "short_train": train.iloc[:60].to_csv(index=False),  # an hour: warm-up eats half
+        "mixed_zone": data.assign(  # a zone from row 601 on: its first rows' zone is unknown
+            timestamp=[t + ("+05:00" if i >= 600 else "") for i, t in enumerate(data["timestamp"])]
+        ).to_csv(index=False),
     }
     for name, text in bad.items():
         (folder / f"{name}.csv").write_text(text)
@@ -104,6 +107,7 @@ def test_threshold_quantile_and_detector_options(
         ("train", "extra_sensor", [], "sensors the training file lacks: torque"),
         ("train", "missing_sensor", [], "lacks sensor columns: temp"),
         ("train", "bad_time", [], "not a timestamp: 'yesterday'"),
+        ("train", "mixed_zone", [], "(data row 601) with a time zone, but the rows above it"),
         ("train", "data", ["--detector", "magic"], "Unknown detector 'magic'"),
         ("train", "data", ["--threshold-quantile", "1.5"], "must be in (0.5, 1). Got 1.5"),
         ("short_train", "data", [], "only 30 can be learnt from"),

@@ -21,6 +21,7 @@ import pandas as pd
 from core.detect.detectors.registry import make_detector
 from core.detect.model import AnomalyModel, check_threshold_quantile
 from core.errors import ConfigError, DataError
+from core.store.staging import ZONE_PATTERN
 from core.types import ASSET, TS
 
 TIME_NAMES = ("timestamp", "ts", "time", "datetime", "date", "date_time", "time_stamp")
@@ -73,7 +74,7 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     original = frame[time_col]
-    parsed = pd.to_datetime(original, errors="coerce", format="mixed")
+    parsed = _parse_times(original, time_col, role)
     if parsed.isna().any():
         first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(
@@ -99,6 +100,25 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.
         raise DataError(f"The {role} file has a column named {TS!r} besides its time column.")
     frame.insert(0, TS, parsed)
     return frame, original
+
+
+def _parse_times(text: pd.Series, column: str, role: str) -> pd.Series:
+    """Times as naive datetimes: zoned ones in UTC, naive ones as written; a file mixing the two
+    is refused at the first row that breaks the format (the zone of the others is unknown)."""
+    given = text.notna().to_numpy()
+    zoned = text.str.contains(ZONE_PATTERN, regex=True, na=False).to_numpy()
+    breaks = np.flatnonzero(given & (zoned != zoned[np.argmax(given)]))  # the first time decides
+    if len(breaks):
+        first = int(breaks[0])
+        has, other = ("a", "none") if zoned[first] else ("no", "one")
+        raise DataError(
+            f"Column {column!r} of the {role} file has {text.iloc[first]!r} (data row {first + 1}) "
+            f"with {has} time zone, but the rows above it have {other}. Times must all carry a "
+            "zone or none."
+        )
+    if not zoned.any():
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    return pd.to_datetime(text, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
 
 
 def _sensors(frame: pd.DataFrame) -> list[str]:

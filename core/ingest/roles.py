@@ -81,7 +81,7 @@ def plan_columns(con, f: SourceFile) -> Plan:
         )
     plan = Plan(time=_pick_time(con, f, native, text, epoch, profiles))
     if types[plan.time.column] == "TIMESTAMP WITH TIME ZONE" or plan.time.kind == "text_tz":
-        plan.notes.append(f"Times in {plan.time.column!r} carry a UTC offset: stored in UTC.")
+        plan.notes.append(f"Times in {plan.time.column!r} carry a time zone: stored in UTC.")
     if plan.time.kind == "formats" and _ambiguous(profiles[plan.time.column]):
         order = "day/month" if plan.time.formats == tuple(TIME_FAMILIES[DAY_FIRST]) else "month/day"
         plan.notes.append(f"Dates in {plan.time.column!r} could be day/month or month/day: "
@@ -187,10 +187,9 @@ def _pick_time(con, f: SourceFile, native, text, epoch, profiles) -> TimeSpec:
             return spec
     for col in epoch:
         p = profiles[col]
-        if p.n_values and p.minimum >= 1e8 and p.maximum < 1e10:
-            return TimeSpec(col, "epoch_s")
-        if p.n_values and p.minimum >= 1e11 and p.maximum < 1e13:
-            return TimeSpec(col, "epoch_ms")
+        for kind, (low, high) in sql.EPOCH_RANGES.items():
+            if p.n_values and low <= p.first < high:
+                return TimeSpec(col, kind)  # the first time decides; others out of range refused
     shown = ", ".join(repr(n) for n, _ in f.columns[:8])
     numbers = ", ".join(map(repr, epoch))
     hint = f" ({numbers}: numbers, but not epoch seconds or milliseconds)" if epoch else ""
@@ -205,8 +204,8 @@ def _text_time(con, f: SourceFile, col: str, p: sql.ColumnProfile) -> TimeSpec |
     """The format every sampled cell of a text column parses with, or None."""
     if not p.n_values:
         return None
-    if p.n_iso == p.n_values:
-        return TimeSpec(col, "text_tz" if p.n_offset == p.n_values else "text")
+    if p.n_iso == p.n_values:  # the first time decides: a zone on all rows, or on none
+        return TimeSpec(col, "text_tz" if p.first_zoned else "text")
     full = [i for i, n in enumerate(p.n_by_family) if n == p.n_values]
     if not full:
         best = max([p.n_iso, *p.n_by_family])
@@ -235,13 +234,30 @@ def _family_spec(col: str, p: sql.ColumnProfile) -> TimeSpec:
 
 
 def raise_bad_time(con, f: SourceFile, source: Source, spec: TimeSpec) -> None:
+    """Refuse the first time cell that does not parse, saying how it breaks the file's format."""
     found = sql.first_unparsed_time(con, source, spec)
-    if found is not None:
-        row, value = found
+    if found is None:
+        return
+    row, value, iso = found
+    where = f"{spec.column!r} has {value!r} on {f.where(row)}"
+    if iso and spec.kind in ("text", "text_tz"):
+        has, other = ("a", "none") if spec.kind == "text" else ("no", "one")
         raise DataError(
-            f"{f.display}: the time column {spec.column!r} has {value!r} on {f.where(row)}, which "
-            "is not a timestamp in the format of the other rows. Fix or remove that row."
+            f"{f.display}: the time column {where} with {has} time zone, but the rows above it "
+            f"have {other}. Times must all carry a zone (stored in UTC) or none (stored as "
+            "written): Vigil does not guess the zone of the others. Fix the file and load again."
         )
+    if spec.kind in sql.EPOCH_RANGES:
+        where = f"{spec.column!r} has {value.removesuffix('.0')!r} on {f.where(row)}"
+        unit = "seconds" if spec.kind == "epoch_s" else "milliseconds"
+        raise DataError(
+            f"{f.display}: the time column {where}, which is not in epoch {unit} like the first "
+            "rows (every time of a file must be in one unit). Fix or remove that row."
+        )
+    raise DataError(
+        f"{f.display}: the time column {where}, which is not a timestamp in the format of the "
+        "other rows. Fix or remove that row."
+    )
 
 
 def _check_plan(plan: Plan, display: str) -> None:

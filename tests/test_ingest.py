@@ -340,6 +340,11 @@ def test_a_bad_cell_in_a_later_sheet_is_named_by_sheet_and_row(workspace, tmp_pa
     assert _snapshot(workspace) == before, "nothing half-written"
 
 
+def _parquet_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
+    frame.to_parquet(tmp_path / "x.parquet")
+    return (tmp_path / "x.parquet").read_bytes()
+
+
 def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
     frame.to_excel(tmp_path / "x.xlsx", index=False)
     return (tmp_path / "x.xlsx").read_bytes()
@@ -402,6 +407,21 @@ BAD_INPUTS = [
      "'1704073200000' on line 102, which is not in epoch seconds like the first rows"),
     ("epoch milliseconds past the sample", "e.csv", EPOCH + "1705867200000,1\n",
      "'1705867200000' on line 30002, which is not in epoch seconds"),
+    ("every sensor empty", "e.csv", "time,a,b\n" + "".join(f"{t},,\n" for t in minutes(5)),
+     "has no sensor with a usable value: 'a' is empty, 'b' is empty"),
+    ("the only sensor empty", "e.csv", "time,e\n" + "".join(f"{t},\n" for t in minutes(5)),
+     "'e' is empty. There is nothing to detect on"),
+    ("the only sensor inf", "i.parquet", lambda p: _parquet_bytes(p, pd.DataFrame(
+        {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "e": [float("inf")] * 4})),
+     "'e' holds only out-of-range values"),
+    ("5,000 assets", "a.csv", "time,asset,a\n" + "".join(
+        f"{t},A{i},1\n" for t in minutes(2) for i in range(5000)),
+     "the asset column 'asset' names 5,000 assets in its first 20,480 rows, and a dataset "
+     "holds at most 1,000"),
+    ("1,100 assets, the last past the sample", "a.csv", "time,machine,a\n" + "".join(
+        f"{t},M{i % 500 if i < 25_000 else 500 + i % 600},1\n"
+        for i, t in enumerate(minutes(30_000))),
+     "the asset column 'machine' names 1,100 assets, and a dataset holds at most 1,000"),
     ("headerless", "x.csv", "2024-01-01 00:00,1.5\n2024-01-01 00:01,2\n", "looks like data"),
     ("not utf-8 past the start", "x.csv", BIG.encode() + b"2024-03-01 00:00:00,M\xe9,1\n",
      "line 15002 is not valid UTF-8"),

@@ -27,6 +27,8 @@ from core.types import RESERVED_COLUMNS
 SAMPLE_ROWS = 20_480
 """Rows profiled to decide the role of unclear columns (as many as DuckDB's sniffer samples)."""
 MAX_ASSETS = 1_000
+"""Assets a dataset may hold (each gets its own model). An asset column naming more is refused:
+merging them into one asset would mix their readings."""
 TIME_FAMILIES = [
     ["%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d"],
     ["%d/%m/%Y %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y"],
@@ -60,10 +62,6 @@ class Plan:
 
 def _is_numeric(kind: str) -> bool:
     return kind in NUMERIC_TYPES or kind.startswith("DECIMAL")
-
-
-def _named_first(columns: list[str], test) -> list[str]:
-    return sorted(columns, key=lambda c: not test(c))
 
 
 def plan_columns(con, f: SourceFile) -> Plan:
@@ -123,7 +121,7 @@ def _used(plan: Plan) -> set[str]:
 
 def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
     """Asset, then long layout (tag + value), then sensors; mixed text columns are refused."""
-    plan.asset = _named_asset(text, numeric, profiles)
+    plan.asset = _named_asset(text, numeric, profiles, f.display)
     row_ids = [c for c in numeric if c != plan.asset and c in profiles and is_asset_name(c)]
     numeric = [c for c in numeric if c != plan.asset and c not in row_ids]
     text = [c for c in text if c != plan.asset]
@@ -147,15 +145,31 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
         plan.notes.append(f"Ignored {', '.join(map(repr, row_ids))}: it looks like a row number.")
 
 
-def _named_asset(text, numeric, profiles) -> str | None:
-    """A text column named like an asset, or an integer one that repeats (not a row number)."""
+def _named_asset(text, numeric, profiles, display: str) -> str | None:
+    """A text column named like an asset, or an integer one that repeats (not a row number).
+
+    One that repeats but names more than `MAX_ASSETS` is refused: merged into one asset its
+    assets' readings would interleave. One that never repeats past that count ids rows.
+    """
     for col in [c for c in text if is_asset_name(c)] + numeric:
         p = profiles.get(col)
-        if p is None or not is_asset_name(col) or p.n_distinct > MAX_ASSETS:
+        if p is None or not is_asset_name(col):
             continue
-        if col in text or p.n_distinct < p.n_values:
+        row_id = p.n_distinct == p.n_values
+        if p.n_distinct > MAX_ASSETS and not row_id:
+            raise too_many_assets(display, col, p.n_distinct, f" in its first {SAMPLE_ROWS:,} rows")
+        if p.n_distinct <= MAX_ASSETS and (col in text or not row_id):
             return col
     return None
+
+
+def too_many_assets(display: str, column: str, count: int, within: str = "") -> DataError:
+    """The refusal of an asset column naming more than `MAX_ASSETS`."""
+    return DataError(
+        f"{display}: the asset column {column!r} names {count:,} assets{within}, and a dataset "
+        f"holds at most {MAX_ASSETS:,} (each gets its own model). Split the file by asset, or rename the "
+        "column if it is not an asset id, and load again."
+    )
 
 
 def _pick_long(plan: Plan, text: list[str], numeric: list[str]) -> bool:
@@ -176,15 +190,17 @@ def _splits_time(con, f: SourceFile, plan: Plan, col: str, p: sql.ColumnProfile)
 
 
 def _pick_time(con, f: SourceFile, native, text, epoch, profiles) -> TimeSpec:
-    """The time column: a typed one, else text in a known format, else epoch numbers."""
-    if native:
-        col = _named_first(native, is_time_name)[0]
-        kind = "tz" if "TIME ZONE" in dict(f.columns)[col] else "native"
-        return TimeSpec(col, kind)
-    for col in _named_first(text, is_time_name):
-        spec = _text_time(con, f, col, profiles[col])
-        if spec is not None:
-            return spec
+    """The time column: a typed one or text in a known format (those named like time first;
+    CSV reads ISO times as text), else epoch numbers."""
+    for named in (True, False):
+        typed = [c for c in native if is_time_name(c) == named]
+        if typed:
+            kind = "tz" if "TIME ZONE" in dict(f.columns)[typed[0]] else "native"
+            return TimeSpec(typed[0], kind)
+        for col in [c for c in text if is_time_name(c) == named]:
+            spec = _text_time(con, f, col, profiles[col])
+            if spec is not None:
+                return spec
     for col in epoch:
         p = profiles[col]
         for kind, (low, high) in sql.EPOCH_RANGES.items():

@@ -420,11 +420,14 @@ def delete_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE {quote_ident(TS)} IS NULL")
 
 
-def null_non_finite(con: duckdb.DuckDBPyConnection, table: str, sensors: list[str]) -> None:
-    """NaN and inf become NULL, so every missing value looks the same to SQL and to detectors."""
-    for sensor in sensors:
+def null_out_of_range(con: duckdb.DuckDBPyConnection, table: str, limits: dict[str, float]) -> None:
+    """NaN and readings beyond each sensor's limit (inf included) become NULL, so every missing
+    value looks the same to SQL and to detectors."""
+    for sensor, limit in limits.items():
         c = quote_ident(sensor)
-        con.execute(f"UPDATE {quote_ident(table)} SET {c} = NULL WHERE NOT isfinite({c})")
+        con.execute(
+            f"UPDATE {quote_ident(table)} SET {c} = NULL WHERE isnan({c}) OR abs({c}) > ?", [limit]
+        )
 
 
 def sort_readings(con: duckdb.DuckDBPyConnection, table: str) -> None:

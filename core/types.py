@@ -13,6 +13,39 @@ ASSET = "asset"
 RESERVED_COLUMNS = (TS, ASSET)
 DEFAULT_ASSET = "main"
 """Asset name given to every row of a file that has no asset column."""
+OUT_OF_RANGE_FACTOR = 1e6
+"""A reading this many times the sensor's typical magnitude is no measurement (a logger's 1e300,
+a -9.99e37 sentinel): one such cell would swamp every rolling statistic after it."""
+OUT_OF_RANGE_CEILING = 1e15
+"""A reading beyond this magnitude is out of range whatever the sensor (no plant measures that
+much, and the rule then holds even where absurd cells outnumber sound ones)."""
+
+
+def out_of_range_limit(typical: float | None) -> float:
+    """|value| beyond which a sensor's reading is out of range: counted, reported, and treated as
+    missing. ``typical``: the larger of |10th| and |90th| percentile of its finite values (1 when
+    zero or unknown, so a mostly-zero sensor still gets a limit); ±inf is always out of range."""
+    scale = abs(typical) if typical else 1.0
+    return min(OUT_OF_RANGE_CEILING, OUT_OF_RANGE_FACTOR * scale)
+
+
+@dataclass(frozen=True)
+class OutOfRange:
+    """Readings of one sensor that were out of range (`out_of_range_limit`), left empty."""
+
+    sensor: str
+    count: int
+    first_time: str
+    example: str
+    """One such value as text ("1e+300", "inf": the report is JSON, which has no inf)."""
+    limit: float
+
+    def describe(self) -> str:
+        """'flow': 2 from 2024-01-01 10:00:00 (e.g. 1e+300; limit ±1e+08)"""
+        return (
+            f"{self.sensor!r}: {self.count:,} from {self.first_time} (e.g. {self.example}; "
+            f"limit ±{self.limit:.0e})"
+        )
 
 
 @dataclass(frozen=True)
@@ -28,6 +61,14 @@ class QualityReport:
     nan_share: dict[str, float] = field(default_factory=dict)
     ignored_columns: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    empty_sensors: list[str] = field(default_factory=list)
+    """Sensors without a single value in the file."""
+    out_of_range: list[OutOfRange] = field(default_factory=list)
+
+    @property
+    def unusable_sensors(self) -> list[str]:
+        """Sensors whose every value was out of range (e.g. only inf): nothing left to use."""
+        return [o.sensor for o in self.out_of_range if self.nan_share.get(o.sensor) == 1.0]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,6 +76,7 @@ class QualityReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QualityReport:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["out_of_range"] = [OutOfRange(**o) for o in known.get("out_of_range", [])]
         return cls(**known)
 
 

@@ -230,6 +230,9 @@ def test_excel_with_asset(workspace, tmp_path):
         (["2024/03/13 08:00", "2024/03/13 08:01"], datetime(2024, 3, 13, 8)),
         (["13-Mar-2024 08:00:00", "13-Mar-2024 08:01:00"], datetime(2024, 3, 13, 8)),
         (["2024-03-13T10:00:00+02:00", "2024-03-13T10:01:00+02:00"], datetime(2024, 3, 13, 8)),
+        (["2024-03-13 08:00:00 UTC", "2024-03-13 08:01:00 UTC"], datetime(2024, 3, 13, 8)),
+        # a zone that changes (summer time) is still a zone on every row: converted row by row
+        (["2024-03-31 01:59:00+01:00", "2024-03-31 03:00:00+02:00"], datetime(2024, 3, 31, 0, 59)),
         (["1710316800", "1710316860"], datetime(2024, 3, 13, 8)),
         (["1710316800000", "1710316860000"], datetime(2024, 3, 13, 8)),
         # ambiguous day/month: the reading in which time runs forward wins
@@ -337,6 +340,11 @@ def test_a_bad_cell_in_a_later_sheet_is_named_by_sheet_and_row(workspace, tmp_pa
     assert _snapshot(workspace) == before, "nothing half-written"
 
 
+def _parquet_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
+    frame.to_parquet(tmp_path / "x.parquet")
+    return (tmp_path / "x.parquet").read_bytes()
+
+
 def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
     frame.to_excel(tmp_path / "x.xlsx", index=False)
     return (tmp_path / "x.xlsx").read_bytes()
@@ -345,6 +353,8 @@ def _excel_bytes(tmp_path: Path, frame: pd.DataFrame) -> bytes:
 GOOD = "".join(f"{t},{i}\n" for i, t in enumerate(minutes(3)))
 LONG_MIXED = "time,a,b\n" + "".join(f"{t},{i},1\n" for i, t in enumerate(minutes(30_000)))
 """30,000 clean rows: more than DuckDB's sniffer samples, so what follows is only seen on load."""
+ZONED = "time,a,b\n" + "".join(f"{t}+01:00,{i},1\n" for i, t in enumerate(minutes(30_000)))
+EPOCH = "time,a\n" + "".join(f"{1704067200 + 60 * i},{i}\n" for i in range(30_000))
 BIG = "time,machine,a\n" + "".join(f"{t},M1,{i}\n" for i, t in enumerate(minutes(15_000)))
 """More than the head of the file that decides encoding and missing-value markers."""
 assert len(BIG) > HEAD_BYTES
@@ -381,6 +391,37 @@ BAD_INPUTS = [
     ("bad time cell", "t.csv", "time,a\n13/01/2024 10:00,1\n14/01/2024 10:00,2\n32/13/2024 x,3\n",
      "time column 'time' has '32/13/2024 x' on line 4"),
     ("bad time past the sample", "t.csv", LONG_MIXED + "not a time,1,2\n", "on line 30002"),
+    ("zone from row 50", "z.csv", "time,a\n" + "".join(
+        f"{t}{'+05:00' if i >= 50 else ''},{i}\n" for i, t in enumerate(minutes(200))),
+     "'2024-01-01 00:50:00+05:00' on line 52 with a time zone, but the rows above it have none"),
+    ("zone past the sample", "z.csv", LONG_MIXED + "2024-02-01 00:00:00+05:00,1,2\n",
+     "on line 30002 with a time zone"),
+    ("zone named past the sample", "z.csv", LONG_MIXED + "2024-02-01 00:00:00 CET,1,2\n",
+     "on line 30002 with a time zone"),
+    ("naive among zoned times", "z.csv", "time,a\n2024-01-01 00:00+01:00,1\n2024-01-01 00:01,2\n",
+     "'2024-01-01 00:01' on line 3 with no time zone, but the rows above it have one"),
+    ("naive past zoned sample", "z.csv", ZONED + "2024-02-01 00:00:00,1,2\n",
+     "on line 30002 with no time zone"),
+    ("epoch seconds, then milliseconds", "e.csv", "time,a\n" + "".join(
+        f"{1704067200 + 60 * i}{'000' if i >= 100 else ''},{i}\n" for i in range(200)),
+     "'1704073200000' on line 102, which is not in epoch seconds like the first rows"),
+    ("epoch milliseconds past the sample", "e.csv", EPOCH + "1705867200000,1\n",
+     "'1705867200000' on line 30002, which is not in epoch seconds"),
+    ("every sensor empty", "e.csv", "time,a,b\n" + "".join(f"{t},,\n" for t in minutes(5)),
+     "has no sensor with a usable value: 'a' is empty, 'b' is empty"),
+    ("the only sensor empty", "e.csv", "time,e\n" + "".join(f"{t},\n" for t in minutes(5)),
+     "'e' is empty. There is nothing to detect on"),
+    ("the only sensor inf", "i.parquet", lambda p: _parquet_bytes(p, pd.DataFrame(
+        {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "e": [float("inf")] * 4})),
+     "'e' holds only out-of-range values"),
+    ("5,000 assets", "a.csv", "time,asset,a\n" + "".join(
+        f"{t},A{i},1\n" for t in minutes(2) for i in range(5000)),
+     "the asset column 'asset' names 5,000 assets in its first 20,480 rows, and a dataset "
+     "holds at most 1,000"),
+    ("1,100 assets, the last past the sample", "a.csv", "time,machine,a\n" + "".join(
+        f"{t},M{i % 500 if i < 25_000 else 500 + i % 600},1\n"
+        for i, t in enumerate(minutes(30_000))),
+     "the asset column 'machine' names 1,100 assets, and a dataset holds at most 1,000"),
     ("headerless", "x.csv", "2024-01-01 00:00,1.5\n2024-01-01 00:01,2\n", "looks like data"),
     ("not utf-8 past the start", "x.csv", BIG.encode() + b"2024-03-01 00:00:00,M\xe9,1\n",
      "line 15002 is not valid UTF-8"),
@@ -448,8 +489,10 @@ def test_failed_ingest_leaves_connection_usable(workspace, tmp_path):
 # --- command line ------------------------------------------------------------------------------
 
 
-def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _cli(
+    *args: str, env_extra: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     return subprocess.run(
         [sys.executable, "-m", "core", *args], capture_output=True, text=True, cwd=ROOT,
         env=env, timeout=60, **kwargs,
@@ -475,6 +518,38 @@ def test_cli_bad_file_is_one_line_and_exit_2(tmp_path, content, fragment):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: bad.csv")
     assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "cells", "stored"),
+    [
+        ("naive", ["2024-07-01 12:00:00", "2024-07-01 12:01:00"], ["2024-07-01 12:00:00"]),
+        ("zoned", ["2024-07-01 14:00:00+02:00", "2024-07-01 14:01:00+02:00"],
+         ["2024-07-01 12:00:00"]),
+        ("mixed", ["2024-07-01 12:00:00", "2024-07-01 14:01:00+02:00"], None),
+    ],
+)  # fmt: skip
+def test_cli_stores_the_same_times_whatever_the_machine_time_zone(tmp_path, name, cells, stored):
+    """Naive times as written, zoned ones in UTC, a mix refused: never the server's zone."""
+    path = write(tmp_path, f"{name}.csv", "time,a\n" + "".join(f"{c},{i}\n" for i, c in
+                                                               enumerate(cells)))  # fmt: skip
+    outcomes = []
+    for tz in ("UTC", "America/New_York", "Asia/Tokyo"):
+        db = tmp_path / f"{name}-{tz.replace('/', '_')}.duckdb"
+        done = _cli("ingest", str(path), "--db", str(db), env_extra={"TZ": tz})
+        con = store.open_workspace(db)
+        try:
+            times = [str(r[0]) for d in store.list_datasets(con) for r in rows(con, d)]
+        finally:
+            con.close()
+        outcomes.append((done.returncode, done.stderr, times))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    returncode, stderr, times = outcomes[0]
+    if stored is None:
+        assert returncode == 2 and "line 3 with a time zone" in stderr and times == []
+    else:
+        assert returncode == 0, stderr
+        assert times[:1] == stored
 
 
 def test_cli_workspace_locked_by_another_process(tmp_path):

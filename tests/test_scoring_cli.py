@@ -13,6 +13,7 @@ import pytest
 from tests.test_features import toy_plant
 
 ROOT = Path(__file__).resolve().parents[1]
+SENSORS = ["speed", "flow", "pressure", "current", "temp", "vibration"]
 
 
 def _run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -47,7 +48,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "missing_sensor": data.drop(columns=["temp"]).to_csv(index=False),
         "bad_time": data.assign(timestamp="yesterday").to_csv(index=False),
         "short_train": train.iloc[:60].to_csv(index=False),  # an hour: warm-up eats half
+        "all_empty": data.assign(**{s: np.nan for s in SENSORS}).to_csv(index=False),
+        "empty_sensor": data.assign(flow=np.nan).to_csv(index=False),
+        "dup_train": train.to_csv(index=False).replace("vibration", "speed", 1),
+        "mixed_zone": data.assign(  # a zone from row 601 on: its first rows' zone is unknown
+            timestamp=[t + ("+05:00" if i >= 600 else "") for i, t in enumerate(data["timestamp"])]
+        ).to_csv(index=False),
     }
+    for value in ("1e300", "inf", ""):  # one absurd cell, and the same cell empty
+        cells = data.astype({"flow": object})
+        cells.iloc[300, cells.columns.get_loc("flow")] = value
+        bad[f"flow_{value or 'empty'}"] = cells.to_csv(index=False)
     for name, text in bad.items():
         (folder / f"{name}.csv").write_text(text)
         paths[name] = folder / f"{name}.csv"
@@ -104,6 +115,20 @@ def test_threshold_quantile_and_detector_options(
         ("train", "extra_sensor", [], "sensors the training file lacks: torque"),
         ("train", "missing_sensor", [], "lacks sensor columns: temp"),
         ("train", "bad_time", [], "not a timestamp: 'yesterday'"),
+        ("train", "mixed_zone", [], "(data row 601) with a time zone, but the rows above it"),
+        ("train", "all_empty", [], "no usable value (empty or out of range) in sensor columns"),
+        (
+            "train",
+            "empty_sensor",
+            [],
+            "no usable value (empty or out of range) in sensor columns: flow.",
+        ),
+        (
+            "dup_train",
+            "data",
+            [],
+            "The training file has two columns named 'speed' (number 2 and 7)",
+        ),
         ("train", "data", ["--detector", "magic"], "Unknown detector 'magic'"),
         ("train", "data", ["--threshold-quantile", "1.5"], "must be in (0.5, 1). Got 1.5"),
         ("short_train", "data", [], "only 30 can be learnt from"),
@@ -125,6 +150,28 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     assert message in lines[0]
     assert not out.exists()
     assert not list(files["folder"].glob(f".{out.name}.*"))  # no temp file left either
+
+
+@pytest.mark.parametrize("value", ["1e300", "inf"])
+def test_one_absurd_cell_scores_like_an_empty_one_and_is_reported(
+    files: dict[str, Path], value: str
+) -> None:
+    """One 1e300 used to flag every later row (scores 1e4-1e5); it is now a missing reading."""
+    runs = {}
+    for cell in (value, "empty"):
+        out = files["folder"] / f"out_flow_{cell}.csv"
+        done = _run("--train", files["train"], "--data", files[f"flow_{cell}"], "--out", out)
+        assert done.returncode == 0, done.stderr
+        runs[cell] = (done.stderr, pd.read_csv(out))
+    stderr, scored = runs[value]
+    when = pd.read_csv(files["data"], dtype=str)["timestamp"].iloc[300]
+    assert f"data file: out-of-range values, treated as missing: 'flow': 1 from {when}" in stderr
+    assert f"e.g. {float(value):g}" in stderr
+    assert "out-of-range" not in runs["empty"][0]
+    empty = runs["empty"][1]
+    assert (scored["is_anomaly"] == empty["is_anomaly"]).all()
+    assert np.allclose(scored["score"], empty["score"])
+    assert empty["is_anomaly"].mean() < 0.05  # the fault's rows, not everything after the cell
 
 
 @pytest.mark.parametrize("role", ["train", "data"])

@@ -36,12 +36,14 @@ from core.detect.windows import (
     STAT_ROWS,
     ewma,
     fft_bands,
+    out_of_range_limits,
     past_median_baseline,
     robust_center_scale,
     rolling_stats,
     rolling_sum,
     thin,
     window_counts,
+    without_out_of_range,
 )
 from core.errors import ConfigError, DataError
 from core.types import ASSET, TS
@@ -247,6 +249,8 @@ class FeatureBuilder:
 
         order, pieces = _segments(train)
         raw = train[self.sensors_].to_numpy(dtype=np.float64)[order]
+        self.value_limit_ = out_of_range_limits(raw)
+        raw, _ = without_out_of_range(raw, self.value_limit_)
         mask = mask[order]
         usable = mask & np.isfinite(raw).all(axis=1)
         self.center_, self.scale_ = robust_center_scale(raw[usable] if usable.any() else raw)
@@ -300,7 +304,11 @@ class FeatureBuilder:
         return [s for s in self.sensors_ if FAST_SENSOR_HINT.search(str(s))]
 
     def _scaled(self, raw: np.ndarray) -> np.ndarray:
-        """Robust z of raw values; gaps are carried forward (then back, then the median)."""
+        """Robust z of raw values; gaps and out-of-range readings (one 1e300 would swamp every
+        rolling sum after it) are carried forward (then back, then the median)."""
+        limit = getattr(self, "value_limit_", None)  # None: a model saved before the limits
+        if limit is not None:
+            raw, _ = without_out_of_range(raw, limit)
         z = (raw - self.center_) / self.scale_
         if np.isnan(z).any():
             z = pd.DataFrame(z).ffill().bfill().fillna(0.0).to_numpy()

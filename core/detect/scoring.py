@@ -9,9 +9,11 @@ column is optional). The output has exactly one row per DATA row, in DATA's orde
 
 from __future__ import annotations
 
+import csv
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,10 @@ import pandas as pd
 
 from core.detect.detectors.registry import make_detector
 from core.detect.model import AnomalyModel, check_threshold_quantile
+from core.detect.windows import out_of_range_limits, without_out_of_range
 from core.errors import ConfigError, DataError
-from core.types import ASSET, TS
+from core.store.staging import ZONE_PATTERN
+from core.types import ASSET, TS, OutOfRange
 
 TIME_NAMES = ("timestamp", "ts", "time", "datetime", "date", "date_time", "time_stamp")
 """Column names taken as the time column, case-insensitively, before trying to parse others."""
@@ -56,9 +60,18 @@ def _find_time_column(sample: pd.DataFrame, role: str) -> str:
     )
 
 
-def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.Series]:
-    """A wide CSV as a frame with ``ts`` (parsed), optional ``asset``, numeric sensors; plus the
-    original timestamp strings."""
+@dataclass(frozen=True)
+class WideCsv:
+    """A wide CSV read for scoring: ``ts`` (parsed), optional ``asset`` and numeric sensors with
+    out-of-range readings left empty; the timestamps as written; what was left out."""
+
+    frame: pd.DataFrame
+    original_ts: pd.Series
+    out_of_range: list[OutOfRange]
+
+
+def read_wide_csv(path: str | os.PathLike, role: str) -> WideCsv:
+    """Read, check and clean one wide CSV (every problem a `DataError` naming the file)."""
     path = Path(path)
     _check_file(path, role)
     try:
@@ -67,13 +80,14 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     if sample.empty:
         raise DataError(f"The {role} file {str(path)!r} has a header but no rows.")
+    _check_unique_names(path, role)
     time_col = _find_time_column(sample, role)
     try:
         frame = pd.read_csv(path, dtype={time_col: str})
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     original = frame[time_col]
-    parsed = pd.to_datetime(original, errors="coerce", format="mixed")
+    parsed = _parse_times(original, time_col, role)
     if parsed.isna().any():
         first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(
@@ -98,7 +112,61 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> tuple[pd.DataFrame, pd.
     if TS in frame.columns:
         raise DataError(f"The {role} file has a column named {TS!r} besides its time column.")
     frame.insert(0, TS, parsed)
-    return frame, original
+    return WideCsv(frame, original, _clear_out_of_range(frame, original))
+
+
+def _check_unique_names(path: Path, role: str) -> None:
+    """pandas renames a repeated column ('speed' -> 'speed.1'): refuse it by its real name."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        names = [n.strip() for n in next(csv.reader(handle), [])]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in seen:
+            raise DataError(
+                f"The {role} file has two columns named {name!r} (number {seen[name] + 1} and "
+                f"{i + 1}). Column names must be unique: rename one."
+            )
+        seen[name] = i
+
+
+def _clear_out_of_range(frame: pd.DataFrame, original_ts: pd.Series) -> list[OutOfRange]:
+    """Leave out-of-range readings (inf, 1e300: `out_of_range_limit`) empty, in place; what was
+    left out, per sensor, with the first such row's time as written."""
+    sensors = _sensors(frame)
+    if not sensors:
+        return []
+    values = frame[sensors].to_numpy(dtype=np.float64)
+    limits = out_of_range_limits(values)
+    cleaned, bad = without_out_of_range(values, limits)
+    found = []
+    for j in np.flatnonzero(bad.any(axis=0)):
+        rows = np.flatnonzero(bad[:, j])
+        sensor = sensors[j]
+        found.append(
+            OutOfRange(sensor, len(rows), str(original_ts.iloc[rows[0]]),
+                       f"{values[rows[0], j]:g}", float(limits[j]))
+        )  # fmt: skip
+        frame[sensor] = cleaned[:, j]
+    return found
+
+
+def _parse_times(text: pd.Series, column: str, role: str) -> pd.Series:
+    """Times as naive datetimes: zoned ones in UTC, naive ones as written; a file mixing the two
+    is refused at the first row that breaks the format (the zone of the others is unknown)."""
+    given = text.notna().to_numpy()
+    zoned = text.str.contains(ZONE_PATTERN, regex=True, na=False).to_numpy()
+    breaks = np.flatnonzero(given & (zoned != zoned[np.argmax(given)]))  # the first time decides
+    if len(breaks):
+        first = int(breaks[0])
+        has, other = ("a", "none") if zoned[first] else ("no", "one")
+        raise DataError(
+            f"Column {column!r} of the {role} file has {text.iloc[first]!r} (data row {first + 1}) "
+            f"with {has} time zone, but the rows above it have {other}. Times must all carry a "
+            "zone or none."
+        )
+    if not zoned.any():
+        return pd.to_datetime(text, errors="coerce", format="mixed")
+    return pd.to_datetime(text, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
 
 
 def _sensors(frame: pd.DataFrame) -> list[str]:
@@ -124,8 +192,8 @@ def score_files(
                 f"--out is the {role} file {str(source)!r}: writing there would overwrite it. "
                 "Choose another output file."
             )
-    train, _ = read_wide_csv(train_path, "training")
-    data, original_ts = read_wide_csv(data_path, "data")
+    train_csv, data_csv = read_wide_csv(train_path, "training"), read_wide_csv(data_path, "data")
+    train, data = train_csv.frame, data_csv.frame
     train_sensors, data_sensors = _sensors(train), _sensors(data)
     if not train_sensors:
         raise DataError("The training file has no sensor columns.")
@@ -139,7 +207,16 @@ def score_files(
         raise DataError(f"The data file lacks sensor columns: {', '.join(map(str, missing))}.")
     if train[train_sensors].notna().sum().min() == 0:
         empty = [s for s in train_sensors if train[s].notna().sum() == 0]
-        raise DataError(f"Training sensor columns with no values: {', '.join(map(str, empty))}.")
+        raise DataError(
+            f"Training sensor columns with no usable value (empty or out of range): "
+            f"{', '.join(map(str, empty))}."
+        )
+    data_empty = [s for s in train_sensors if data[s].notna().sum() == 0]
+    if data_empty:  # scored at its training median it breaks every coupling: all rows flagged
+        raise DataError(
+            "The data file has no usable value (empty or out of range) in sensor columns: "
+            f"{', '.join(map(str, data_empty))}. Fill them, or drop them from both files."
+        )
 
     model = AnomalyModel(
         detector=detector, params=params, threshold_quantile=threshold_quantile
@@ -147,7 +224,7 @@ def score_files(
     result = model.score(data)
     out = pd.DataFrame(
         {
-            "timestamp": original_ts.to_numpy(),
+            "timestamp": data_csv.original_ts.to_numpy(),
             "score": result.frame["score"].to_numpy(),
             "is_anomaly": result.frame["is_anomaly"].to_numpy().astype(np.int8),
         }
@@ -155,11 +232,16 @@ def score_files(
     _write_atomic(out, Path(out_path))
     n_flag = int(out["is_anomaly"].sum())
     seconds = time.perf_counter() - started
-    return (
+    lines = [
         f"Scored {len(out):,} rows with {detector!r} ({len(train_sensors)} sensors, trained on "
         f"{len(train):,} rows): {n_flag:,} flagged ({n_flag / len(out):.2%}); wrote "
         f"{out_path} in {seconds:.1f} s"
-    )
+    ]
+    for role, read in (("training", train_csv), ("data", data_csv)):
+        if read.out_of_range:
+            cells = "; ".join(o.describe() for o in read.out_of_range)
+            lines.append(f"warning: {role} file: out-of-range values, treated as missing: {cells}.")
+    return "\n".join(lines)
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.types import out_of_range_limit
+
 EPS = 1e-9
 STAT_ROWS = 100_000
 """Robust statistics (medians, quantiles) are taken on at most this many evenly spaced rows."""
@@ -16,6 +18,24 @@ STAT_ROWS = 100_000
 def thin(a: np.ndarray, limit: int = STAT_ROWS) -> np.ndarray:
     """Evenly spaced rows of ``a``, at most ``limit``: robust statistics do not need them all."""
     return a if len(a) <= limit else a[:: int(np.ceil(len(a) / limit))]
+
+
+def out_of_range_limits(a: np.ndarray) -> np.ndarray:
+    """Per column, the |value| beyond which a reading is out of range (`out_of_range_limit` of
+    the larger of |10th| and |90th| percentile of its finite values)."""
+    finite = thin(np.where(np.isfinite(a), a, np.nan))
+    typical = []
+    for column in finite.T:
+        column = column[~np.isnan(column)]
+        q = np.quantile(column, [0.1, 0.9], method="lower") if len(column) else None
+        typical.append(None if q is None else float(np.abs(q).max()))
+    return np.array([out_of_range_limit(t) for t in typical])
+
+
+def without_out_of_range(a: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` with out-of-range readings (inf included) as NaN, and where they were."""
+    bad = ~np.isnan(a) & ~(np.abs(a) <= limits)
+    return (np.where(bad, np.nan, a) if bad.any() else a), bad
 
 
 def robust_center_scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

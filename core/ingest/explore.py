@@ -80,18 +80,25 @@ def quality_items(info: DatasetInfo) -> list[tuple[str, str]]:
         ("Duplicate timestamps", f"{q.n_duplicate_timestamps:,}"),
         ("Gaps", f"{q.n_gaps:,}{gap if q.n_gaps else ''}"),
         ("Out-of-order rows", f"{q.n_non_monotonic:,}"),
+        ("Out-of-range values (treated as missing)",
+         "; ".join(o.describe() for o in q.out_of_range) or "none"),
+        ("Empty sensors", ", ".join(q.empty_sensors + q.unusable_sensors) or "none"),
         ("Constant sensors", ", ".join(q.constant_sensors) or "none"),
         ("Ignored columns", ", ".join(q.ignored_columns) or "none"),
-    ]
+    ]  # fmt: skip
 
 
 def sensor_quality_table(info: DatasetInfo) -> pd.DataFrame:
-    """One row per sensor: share of missing values and whether it never changes."""
-    constant = set(info.quality.constant_sensors)
+    """One row per sensor: share of missing values, out-of-range readings (counted in the
+    missing share), and whether it never changes."""
+    q = info.quality
+    constant = set(q.constant_sensors)
+    out_of_range = {o.sensor: o.count for o in q.out_of_range}
     return pd.DataFrame(
         {
             "sensor": info.sensors,
-            "missing": [info.quality.nan_share.get(s, 0.0) for s in info.sensors],
+            "missing": [q.nan_share.get(s, 0.0) for s in info.sensors],
+            "out of range": [out_of_range.get(s, 0) for s in info.sensors],
             "constant": [s in constant for s in info.sensors],
         }
     )

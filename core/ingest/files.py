@@ -152,12 +152,21 @@ def _open_csv(con, path: Path, head: bytes, display: str, all_markers: bool) -> 
     names = _header_names(lines[dialect.skip], dialect, display)
     unnamed = {s for n, (s, _) in zip(names, dialect.columns, strict=True) if not n.strip()}
     columns = [
-        (name if name.strip() else sniffed, kind)
+        (name if name.strip() else sniffed, _text_if_iso_time(kind, dialect))
         for name, (sniffed, kind) in zip(names, dialect.columns, strict=True)
     ]
     dialect = replace(dialect, columns=columns)
     source = sql.csv_source(path, dialect)
     return SourceFile(display, "csv", path, source, columns, dialect, unnamed)
+
+
+def _text_if_iso_time(kind: str, dialect: CsvDialect) -> str:
+    """ISO times are read as text: DuckDB's typed read drops a zone that first appears past its
+    sample, or reads naive times in the machine's zone; as text every row is checked
+    (`staging.time_expression`). Times in a sniffed format stay typed: that read is strict."""
+    if kind in ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE") and not dialect.timestamp_format:
+        return "VARCHAR"
+    return kind
 
 
 def _missing_markers(lines: list[str], delim: str | None) -> tuple[str, ...]:

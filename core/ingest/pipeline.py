@@ -30,11 +30,34 @@ from core.ingest.files import (
     open_file,
     read_head,
 )
-from core.ingest.roles import Plan, check_sensor_names, choose_labels, plan_columns, raise_bad_time
+from core.ingest.roles import (
+    MAX_ASSETS,
+    Plan,
+    check_sensor_names,
+    choose_labels,
+    plan_columns,
+    raise_bad_time,
+    too_many_assets,
+)
 from core.store import staging as sql
 from core.store.staging import Source
-from core.store.staging_quality import column_stats, count_repeated_keys, step_stats
-from core.types import ASSET, DEFAULT_ASSET, TS, DatasetInfo, QualityReport
+from core.store.staging_quality import (
+    ColumnStats,
+    column_stats,
+    count_repeated_keys,
+    out_of_range_cells,
+    step_stats,
+    typical_magnitudes,
+)
+from core.types import (
+    ASSET,
+    DEFAULT_ASSET,
+    TS,
+    DatasetInfo,
+    OutOfRange,
+    QualityReport,
+    out_of_range_limit,
+)
 
 
 @dataclass(frozen=True)
@@ -251,11 +274,21 @@ def _drop_missing_times(con, f: SourceFile, source: Source, plan: Plan, table: s
 def _quality(con, f: SourceFile, table: str, plan: Plan, layout: str, long_counts: tuple[int, int]):
     """The quality report; sorts a wide table when time went backwards or assets interleave."""
     stats = column_stats(con, table, plan.sensors)
-    if stats.not_finite:
-        sql.null_non_finite(con, table, stats.not_finite)
-        stats = column_stats(con, table, plan.sensors)
     if stats.n_rows == 0:
         raise DataError(f"{f.display} has no data rows: there is nothing to load.")
+    if len(stats.assets) > MAX_ASSETS:  # past the rows the asset column was judged on
+        raise too_many_assets(f.display, plan.asset or "", len(stats.assets))
+    stats, out_of_range = _clear_out_of_range(con, table, stats, plan.sensors)
+    unusable = {o.sensor for o in out_of_range} & set(stats.empty)
+    if len(stats.empty) == len(plan.sensors):
+        raise DataError(
+            f"{f.display} has no sensor with a usable value: "
+            + ", ".join(
+                f"{s!r} holds only out-of-range values" if s in unusable else f"{s!r} is empty"
+                for s in plan.sensors
+            )
+            + ". There is nothing to detect on."
+        )
     series = (ASSET,) if len(stats.assets) > 1 else ()
     steps = step_stats(con, table, series)
     repeats, backwards = long_counts
@@ -274,11 +307,32 @@ def _quality(con, f: SourceFile, table: str, plan: Plan, layout: str, long_count
         largest_gap_seconds=steps.largest_gap,
         n_non_monotonic=backwards,
         constant_sensors=stats.constant,
+        empty_sensors=[s for s in stats.empty if s not in unusable],
+        out_of_range=out_of_range,
         nan_share={s: (stats.n_rows - n) / stats.n_rows for s, n in stats.value_counts.items()},
         ignored_columns=plan.ignored,
         notes=plan.notes,
     )
     return quality, stats, steps
+
+
+def _clear_out_of_range(
+    con, table: str, stats: ColumnStats, sensors: list[str]
+) -> tuple[ColumnStats, list[OutOfRange]]:
+    """Count the readings that are no measurement (inf, 1e300: `out_of_range_limit`), then leave
+    them and NaN empty, so no detector statistic ever sees them. Stats after, and the counts."""
+    typical = typical_magnitudes(con, table, list(stats.ranges), stats.n_rows)
+    limits = {s: out_of_range_limit(m) for s, m in typical.items()}
+    suspects = {
+        s: limits[s]
+        for s, (low, high) in stats.ranges.items()
+        if not -limits[s] <= low <= high <= limits[s]  # NaN fails every comparison
+    }
+    if not suspects:
+        return stats, []
+    found = out_of_range_cells(con, table, suspects)
+    sql.null_out_of_range(con, table, suspects)
+    return column_stats(con, table, sensors), found
 
 
 def _warnings(q: QualityReport) -> list[str]:
@@ -291,6 +345,18 @@ def _warnings(q: QualityReport) -> list[str]:
             f"{q.n_gaps:,} gaps longer than twice the sampling interval "
             f"(largest {q.largest_gap_seconds:,.0f} s)."
         )
+    if q.out_of_range:
+        out.append(
+            "Out-of-range values, treated as missing: "
+            + "; ".join(o.describe() for o in q.out_of_range)
+            + "."
+        )
+    if q.unusable_sensors:
+        out.append(
+            f"Sensors with no usable value (all out of range): {', '.join(q.unusable_sensors)}."
+        )
+    if q.empty_sensors:
+        out.append(f"Empty sensors (no value): {', '.join(q.empty_sensors)}.")
     if q.constant_sensors:
         out.append(f"Constant sensors (no signal): {', '.join(q.constant_sensors)}.")
     sparse = [f"{s} ({share:.0%})" for s, share in q.nan_share.items() if 0.5 <= share < 1]

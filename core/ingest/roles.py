@@ -27,6 +27,8 @@ from core.types import RESERVED_COLUMNS
 SAMPLE_ROWS = 20_480
 """Rows profiled to decide the role of unclear columns (as many as DuckDB's sniffer samples)."""
 MAX_ASSETS = 1_000
+"""Assets a dataset may hold (each gets its own model). An asset column naming more is refused:
+merging them into one asset would mix their readings."""
 TIME_FAMILIES = [
     ["%Y/%m/%d %H:%M:%S.%f", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d"],
     ["%d/%m/%Y %H:%M:%S.%f", "%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y"],
@@ -62,10 +64,6 @@ def _is_numeric(kind: str) -> bool:
     return kind in NUMERIC_TYPES or kind.startswith("DECIMAL")
 
 
-def _named_first(columns: list[str], test) -> list[str]:
-    return sorted(columns, key=lambda c: not test(c))
-
-
 def plan_columns(con, f: SourceFile) -> Plan:
     """Decide the role of each column from its type, its name and the first rows."""
     types = {n: t for n, t in f.columns if n not in f.unnamed}
@@ -81,7 +79,7 @@ def plan_columns(con, f: SourceFile) -> Plan:
         )
     plan = Plan(time=_pick_time(con, f, native, text, epoch, profiles))
     if types[plan.time.column] == "TIMESTAMP WITH TIME ZONE" or plan.time.kind == "text_tz":
-        plan.notes.append(f"Times in {plan.time.column!r} carry a UTC offset: stored in UTC.")
+        plan.notes.append(f"Times in {plan.time.column!r} carry a time zone: stored in UTC.")
     if plan.time.kind == "formats" and _ambiguous(profiles[plan.time.column]):
         order = "day/month" if plan.time.formats == tuple(TIME_FAMILIES[DAY_FIRST]) else "month/day"
         plan.notes.append(f"Dates in {plan.time.column!r} could be day/month or month/day: "
@@ -123,7 +121,7 @@ def _used(plan: Plan) -> set[str]:
 
 def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
     """Asset, then long layout (tag + value), then sensors; mixed text columns are refused."""
-    plan.asset = _named_asset(text, numeric, profiles)
+    plan.asset = _named_asset(text, numeric, profiles, f.display)
     row_ids = [c for c in numeric if c != plan.asset and c in profiles and is_asset_name(c)]
     numeric = [c for c in numeric if c != plan.asset and c not in row_ids]
     text = [c for c in text if c != plan.asset]
@@ -147,15 +145,31 @@ def _pick_roles(con, f, plan, text, numeric, profiles) -> None:
         plan.notes.append(f"Ignored {', '.join(map(repr, row_ids))}: it looks like a row number.")
 
 
-def _named_asset(text, numeric, profiles) -> str | None:
-    """A text column named like an asset, or an integer one that repeats (not a row number)."""
+def _named_asset(text, numeric, profiles, display: str) -> str | None:
+    """A text column named like an asset, or an integer one that repeats (not a row number).
+
+    One that repeats but names more than `MAX_ASSETS` is refused: merged into one asset its
+    assets' readings would interleave. One that never repeats past that count ids rows.
+    """
     for col in [c for c in text if is_asset_name(c)] + numeric:
         p = profiles.get(col)
-        if p is None or not is_asset_name(col) or p.n_distinct > MAX_ASSETS:
+        if p is None or not is_asset_name(col):
             continue
-        if col in text or p.n_distinct < p.n_values:
+        row_id = p.n_distinct == p.n_values
+        if p.n_distinct > MAX_ASSETS and not row_id:
+            raise too_many_assets(display, col, p.n_distinct, f" in its first {SAMPLE_ROWS:,} rows")
+        if p.n_distinct <= MAX_ASSETS and (col in text or not row_id):
             return col
     return None
+
+
+def too_many_assets(display: str, column: str, count: int, within: str = "") -> DataError:
+    """The refusal of an asset column naming more than `MAX_ASSETS`."""
+    return DataError(
+        f"{display}: the asset column {column!r} names {count:,} assets{within}, and a dataset "
+        f"holds at most {MAX_ASSETS:,} (each gets its own model). Split the file by asset, or rename the "
+        "column if it is not an asset id, and load again."
+    )
 
 
 def _pick_long(plan: Plan, text: list[str], numeric: list[str]) -> bool:
@@ -176,21 +190,22 @@ def _splits_time(con, f: SourceFile, plan: Plan, col: str, p: sql.ColumnProfile)
 
 
 def _pick_time(con, f: SourceFile, native, text, epoch, profiles) -> TimeSpec:
-    """The time column: a typed one, else text in a known format, else epoch numbers."""
-    if native:
-        col = _named_first(native, is_time_name)[0]
-        kind = "tz" if "TIME ZONE" in dict(f.columns)[col] else "native"
-        return TimeSpec(col, kind)
-    for col in _named_first(text, is_time_name):
-        spec = _text_time(con, f, col, profiles[col])
-        if spec is not None:
-            return spec
+    """The time column: a typed one or text in a known format (those named like time first;
+    CSV reads ISO times as text), else epoch numbers."""
+    for named in (True, False):
+        typed = [c for c in native if is_time_name(c) == named]
+        if typed:
+            kind = "tz" if "TIME ZONE" in dict(f.columns)[typed[0]] else "native"
+            return TimeSpec(typed[0], kind)
+        for col in [c for c in text if is_time_name(c) == named]:
+            spec = _text_time(con, f, col, profiles[col])
+            if spec is not None:
+                return spec
     for col in epoch:
         p = profiles[col]
-        if p.n_values and p.minimum >= 1e8 and p.maximum < 1e10:
-            return TimeSpec(col, "epoch_s")
-        if p.n_values and p.minimum >= 1e11 and p.maximum < 1e13:
-            return TimeSpec(col, "epoch_ms")
+        for kind, (low, high) in sql.EPOCH_RANGES.items():
+            if p.n_values and low <= p.first < high:
+                return TimeSpec(col, kind)  # the first time decides; others out of range refused
     shown = ", ".join(repr(n) for n, _ in f.columns[:8])
     numbers = ", ".join(map(repr, epoch))
     hint = f" ({numbers}: numbers, but not epoch seconds or milliseconds)" if epoch else ""
@@ -205,8 +220,8 @@ def _text_time(con, f: SourceFile, col: str, p: sql.ColumnProfile) -> TimeSpec |
     """The format every sampled cell of a text column parses with, or None."""
     if not p.n_values:
         return None
-    if p.n_iso == p.n_values:
-        return TimeSpec(col, "text_tz" if p.n_offset == p.n_values else "text")
+    if p.n_iso == p.n_values:  # the first time decides: a zone on all rows, or on none
+        return TimeSpec(col, "text_tz" if p.first_zoned else "text")
     full = [i for i, n in enumerate(p.n_by_family) if n == p.n_values]
     if not full:
         best = max([p.n_iso, *p.n_by_family])
@@ -235,13 +250,30 @@ def _family_spec(col: str, p: sql.ColumnProfile) -> TimeSpec:
 
 
 def raise_bad_time(con, f: SourceFile, source: Source, spec: TimeSpec) -> None:
+    """Refuse the first time cell that does not parse, saying how it breaks the file's format."""
     found = sql.first_unparsed_time(con, source, spec)
-    if found is not None:
-        row, value = found
+    if found is None:
+        return
+    row, value, iso = found
+    where = f"{spec.column!r} has {value!r} on {f.where(row)}"
+    if iso and spec.kind in ("text", "text_tz"):
+        has, other = ("a", "none") if spec.kind == "text" else ("no", "one")
         raise DataError(
-            f"{f.display}: the time column {spec.column!r} has {value!r} on {f.where(row)}, which "
-            "is not a timestamp in the format of the other rows. Fix or remove that row."
+            f"{f.display}: the time column {where} with {has} time zone, but the rows above it "
+            f"have {other}. Times must all carry a zone (stored in UTC) or none (stored as "
+            "written): Vigil does not guess the zone of the others. Fix the file and load again."
         )
+    if spec.kind in sql.EPOCH_RANGES:
+        where = f"{spec.column!r} has {value.removesuffix('.0')!r} on {f.where(row)}"
+        unit = "seconds" if spec.kind == "epoch_s" else "milliseconds"
+        raise DataError(
+            f"{f.display}: the time column {where}, which is not in epoch {unit} like the first "
+            "rows (every time of a file must be in one unit). Fix or remove that row."
+        )
+    raise DataError(
+        f"{f.display}: the time column {where}, which is not a timestamp in the format of the "
+        "other rows. Fix or remove that row."
+    )
 
 
 def _check_plan(plan: Plan, display: str) -> None:

@@ -20,8 +20,13 @@ from core.types import ASSET, TS
 MISSING_MARKERS = ("NA", "N/A", "n/a", "#N/A", "NULL", "null", "None", "-", "#DIV/0!", "#VALUE!")
 """Cell texts that mean "no value". Only those seen in a file are given to DuckDB: each one
 costs time on every cell. NaN and inf need none: they parse as numbers and are nulled after."""
-OFFSET_PATTERN = r"\d:\d\d.*(Z|[+-]\d\d(:?\d\d)?)$"
-"""A clock time followed by a UTC offset: such text is converted to UTC."""
+ZONE_PATTERN = r"\d:\d\d.*(?:[A-Za-z]|[+-]\d\d(?::?\d\d)?)\s*$"
+"""A clock time followed by a zone (Z, +05:00, -0500, UTC, Europe/Berlin): such text is converted
+to UTC. A file's times all carry one or none (`time_expression`): naive times are stored as
+written, and a naive time among zoned ones has no zone Vigil could honestly assume."""
+EPOCH_RANGES = {"epoch_s": (1e8, 1e10), "epoch_ms": (1e11, 1e13)}
+"""Numbers read as epoch seconds or milliseconds (1973 to 2286). A number outside its file's
+range (e.g. milliseconds among seconds) is not a time of that file and is refused."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +77,11 @@ class ColumnProfile:
     bad_value: str | None = None
     bad_row: int | None = None
     n_iso: int = 0
-    n_offset: int = 0
+    first_zoned: bool | None = None
+    """Whether the first ISO time of the column carries a zone: the whole file must then."""
     n_by_family: list[int] = field(default_factory=list)
-    minimum: float | None = None
-    maximum: float | None = None
+    first: float | None = None
+    """The first value of a numeric column (an epoch column's unit is decided by it)."""
 
 
 def _csv_options(dialect: CsvDialect) -> tuple[str, list[Any]]:
@@ -191,9 +197,10 @@ def _text_profile_exprs(col: str, families: list[list[str]]) -> tuple[list[str],
         f"arg_min({c}, __vigil_row) FILTER (WHERE {bad})",
         f"min(__vigil_row) FILTER (WHERE {bad})",
         f"count(TRY_CAST({c} AS TIMESTAMP))",
-        f"count(*) FILTER (WHERE regexp_matches({c}, ?))",
+        f"arg_min(regexp_matches({c}, ?), __vigil_row) FILTER (WHERE TRY_CAST({c} AS TIMESTAMP) "
+        "IS NOT NULL)",
     ]
-    params: list[Any] = [OFFSET_PATTERN]
+    params: list[Any] = [ZONE_PATTERN]
     for family in families:
         exprs.append(f"count(try_strptime({c}, ?))")
         params.append(family)
@@ -216,7 +223,8 @@ def profile_sample(
         params += more_params
     for col in numeric_columns:
         c = quote_ident(col)
-        exprs += [f"count({c})", f"count(DISTINCT {c})", f"min({c})::DOUBLE", f"max({c})::DOUBLE"]
+        first = f"arg_min({c}, __vigil_row) FILTER (WHERE {c} IS NOT NULL)::DOUBLE"
+        exprs += [f"count({c})", f"count(DISTINCT {c})", first]
     sample, sample_params = _sample(source, limit)
     row = con.execute(
         f"SELECT {', '.join(exprs)} FROM {sample}", params + sample_params
@@ -227,31 +235,48 @@ def profile_sample(
         v = row[i : i + width]
         profiles[col] = ColumnProfile(
             n_values=v[0], n_numeric=v[1], n_distinct=v[2], bad_value=v[3], bad_row=v[4],
-            n_iso=v[5], n_offset=v[6], n_by_family=list(v[7:]),
+            n_iso=v[5], first_zoned=v[6], n_by_family=list(v[7:]),
         )  # fmt: skip
         i += width
     for col in numeric_columns:
-        v = row[i : i + 4]
-        profiles[col] = ColumnProfile(n_values=v[0], n_distinct=v[1], minimum=v[2], maximum=v[3])
-        i += 4
+        v = row[i : i + 3]
+        profiles[col] = ColumnProfile(n_values=v[0], n_distinct=v[1], first=v[2])
+        i += 3
     return profiles
 
 
 def time_expression(spec: TimeSpec) -> tuple[str, list[Any]]:
-    """SQL turning the time column into a naive UTC TIMESTAMP (NULL where text does not parse)."""
+    """SQL turning the time column into a naive UTC TIMESTAMP (NULL where text does not parse).
+
+    Never depends on the session's time zone: zoned text is converted with its own zone, naive
+    text is kept as written, and a cell that breaks the file's format (a zone where the file has
+    none or the other way round, an epoch number out of its range) is NULL, so the load refuses
+    it by row (`first_unparsed_time`).
+    """
     c = quote_ident(spec.column)
     if spec.kind == "native":
         return f"CAST({c} AS TIMESTAMP)", []
     if spec.kind == "tz":
         return f"timezone('UTC', {c})", []
     if spec.kind == "text":
-        return f"TRY_CAST({c} AS TIMESTAMP)", []
+        return f"CASE WHEN NOT regexp_matches({c}, ?) THEN TRY_CAST({c} AS TIMESTAMP) END", [
+            ZONE_PATTERN
+        ]
     if spec.kind == "text_tz":
-        return f"timezone('UTC', TRY_CAST({c} AS TIMESTAMPTZ))", []
+        return (
+            f"CASE WHEN regexp_matches({c}, ?) THEN timezone('UTC', TRY_CAST({c} AS TIMESTAMPTZ)) "
+            "END",
+            [ZONE_PATTERN],
+        )
     if spec.kind == "formats":
         return f"try_strptime({c}, ?)", [list(spec.formats)]
     scale = {"epoch_s": 1_000_000, "epoch_ms": 1_000}[spec.kind]
-    return f"make_timestamp(CAST(round({c} * {scale}) AS BIGINT))", []
+    low, high = EPOCH_RANGES[spec.kind]
+    return (
+        f"CASE WHEN {c} >= ? AND {c} < ? THEN make_timestamp(CAST(round({c} * {scale}) AS BIGINT)) "
+        "END",
+        [low, high],
+    )
 
 
 def count_time_reversals(
@@ -289,17 +314,19 @@ def time_splits_by(
 
 def first_unparsed_time(
     con: duckdb.DuckDBPyConnection, source: Source, spec: TimeSpec
-) -> tuple[int, str] | None:
-    """Row number and text of the first time cell that is not empty and does not parse."""
+) -> tuple[int, str, bool] | None:
+    """Row number and text of the first time cell that is not empty and does not parse, and
+    whether that text is an ISO time by itself (then only its zone breaks the file's format)."""
     expr, params = time_expression(spec)
     c = quote_ident(spec.column)
     row = con.execute(
-        f"SELECT __vigil_row, CAST(raw AS VARCHAR) FROM (SELECT row_number() OVER () AS "
+        f"SELECT __vigil_row, text, TRY_CAST(text AS TIMESTAMP) IS NOT NULL FROM (SELECT "
+        f"__vigil_row, CAST(raw AS VARCHAR) AS text FROM (SELECT row_number() OVER () AS "
         f"__vigil_row, {c} AS raw, {expr} AS t FROM {source.sql}) "
-        "WHERE raw IS NOT NULL AND t IS NULL ORDER BY __vigil_row LIMIT 1",
+        "WHERE raw IS NOT NULL AND t IS NULL ORDER BY __vigil_row LIMIT 1)",
         params + list(source.params),
     ).fetchall()
-    return (int(row[0][0]), row[0][1]) if row else None
+    return (int(row[0][0]), row[0][1], bool(row[0][2])) if row else None
 
 
 def _select_parts(
@@ -393,11 +420,14 @@ def delete_missing_time(con: duckdb.DuckDBPyConnection, table: str) -> None:
     con.execute(f"DELETE FROM {quote_ident(table)} WHERE {quote_ident(TS)} IS NULL")
 
 
-def null_non_finite(con: duckdb.DuckDBPyConnection, table: str, sensors: list[str]) -> None:
-    """NaN and inf become NULL, so every missing value looks the same to SQL and to detectors."""
-    for sensor in sensors:
+def null_out_of_range(con: duckdb.DuckDBPyConnection, table: str, limits: dict[str, float]) -> None:
+    """NaN and readings beyond each sensor's limit (inf included) become NULL, so every missing
+    value looks the same to SQL and to detectors."""
+    for sensor, limit in limits.items():
         c = quote_ident(sensor)
-        con.execute(f"UPDATE {quote_ident(table)} SET {c} = NULL WHERE NOT isfinite({c})")
+        con.execute(
+            f"UPDATE {quote_ident(table)} SET {c} = NULL WHERE isnan({c}) OR abs({c}) > ?", [limit]
+        )
 
 
 def sort_readings(con: duckdb.DuckDBPyConnection, table: str) -> None:

@@ -29,6 +29,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -175,6 +176,16 @@ def simulate(seed: int, rows: int, rounds: int, per_round: int, folder: Path) ->
     return curve
 
 
+def over_plants(seeds: list[int], one: Callable[[int, Path], list[dict]]) -> pd.DataFrame:
+    """The rows of ``one(seed, folder)`` for every seed, each plant in a scratch folder."""
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for seed in seeds:
+            print(f"== seed {seed}", flush=True)
+            rows += one(seed, Path(folder))
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[201, 202, 203, 204, 205, 206])
@@ -182,12 +193,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=5)
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        for seed in args.seeds:
-            print(f"== seed {seed}", flush=True)
-            rows += simulate(seed, args.rows, args.rounds, args.per_round, Path(folder))
-    table = pd.DataFrame(rows)
+    table = over_plants(
+        args.seeds,
+        lambda seed, folder: simulate(seed, args.rows, args.rounds, args.per_round, folder),
+    )
     base = table[table["round"] == 0].set_index("seed")["f1"]
     table["gain"] = table["f1"] - table["seed"].map(base)
     pd.set_option("display.width", 140)

@@ -49,6 +49,7 @@ from real_data import (  # noqa: E402
 from core.detect.detectors.registry import DETECTORS  # noqa: E402
 from core.detect.features import FeatureConfig  # noqa: E402
 from core.detect.model import AnomalyModel  # noqa: E402
+from core.synth.ageing import aged  # noqa: E402
 from core.synth.demo import generate_plant  # noqa: E402
 from core.types import ASSET, TS  # noqa: E402
 
@@ -169,15 +170,12 @@ def drifting_plants(
         n: {"fa": 0.0, "normal": 0, "found": 0, "faults": 0} for n in names
     }
     for seed in seeds:
-        plant = generate_plant(seed=seed, rows_per_asset=DRIFT_ROWS)
-        for asset, frame in plant.readings.groupby(ASSET, sort=False):
-            frame = frame.sort_values(TS).reset_index(drop=True)
-            sensors = [c for c in frame.columns if c not in (TS, ASSET)]
-            train = frame.iloc[:train_rows]
-            ramp = np.clip((np.arange(len(frame)) - train_rows) / (len(frame) - train_rows), 0, 1)
-            spread = (train[sensors].quantile(0.75) - train[sensors].quantile(0.25)) / 1.349
-            drifted = frame.copy()
-            drifted[sensors] += np.outer(ramp, drift * spread.to_numpy())
+        plant = aged(generate_plant(seed=seed, rows_per_asset=DRIFT_ROWS), train_rows, drift)
+        for asset, drifted in plant.readings.groupby(ASSET, sort=False):
+            drifted = drifted.reset_index(drop=True)
+            frame = drifted[[TS, ASSET]]
+            sensors = [c for c in drifted.columns if c not in (TS, ASSET)]
+            train = drifted.iloc[:train_rows]
             faults = plant.faults[plant.faults[ASSET] == asset]
             stops = plant.machine_off[plant.machine_off[ASSET] == asset]
             inside = _within(frame[TS], faults)

@@ -76,7 +76,13 @@ with retrain_tab, st.form("learn_retrain"):
     budget = left.number_input("At most alarms a day", 0.1, 1000.0, 5.0, 0.5, key="learn_budget")
     semi = right.toggle("Semi-supervised model when enough labels", True, key="learn_semi")
     margin = right.number_input("Margin around confirmed (samples)", 0, 10_000, 60, key="learn_m")
-    taught = left.toggle("Train on false alarms as normal data", key="learn_fa")
+    taught = left.toggle(
+        "Train on false alarms as normal data",
+        key="learn_fa",
+        help="For a model that floods (trained on too little, or before the plant changed): "
+        "the stretches you called false alarms become normal data. On aged demo plants 10 "
+        "verdicts cut false alarms 25-500x (bench/bench_learning_flood.py).",
+    )
     if labels_now.empty:
         st.caption("Retraining needs at least one label: review events on **Triage** first.")
     if st.form_submit_button(

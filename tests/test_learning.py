@@ -101,9 +101,9 @@ def test_retraining_excludes_confirmed_anomalies_from_the_rows_used(workspace, m
     seen = {}
     original = learning.AnomalyModel.fit
 
-    def spy(self, train, progress=None, exclude=None):
+    def spy(self, train, progress=None, exclude=None, taught=None):
         seen["train"] = train[~exclude].copy()  # the rows the detector learns from
-        return original(self, train, progress=progress, exclude=exclude)
+        return original(self, train, progress=progress, exclude=exclude, taught=taught)
 
     monkeypatch.setattr(learning.AnomalyModel, "fit", spy)
     config = learning.RetrainConfig(info.id, margin_samples=30)
@@ -251,8 +251,8 @@ def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):
     monkeypatch.setattr(
         learning.AnomalyModel,
         "fit",
-        lambda self, train, progress=None, exclude=None: (
-            seen.append(train[~exclude]) or original(self, train, progress, exclude)
+        lambda self, train, progress=None, exclude=None, taught=None: (
+            seen.append(train[~exclude]) or original(self, train, progress, exclude, taught)
         ),
     )
     plain = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
@@ -263,6 +263,28 @@ def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):
     assert taught.training["n_false_alarm_rows"] == 131, "the stretch and 60 samples each side"
     assert set(p2[p2 >= at(270)]) == {at(m) for m in range(540, 671)}
     assert taught.metrics["not_graded"] == [plain.label_ids[0]], "the label outside the window"
+
+
+def test_taught_rows_are_learnt_without_lifting_the_alarm_line():
+    """False alarms taught as normal are a mode the training window never saw: held out in the
+    line's time blocks, each scored high and lifted the line until real faults went silent."""
+    frame = toy_frame(assets=("p1",), n=900, walk=0.0, faults=[("p1", 300, 314, "temp", 4.0)])
+    step = 3.0 * np.arange(1, len(SENSORS) + 1)
+    frame.loc[600:699, SENSORS] += step  # two operating points the window never saw,
+    frame.loc[800:899, SENSORS] -= step  # each called normal by an analyst
+    train, extra = frame.iloc[:250], pd.concat([frame.iloc[600:700], frame.iloc[800:900]])
+    both = pd.concat([train, extra], ignore_index=True)
+    taught = np.r_[np.zeros(len(train), dtype=bool), np.ones(len(extra), dtype=bool)]
+    window = AnomalyModel().fit(train)
+    learned = AnomalyModel().fit(both, taught=taught)
+    line = {n: m.pipelines_["p1"].threshold for n, m in (("window", window), ("taught", learned))}
+    assert line["taught"] < 1.2 * line["window"], line  # held out: 1.5x here, 60x on a plant
+    scored = learned.score(frame).frame
+    taught_rows = np.r_[620:700, 820:900]  # past the features' warm-up into each mode
+    assert scored["is_anomaly"].to_numpy()[taught_rows].mean() < 0.05, "taught modes are normal"
+    assert scored["is_anomaly"].iloc[300:315].any(), "a fault in the known mode still alarms"
+    with pytest.raises(DataError, match="taught has 2 flags for 450 training rows"):
+        AnomalyModel().fit(both, taught=np.zeros(2, dtype=bool))
 
 
 def test_excluded_rows_are_not_learned_from_and_must_match_the_frame():

@@ -174,17 +174,22 @@ class AnomalyModel:
         train: pd.DataFrame,
         progress: Progress | None = None,
         exclude: np.ndarray | None = None,
+        taught: np.ndarray | None = None,
     ) -> AnomalyModel:
         """Learn one pipeline per asset of ``train`` (``ts``, optional ``asset``, sensors).
 
         ``exclude`` (per row of ``train``) marks rows not to learn from, e.g. confirmed
         anomalies: they stay in the frame so rolling features around them see contiguous time,
-        but neither scaling, detector nor alarm line learns from them.
+        but neither scaling, detector nor alarm line learns from them. ``taught`` marks rows
+        from outside the training window that an analyst called normal (false alarms): always
+        learnt from, never held out when the alarm line is drawn (see `_held_out_scores`).
         """
         frame = prepare_frame(train)
         skip = np.zeros(len(frame), dtype=bool) if exclude is None else np.asarray(exclude, bool)
-        if len(skip) != len(frame):
-            raise DataError(f"exclude has {len(skip)} flags for {len(frame)} training rows.")
+        extra = np.zeros(len(frame), dtype=bool) if taught is None else np.asarray(taught, bool)
+        for name, flags in (("exclude", skip), ("taught", extra)):
+            if len(flags) != len(frame):
+                raise DataError(f"{name} has {len(flags)} flags for {len(frame)} training rows.")
         self.sensors_ = numeric_sensors(frame)
         if not self.sensors_:
             raise DataError("The training data has no numeric sensor columns.")
@@ -192,21 +197,23 @@ class AnomalyModel:
         self.pipelines_: dict[str, AssetPipeline] = {}
         for i, (asset, rows) in enumerate(groups.items()):
             _report(progress, i / (len(groups) + 1), f"Fitting {asset}")
-            self.pipelines_[asset] = self._fit_pipeline(frame.iloc[rows], skip[rows])
+            self.pipelines_[asset] = self._fit_pipeline(frame.iloc[rows], skip[rows], extra[rows])
         if len(groups) == 1:
             self.pooled_ = next(iter(self.pipelines_.values()))
         else:
             _report(progress, len(groups) / (len(groups) + 1), "Fitting the pooled fallback")
             head = np.concatenate([r[:_POOLED_ROWS_PER_ASSET] for r in groups.values()])
-            self.pooled_ = self._fit_pipeline(frame.iloc[head], skip[head])
+            self.pooled_ = self._fit_pipeline(frame.iloc[head], skip[head], extra[head])
         first = next(iter(self.pipelines_.values()))
         self.interval_seconds_ = first.features.interval_seconds_
         _report(progress, 1.0, "Fitted")
         return self
 
-    def _fit_pipeline(self, sub: pd.DataFrame, skip: np.ndarray) -> AssetPipeline:
+    def _fit_pipeline(
+        self, sub: pd.DataFrame, skip: np.ndarray, taught: np.ndarray
+    ) -> AssetPipeline:
         """Features and detector for one asset's (or the pooled) training rows, not learning
-        from ``skip`` rows."""
+        from ``skip`` rows; ``taught`` rows are never held out."""
         asset = sub[ASSET].iloc[0]
         if (~skip).sum() < MIN_TRAIN_ROWS:
             raise DataError(
@@ -233,7 +240,7 @@ class AnomalyModel:
             )
         detector = make_detector(self.detector, **self.params).fit(X[usable])
         raw = np.full(len(sub), np.nan)
-        raw[usable] = self._held_out_scores(X, usable, sub, detector)
+        raw[usable] = self._held_out_scores(X, usable, sub, detector, taught[usable])
         # The line reads the whole window, skipped rows scored too: the quantile rule is built
         # to shrug off a few % of anomalies, so removing labelled ones leaves the alarm load
         # alone (measured: calibrating on the cleaned rows alone tripled one asset's false
@@ -258,6 +265,7 @@ class AnomalyModel:
         usable: np.ndarray,
         sub: pd.DataFrame,
         detector: BaseDetector,
+        taught: np.ndarray,
     ) -> np.ndarray:
         """Training scores for the alarm line, for the ``usable`` rows.
 
@@ -268,17 +276,27 @@ class AnomalyModel:
         rows each row is scored instead by a detector fitted without its contiguous time block
         (blocked cross-validation), which is what the line will face. Longer windows use the
         in-sample scores, where the two agree and the refits would only cost time.
+
+        ``taught`` rows (per usable row) are in every fold's fit and scored in-sample: an
+        analyst said they are normal, and held out, each block of them is a mode no other block
+        knows, whose scores lifted the line 60-fold and silenced real faults (measured on an
+        aged demo plant: 15 faults found became 6).
         """
         n = int(usable.sum())
         if n >= HELD_OUT_ROWS or n < 10 * HELD_OUT_FOLDS:
             return detector.training_scores(X[usable])
-        order = np.argsort(sub[TS].to_numpy()[usable], kind="stable")
-        rows = np.flatnonzero(usable)[order]
+        Xu = X[usable]
         out = np.empty(n)
-        for block in np.array_split(np.arange(n), HELD_OUT_FOLDS):
+        out[taught] = detector.score(Xu[taught])
+        window = np.flatnonzero(~taught)
+        if len(window) < 10 * HELD_OUT_FOLDS:
+            out[window] = detector.score(Xu[window])
+            return out
+        order = window[np.argsort(sub[TS].to_numpy()[usable][window], kind="stable")]
+        for block in np.array_split(order, HELD_OUT_FOLDS):
             rest = np.setdiff1d(np.arange(n), block, assume_unique=True)
-            refit = make_detector(self.detector, **self.params).fit(X[rows[rest]])
-            out[order[block]] = refit.score(X[rows[block]])
+            refit = make_detector(self.detector, **self.params).fit(Xu[rest])
+            out[block] = refit.score(Xu[block])
         return out
 
     def _line(self, smoothed: np.ndarray, med: float) -> float:

@@ -200,6 +200,7 @@ def retrain(
         pd.concat([train, extra], ignore_index=True),
         progress=lambda f, m: report(0.05 + 0.35 * f, m),
         exclude=np.r_[owner >= 0, np.zeros(len(extra), dtype=bool)],
+        taught=np.r_[np.zeros(len(train), dtype=bool), np.ones(len(extra), dtype=bool)],
     )
     model = LearnedModel(base, weight=CLASSIFIER_WEIGHT)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))

@@ -296,6 +296,13 @@ def load_demo(
 ) -> DatasetInfo:
     """Generate the demo plant and store it with its ground truth, all or nothing."""
     plant = generate_plant(seed=seed, n_assets=n_assets, rows_per_asset=rows_per_asset)
+    return store_plant(con, plant, (name or "").strip() or f"Demo plant (seed {seed})", seed)
+
+
+def store_plant(
+    con: duckdb.DuckDBPyConnection, plant: DemoPlant, name: str, seed: int, note: str = ""
+) -> DatasetInfo:
+    """Store a generated plant (readings, faults as ground truth) as a dataset, all or nothing."""
     frame, faults = plant.readings, plant.faults
     sensors = [c for c in frame.columns if c not in (TS, ASSET)]
     interval = (frame[TS].iloc[1] - frame[TS].iloc[0]).total_seconds()  # rows are asset-major
@@ -304,10 +311,11 @@ def load_demo(
     notes = [
         f"Synthetic plant (seed {seed}): {len(faults)} injected faults ({kinds}) stored as "
         f"ground truth; the pumps also stop {len(plant.machine_off)} times, which is normal."
+        + (f" {note}" if note else "")
     ]
     info = DatasetInfo(
         id=dataset_id,
-        name=store.unique_dataset_name(con, (name or "").strip() or f"Demo plant (seed {seed})"),
+        name=store.unique_dataset_name(con, name),
         table_name=store.readings_table_name(dataset_id),
         source_file=f"demo:seed={seed}",
         sha256=frame_sha256(frame),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -188,3 +189,33 @@ def test_the_load_data_page_appends_and_says_what_it_found(workspace, plant, tmp
     con = store.open_workspace(path)
     assert store.get_dataset(con, info.id).n_rows == 12_000
     con.close()
+
+
+def test_two_sessions_appending_the_same_batch_add_it_once(workspace, plant, tmp_path):
+    """Two app sessions (cursors on one connection, as the app runs them) press Append on the
+    same file at once: one batch lands, the other is refused as overlapping, never doubled."""
+    con, info, run = workspace
+    path = _batch_csv(tmp_path, _part(plant, False))
+    outcomes: list[object] = []
+    start = threading.Barrier(2)
+
+    def session() -> None:
+        cursor = con.cursor()
+        start.wait()
+        try:
+            outcomes.append(append_batch(cursor, info.id, path))
+        except Exception as exc:  # what the page would show
+            outcomes.append(exc)
+        finally:
+            cursor.close()
+
+    threads = [threading.Thread(target=session) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    errors = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], DataError), outcomes
+    assert "not after the dataset's last reading" in str(errors[0])
+    assert store.get_dataset(con, info.id).n_rows == 12_000
+    assert store.get_run(con, run.id)["n_scores"] == run.n_scores + 4_000

@@ -9,6 +9,7 @@ leaves the dataset, its runs and their queues as they were.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,6 +37,10 @@ REFERENCE_ROWS = 5_000
 """Training rows kept to compare a batch with, when the model keeps no sample of its own."""
 
 Progress = Callable[[float, str], None]
+_ONE_APPEND = threading.Lock()
+"""Appends in this process take turns: two sessions pressing Append on one file at once got
+DuckDB's "Conflict on update" for the second; in turn, it sees the first batch and is refused
+as overlapping. (Another process cannot write the workspace at the same time at all.)"""
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,17 @@ def append_batch(
     Raises `DataError` when there is no model yet, the file's sensors or assets differ from the
     dataset's, or its readings do not all come after the dataset's last ones per asset.
     """
-    report = progress or (lambda f, m: None)
+    with _ONE_APPEND:
+        return _append(con, dataset_id, path, source_name, progress or (lambda f, m: None))
+
+
+def _append(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    path: Path,
+    source_name: str | None,
+    report: Progress,
+) -> BatchResult:
     target = store.get_dataset(con, dataset_id)
     run_id = versions.run_in_use(con, dataset_id)
     if run_id is None:

@@ -259,9 +259,7 @@ def test_a_model_that_does_not_reproduce_the_run_says_so(demo_runs, monkeypatch)
     monkeypatch.setattr(pipe, "threshold", pipe.center + 2 * (pipe.threshold - pipe.center))
     scores = runs.run_scores(con, run.id, asset="P-101")
     expl = explain.explain_points(con, run.id, scores[scores["score"] > 0.5].head(20))
-    assert any(
-        "re-fitted" in note and "describe the re-fitted model" in note for note in expl.notes
-    )
+    assert any("stored scores" in note and "as it scores today" in note for note in expl.notes)
 
 
 def _share(hits: list[bool]) -> float:

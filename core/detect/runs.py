@@ -2,7 +2,8 @@
 
 A run is reproducible and comparable: it records its dataset, assets, detector, parameters,
 training window, threshold, library versions and (where ground truth exists) its evaluation,
-together with every score and event, all stored in one transaction.
+together with every score and event and its fitted model (skops, `core.detect.model_file`), all
+stored in one transaction.
 
 What the Detect page's form offers lives in `core.detect.run_options`, what its chart shows in
 `core.detect.run_chart`; both build on this module, never the reverse.
@@ -10,7 +11,6 @@ What the Detect page's form offers lives in `core.detect.run_options`, what its 
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +26,7 @@ from core.detect.detectors.registry import AUTO_MEMBERS, make_detector
 from core.detect.evaluation import evaluate
 from core.detect.events import extract_events
 from core.detect.model import AnomalyModel, check_threshold_quantile
+from core.detect.model_file import dump_fitted, library_versions, load_fitted
 from core.errors import ConfigError, DataError
 from core.types import ASSET, TS, DatasetInfo
 
@@ -37,7 +38,6 @@ MIN_TRAINING_ROWS = 50
 ALARM_LINE = 1.0
 """Scores are stored divided by their asset's threshold, so on every asset 1.0 is the alarm line
 (the raw per-asset thresholds are kept in the run for reproducibility)."""
-VERSIONED_PACKAGES = ("vigil", "scikit-learn", "numpy", "pandas", "duckdb")
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,6 @@ class RunSummary:
         record = asdict(self)
         record["training"] = self.training.to_dict()
         return record
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a run's numbers depend on, for reproducing it later."""
-    versions = {}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "unknown"
-    return versions
 
 
 # --- validation -------------------------------------------------------------------------------
@@ -368,7 +357,7 @@ def execute_run(
         versions=library_versions(),
         evaluation=evaluation,
     )
-    store.save_run(con, summary.to_record(), result.frame, events)
+    store.save_run(con, summary.to_record(), result.frame, events, dump_fitted(model))
     report(1.0, f"Done: {len(events)} events in {duration:.1f} s")
     return summary
 
@@ -387,6 +376,13 @@ def get_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:
     if record is None:
         raise DataError(f"There is no run #{run_id} in this workspace.")
     return RunSummary.from_record(record)
+
+
+def run_model(con: duckdb.DuckDBPyConnection, run_id: int) -> AnomalyModel | None:
+    """The fitted model a run stored (trust- and format-checked), or None for a run stored
+    before runs kept their models."""
+    data = store.read_run_model(con, run_id)
+    return None if data is None else load_fitted(data)
 
 
 def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> RunSummary:

@@ -1,11 +1,11 @@
-"""The fitted model behind a stored run, for explaining it: re-fitted deterministically, kept warm.
+"""The fitted model behind a stored run, for explaining it: the one the run stored, kept warm.
 
-Runs store their settings, scores and events but not their fitted model. Fitting is
-deterministic (same training rows, same seeds), so the model is re-fitted from the run's stored
-config, through the same `runs.prepare` the run used. Every explanation re-scores its points with
-the re-fitted model and compares with the run's stored scores: if code or data changed since the
-run, it says so. Fitted models are kept in this process (a small LRU), since an analyst usually
-opens several events of one run.
+Runs store their fitted model (skops, trust- and format-checked on load), so an explanation
+describes exactly the model that scored. Runs stored before models were kept are re-fitted from
+their stored config through the same `runs.prepare` the run used (fitting is deterministic: same
+training rows, same seeds), and say so. Every explanation re-scores its points and compares with
+the run's stored scores: if code or data changed since the run, it says so. Models are kept in
+this process (a small LRU), since an analyst usually opens several events of one run.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
+import pandas as pd
 
 from core import store
 from core.detect import runs
@@ -66,7 +67,7 @@ def fitted_run(
     progress: Progress | None = None,
     limits: ExplainLimits = DEFAULT_LIMITS,
 ) -> FittedRun:
-    """The run's model, re-fitted from its stored config on first use and cached in-process."""
+    """The run's stored model (re-fitted for a run stored without one), cached in-process."""
     run = runs.get_run(con, run_id)
     info = store.get_dataset(con, run.dataset_id)
     key = (run.id, info.sha256, run.created_at, limits)
@@ -79,28 +80,40 @@ def fitted_run(
             if key in _CACHE:
                 return _CACHE[key]
         started = time.perf_counter()
-        what = f"Re-fitting run #{run.id}'s model once, for all its assets"
-        if progress is not None:
-            progress(0.0, f"{what} ({run.training.describe()})")
         _, _, train, _ = runs.prepare(con, run_config(run))
-        model = AnomalyModel(
-            detector=run.detector,
-            params=dict(run.params) or None,
-            threshold_quantile=run.threshold_quantile,
-        ).fit(
-            train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}")
-        )
+        if progress is not None:
+            progress(0.0, f"Loading run #{run.id}'s model")
+        model, notes = runs.run_model(con, run.id), []
+        if model is None:
+            model = _refit(run, train, progress)
+            notes.append(
+                f"Run #{run.id} was stored before runs kept their fitted model: its model was "
+                "re-fitted from the run's settings for this explanation."
+            )
         fitted = FittedRun(
             run,
             info,
             ModelExplainer(model, train, limits),
             round(time.perf_counter() - started, 3),
+            notes,
         )
     with _CACHE_LOCK:
         _CACHE[key] = fitted
         while len(_CACHE) > MAX_MODELS:
             _CACHE.popitem(last=False)
     return fitted
+
+
+def _refit(run: runs.RunSummary, train: pd.DataFrame, progress: Progress | None) -> AnomalyModel:
+    """The model of a run stored without one, fitted again from its settings."""
+    what = f"Re-fitting run #{run.id}'s model once, for all its assets"
+    if progress is not None:
+        progress(0.0, f"{what} ({run.training.describe()})")
+    return AnomalyModel(
+        detector=run.detector,
+        params=dict(run.params) or None,
+        threshold_quantile=run.threshold_quantile,
+    ).fit(train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}"))
 
 
 def clear_models() -> None:

@@ -272,7 +272,7 @@ def _explain_rows(
 
 
 def _fidelity_notes(fitted: FittedRun, rows: pd.DataFrame, rescored: np.ndarray) -> list[str]:
-    """A note when the re-fitted model does not reproduce the run's stored scores."""
+    """A note when the model explained does not reproduce the run's stored scores."""
     stored = rows["score"].to_numpy(dtype=np.float64)
     compared = np.isfinite(stored) & (stored > 0)  # off, restart and sub-median rows score 0
     if not compared.any():
@@ -282,9 +282,9 @@ def _fidelity_notes(fitted: FittedRun, rows: pd.DataFrame, rescored: np.ndarray)
     if gap <= 1e-6 * max(1.0, float(np.max(np.abs(stored[compared])))):
         return []
     return [
-        f"The model re-fitted from run #{fitted.run.id}'s settings scores these points up to "
-        f"{gap:.3g} away from the run's stored scores (code, libraries or data changed since "
-        "the run): the explanations describe the re-fitted model."
+        f"Run #{fitted.run.id}'s model now scores these points up to {gap:.3g} away from the "
+        "run's stored scores (code, libraries or data changed since the run): the explanations "
+        "describe the model as it scores today."
     ]
 
 

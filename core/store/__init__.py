@@ -65,6 +65,7 @@ from core.store.runs import (
     list_runs,
     next_run_id,
     read_events,
+    read_run_model,
     read_run_scores,
     save_run,
 )
@@ -110,6 +111,7 @@ __all__ = [
     "read_modes",
     "read_promotions",
     "read_readings",
+    "read_run_model",
     "read_run_scores",
     "read_version_model",
     "readings_table_name",

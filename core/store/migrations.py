@@ -245,6 +245,14 @@ def m006_label_heads(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m007_run_models(con: duckdb.DuckDBPyConnection) -> None:
+    """Each run's fitted model as skops bytes, apart from `runs` so listing runs never reads it."""
+    con.execute(
+        "CREATE TABLE run_models (run_id INTEGER PRIMARY KEY, model_sha256 VARCHAR NOT NULL, "
+        "model_bytes BIGINT NOT NULL, model BLOB NOT NULL)"
+    )
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
@@ -254,6 +262,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (4, "explanations", m004_explanations),
     (5, "models", m005_models),
     (6, "label_heads", m006_label_heads),
+    (7, "run_models", m007_run_models),
 ]
 
 

@@ -7,6 +7,7 @@ not row by row.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import suppress
 from datetime import datetime
@@ -191,12 +192,25 @@ def save_run(
     record: dict[str, Any],
     scores: pd.DataFrame,
     events: pd.DataFrame,
+    model: bytes | None = None,
 ) -> None:
-    """Store a whole run (record, scores, events) all or nothing."""
+    """Store a whole run (record, scores, events and its fitted model's bytes) all or nothing."""
     with transaction(con):
         insert_run(con, record)
         insert_run_scores(con, record["id"], scores)
         insert_events(con, record["id"], events)
+        if model is not None:
+            con.execute(
+                "INSERT INTO run_models (run_id, model_sha256, model_bytes, model) "
+                "VALUES (?, ?, ?, ?)",
+                [record["id"], hashlib.sha256(model).hexdigest(), len(model), model],
+            )
+
+
+def read_run_model(con: duckdb.DuckDBPyConnection, run_id: int) -> bytes | None:
+    """The skops bytes of a run's fitted model, or None (runs stored before models were kept)."""
+    row = con.execute("SELECT model FROM run_models WHERE run_id = ?", [run_id]).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def _row_to_record(row: tuple) -> dict[str, Any]:
@@ -237,6 +251,7 @@ def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
     """Remove a run with its scores, events and cached explanations, all or nothing."""
     with transaction(con):
         con.execute("DELETE FROM explanations WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM run_models WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM events WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM run_scores WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM runs WHERE id = ?", [run_id])
@@ -247,6 +262,7 @@ def delete_runs_of_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int) -> N
     transaction)."""
     ids = "SELECT id FROM runs WHERE dataset_id = ?"
     con.execute(f"DELETE FROM explanations WHERE run_id IN ({ids})", [dataset_id])
+    con.execute(f"DELETE FROM run_models WHERE run_id IN ({ids})", [dataset_id])
     con.execute(f"DELETE FROM events WHERE run_id IN ({ids})", [dataset_id])
     con.execute(f"DELETE FROM run_scores WHERE run_id IN ({ids})", [dataset_id])
     con.execute("DELETE FROM runs WHERE dataset_id = ?", [dataset_id])

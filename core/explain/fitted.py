@@ -36,7 +36,7 @@ _FIT_LOCK = threading.Lock()  # two cores: never fit two models at once
 
 @dataclass
 class FittedRun:
-    """A run, its dataset and an explainer over the re-fitted model."""
+    """A run, its dataset and an explainer over its model."""
 
     run: runs.RunSummary
     info: DatasetInfo

@@ -328,7 +328,7 @@ def explain_event(
 ) -> Explanation:
     """Contributions at the points of one event and some context before and after it.
 
-    Cached: the first call computes (re-fitting the run's model if this process has not yet)
+    Cached: the first call computes (loading the run's model if this process has not yet)
     and stores; later calls read the workspace. ``progress(fraction, message)`` reports.
     """
     scope = event_scope(event_id)

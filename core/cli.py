@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,retrain}`.
+"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,export-model,retrain}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -83,6 +83,22 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from core.errors import ConfigError
+
+    if args.model is not None:
+        if args.train is not None or args.save_model is not None:
+            raise ConfigError(
+                "--model scores with a saved model: leave out --train and --save-model."
+            )
+        if args.data is None or args.out is None:
+            raise ConfigError("--model needs --data (a file, folder or glob) and --out.")
+        return _score_with_model(args)
+    if args.workers is not None or args.scheduler is not None:
+        raise ConfigError("--workers and --scheduler score with a saved model: add --model FILE.")
+    if args.train is None:
+        raise ConfigError(
+            "Give --train TRAIN.csv to fit a model, or --model FILE to use a saved one."
+        )
     from core.detect import score_files
     from core.detect.detectors.registry import params_from_text
 
@@ -93,8 +109,41 @@ def _cmd_score(args: argparse.Namespace) -> int:
         detector=args.detector,
         threshold_quantile=args.threshold_quantile,
         params=params_from_text(args.detector, args.param),
+        save_model=args.save_model,
     )
     print(summary, file=sys.stderr)
+    return 0
+
+
+def _score_with_model(args: argparse.Namespace) -> int:
+    from core.detect.fleet import score_with_model
+    from core.errors import DataError
+    from core.learn.model_files import load_any
+
+    path = args.model
+    if not path.is_file():
+        raise DataError(f"The model file {str(path)!r} does not exist.")
+    model = load_any(path.read_bytes())
+    summary = score_with_model(
+        model, args.data, args.out, workers=args.workers, scheduler=args.scheduler
+    )
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def _cmd_export_model(args: argparse.Namespace) -> int:
+    from core import store
+    from core.detect.scoring import write_bytes_atomic
+    from core.learn.versions import export_model
+
+    con = store.open_workspace(args.db)
+    try:
+        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        data, what = export_model(con, info.id, args.version)
+    finally:
+        con.close()
+    write_bytes_atomic(data, args.out)
+    print(f"Wrote {what} of {info.name!r} to {args.out} ({len(data):,} bytes)", file=sys.stderr)
     return 0
 
 
@@ -215,10 +264,19 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(p)
     p.set_defaults(func=_cmd_inject)
 
-    p = sub.add_parser("score", help="fit on TRAIN.csv, score DATA.csv, write OUT.csv")
-    p.add_argument("--train", type=Path, required=True)
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser(
+        "score",
+        help="fit on TRAIN.csv and score DATA.csv (or save the model), or score with a saved model",
+    )
+    p.add_argument("--train", type=Path, default=None, help="fit a new model on this CSV")
+    p.add_argument("--model", type=Path, default=None, help="score with this saved model file")
+    p.add_argument(
+        "--data", default=None, help="CSV or Parquet file; with --model also a folder or glob"
+    )
+    p.add_argument("--out", type=Path, default=None, help="output file (a folder for many files)")
+    p.add_argument("--save-model", type=Path, default=None, help="save the fitted model here")
+    p.add_argument("--workers", type=int, default=None, help="score on a local Dask cluster")
+    p.add_argument("--scheduler", default=None, help="score on the Dask cluster at ADDRESS")
     p.add_argument("--detector", default="auto")
     p.add_argument("--threshold-quantile", type=float, default=None)
     p.add_argument(
@@ -229,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a detector parameter, e.g. --param window=16 (repeat for more)",
     )
     p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("export-model", help="write a dataset's model in use (or version N)")
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--version", type=int, default=None, help="this version instead")
+    p.add_argument("--out", type=Path, required=True, help="the model file to write (.skops)")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_export_model)
 
     p = sub.add_parser("retrain", help="retrain a dataset's model from its labels (new version)")
     p.add_argument("--dataset", required=True, help="dataset name or id")

@@ -1,4 +1,6 @@
-"""File-to-file scoring, the contract behind ``python -m core score``.
+"""File-to-file scoring, the contract behind ``python -m core score --train``.
+
+(Scoring with a saved model, ``score --model``, file sets and Dask: `core.detect.fleet`.)
 
 TRAIN and DATA are wide CSVs: one timestamp column and numeric sensor columns (an ``asset``
 column is optional). The output has exactly one row per DATA row, in DATA's order, with columns
@@ -23,6 +25,7 @@ import pandas as pd
 from core.detect.coverage import coverage_warning, split_coverage
 from core.detect.detectors.registry import make_detector
 from core.detect.model import AnomalyModel, check_threshold_quantile
+from core.detect.model_file import dump_fitted
 from core.detect.windows import out_of_range_limits, without_out_of_range
 from core.errors import ConfigError, DataError
 from core.store.staging import ZONE_PATTERN
@@ -88,7 +91,7 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> WideCsv:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     original = frame[time_col]
-    parsed = _parse_times(original, time_col, role)
+    parsed = parse_times(original, time_col, role)
     if parsed.isna().any():
         first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(
@@ -151,7 +154,7 @@ def _clear_out_of_range(frame: pd.DataFrame, original_ts: pd.Series) -> list[Out
     return found
 
 
-def _parse_times(text: pd.Series, column: str, role: str) -> pd.Series:
+def parse_times(text: pd.Series, column: str, role: str) -> pd.Series:
     """Times as naive datetimes: zoned ones in UTC, naive ones as written; a file mixing the two
     is refused at the first row that breaks the format (the zone of the others is unknown)."""
     given = text.notna().to_numpy()
@@ -176,28 +179,86 @@ def _sensors(frame: pd.DataFrame) -> list[str]:
 
 def score_files(
     train_path: str | os.PathLike,
-    data_path: str | os.PathLike,
-    out_path: str | os.PathLike,
+    data_path: str | os.PathLike | None,
+    out_path: str | os.PathLike | None,
     detector: str = "auto",
     threshold_quantile: float | None = None,
     params: dict[str, Any] | None = None,
+    save_model: str | os.PathLike | None = None,
 ) -> str:
-    """Fit on TRAIN, score DATA, write OUT (timestamp,score,is_anomaly); returns a summary line."""
+    """Fit on TRAIN, score DATA, write OUT (timestamp,score,is_anomaly) and/or save the fitted
+    model to ``save_model`` (skops, for ``score --model``); returns a summary line."""
     started = time.perf_counter()
     make_detector(detector, **(params or {}))  # bad detector: ConfigError before any file
     check_threshold_quantile(threshold_quantile)
-    out_file = Path(out_path).resolve()
-    for role, source in (("training", train_path), ("data", data_path)):
-        if Path(source).resolve() == out_file:
-            raise ConfigError(
-                f"--out is the {role} file {str(source)!r}: writing there would overwrite it. "
-                "Choose another output file."
-            )
-    train_csv, data_csv = read_wide_csv(train_path, "training"), read_wide_csv(data_path, "data")
-    train, data = train_csv.frame, data_csv.frame
-    train_sensors, data_sensors = _sensors(train), _sensors(data)
+    if (data_path is None) != (out_path is None):
+        raise ConfigError("--data and --out go together: give both, or neither with --save-model.")
+    if data_path is None and save_model is None:
+        raise ConfigError("Give --data and --out to score, or --save-model to keep the model.")
+    targets = [("--out", out_path), ("--save-model", save_model)]
+    for flag, target in targets:
+        if target is None:
+            continue
+        for role, source in (("training", train_path), ("data", data_path)):
+            if source is not None and Path(source).resolve() == Path(target).resolve():
+                raise ConfigError(
+                    f"{flag} is the {role} file {str(source)!r}: writing there would overwrite "
+                    "it. Choose another output file."
+                )
+        _check_folder(Path(target))
+    train_csv = read_wide_csv(train_path, "training")
+    train = train_csv.frame
+    train_sensors = _sensors(train)
     if not train_sensors:
         raise DataError("The training file has no sensor columns.")
+    if train[train_sensors].notna().sum().min() == 0:
+        empty = [s for s in train_sensors if train[s].notna().sum() == 0]
+        raise DataError(
+            f"Training sensor columns with no usable value (empty or out of range): "
+            f"{', '.join(map(str, empty))}."
+        )
+    data_csv = None if data_path is None else _read_data(data_path, train_sensors)
+    model = AnomalyModel(
+        detector=detector, params=params, threshold_quantile=threshold_quantile
+    ).fit(train)
+    lines = []
+    if data_csv is not None:
+        result = model.score(data_csv.frame)
+        out = pd.DataFrame(
+            {
+                "timestamp": data_csv.original_ts.to_numpy(),
+                "score": result.frame["score"].to_numpy(),
+                "is_anomaly": result.frame["is_anomaly"].to_numpy().astype(np.int8),
+            }
+        )
+        _write_atomic(out, Path(out_path))
+        n_flag = int(out["is_anomaly"].sum())
+        lines.append(
+            f"Scored {len(out):,} rows with {detector!r} ({len(train_sensors)} sensors, trained "
+            f"on {len(train):,} rows): {n_flag:,} flagged ({n_flag / len(out):.2%}); wrote "
+            f"{out_path} in {time.perf_counter() - started:.1f} s"
+        )
+        message = coverage_warning(split_coverage(train, data_csv.frame, result.frame))
+        if message:
+            lines.append(f"warning: {message}")
+    if save_model is not None:
+        write_bytes_atomic(dump_fitted(model), Path(save_model))
+        lines.append(
+            f"Saved the model ({detector!r}, {len(train_sensors)} sensors, trained on "
+            f"{len(train):,} rows) to {save_model}"
+        )
+    for role, read in (("training", train_csv), ("data", data_csv)):
+        if read is not None and read.out_of_range:
+            cells = "; ".join(o.describe() for o in read.out_of_range)
+            lines.append(f"warning: {role} file: out-of-range values, treated as missing: {cells}.")
+    return "\n".join(lines)
+
+
+def _read_data(data_path: str | os.PathLike, train_sensors: list[str]) -> WideCsv:
+    """The data file, with the training file's sensors, none empty."""
+    data_csv = read_wide_csv(data_path, "data")
+    data = data_csv.frame
+    data_sensors = _sensors(data)
     extra = [s for s in data_sensors if s not in train_sensors]
     if extra:
         raise DataError(
@@ -206,46 +267,32 @@ def score_files(
     missing = [s for s in train_sensors if s not in data_sensors]
     if missing:
         raise DataError(f"The data file lacks sensor columns: {', '.join(map(str, missing))}.")
-    if train[train_sensors].notna().sum().min() == 0:
-        empty = [s for s in train_sensors if train[s].notna().sum() == 0]
-        raise DataError(
-            f"Training sensor columns with no usable value (empty or out of range): "
-            f"{', '.join(map(str, empty))}."
-        )
     data_empty = [s for s in train_sensors if data[s].notna().sum() == 0]
     if data_empty:  # scored at its training median it breaks every coupling: all rows flagged
         raise DataError(
             "The data file has no usable value (empty or out of range) in sensor columns: "
             f"{', '.join(map(str, data_empty))}. Fill them, or drop them from both files."
         )
+    return data_csv
 
-    model = AnomalyModel(
-        detector=detector, params=params, threshold_quantile=threshold_quantile
-    ).fit(train)
-    result = model.score(data)
-    out = pd.DataFrame(
-        {
-            "timestamp": data_csv.original_ts.to_numpy(),
-            "score": result.frame["score"].to_numpy(),
-            "is_anomaly": result.frame["is_anomaly"].to_numpy().astype(np.int8),
-        }
-    )
-    _write_atomic(out, Path(out_path))
-    n_flag = int(out["is_anomaly"].sum())
-    seconds = time.perf_counter() - started
-    lines = [
-        f"Scored {len(out):,} rows with {detector!r} ({len(train_sensors)} sensors, trained on "
-        f"{len(train):,} rows): {n_flag:,} flagged ({n_flag / len(out):.2%}); wrote "
-        f"{out_path} in {seconds:.1f} s"
-    ]
-    message = coverage_warning(split_coverage(train, data, result.frame))
-    if message:
-        lines.append(f"warning: {message}")
-    for role, read in (("training", train_csv), ("data", data_csv)):
-        if read.out_of_range:
-            cells = "; ".join(o.describe() for o in read.out_of_range)
-            lines.append(f"warning: {role} file: out-of-range values, treated as missing: {cells}.")
-    return "\n".join(lines)
+
+def _check_folder(path: Path) -> None:
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.exists():
+        raise DataError(f"The output folder {str(directory)!r} does not exist.")
+
+
+def write_bytes_atomic(data: bytes, path: Path) -> None:
+    """Write bytes next to the target and rename (readers never see half a model file)."""
+    _check_folder(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:

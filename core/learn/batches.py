@@ -22,7 +22,7 @@ import pandas as pd
 from core import store
 from core.detect.events import extract_events
 from core.detect.model import AnomalyModel, ScoreResult
-from core.detect.runs import RunConfig, get_run, marked_mask, prepare
+from core.detect.runs import RunConfig, get_run, marked_mask, prepare, run_model
 from core.errors import DataError
 from core.ingest.pipeline import ingest_file
 from core.learn import versions
@@ -132,8 +132,9 @@ def _model_in_use(
 ) -> tuple[AnomalyModel | LearnedModel, str, dict[str, np.ndarray]]:
     """The model behind the run in use, its name, and a training sample to compare with.
 
-    A version's model is stored; a plain run's is fitted again from its settings on its own
-    training rows (fitting is deterministic, so it is the model that scored the run)."""
+    A version's model is stored, and so is a plain run's; a run stored before runs kept their
+    model is fitted again from its settings on its own training rows (fitting is deterministic,
+    so it is the model that scored the run)."""
     run = get_run(con, run_id)
     if run.detector == "version":
         version_id = int(run.params["version_id"])
@@ -145,7 +146,7 @@ def _model_in_use(
         info.id, run.assets, run.detector, dict(run.params), run.training, run.threshold_quantile
     )
     _, _, train, _ = prepare(con, config)
-    model = AnomalyModel(
+    model = run_model(con, run.id) or AnomalyModel(
         detector=run.detector, params=dict(run.params) or None,
         threshold_quantile=run.threshold_quantile,
     ).fit(train)  # fmt: skip

@@ -415,6 +415,40 @@ def export_version(con: duckdb.DuckDBPyConnection, version_id: int) -> bytes:
     return data
 
 
+def export_model(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, version_id: int | None = None
+) -> tuple[bytes, str]:
+    """The skops file of the dataset's model in use (the active version, else the run in use's
+    model) or of version ``version_id``, with its ``vigil.json`` (sensors, feature settings,
+    alarm lines, library versions); and what it is, in words."""
+    from core.detect.model_file import describe, with_meta
+
+    info = store.get_dataset(con, dataset_id)
+    version = get_version(con, version_id) if version_id is not None else None
+    if version is not None and version.dataset_id != info.id:
+        raise DataError(
+            f"Model version v{version.id} belongs to another dataset, not {info.name!r}."
+        )
+    version = version or active_version(con, info.id)
+    if version is not None:
+        data, what = export_version(con, version.id), f"model version v{version.id}"
+        model: Any = load_model(data)
+        extra = {"version": version.id, "dataset": info.name}
+    else:
+        run_id = run_in_use(con, info.id)
+        data = None if run_id is None else store.read_run_model(con, run_id)
+        if data is None:
+            raise DataError(
+                f"Dataset {info.name!r} has no model to export yet: run a detection on it first "
+                "(runs made before models were kept have none)."
+            )
+        from core.detect.model_file import load_fitted
+
+        model, what = load_fitted(data), f"run #{run_id}'s model"
+        extra = {"run": run_id, "dataset": info.name}
+    return with_meta(data, {**describe(model), **extra}), what
+
+
 def import_version(
     con: duckdb.DuckDBPyConnection,
     dataset_id: int,

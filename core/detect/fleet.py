@@ -1,0 +1,416 @@
+"""Scoring files with a saved model: one file, or a fleet of Parquet files, in one process or on Dask.
+
+DATA is a CSV or Parquet file, a folder of Parquet files or a glob of them (one per asset or one
+per day). A partition is a group of assets with every row they have in any file: rolling features
+and the 5-day re-centring see each asset's whole history in time order, so no row near a file
+boundary scores differently from scoring all files as one table. Assets are scored independently
+of each other (`AnomalyModel.score` runs one pipeline per asset; out-of-range readings are judged
+per asset), so how assets are grouped never changes a score. `score_partition` is the one scoring
+function, called in a loop in one process and by every Dask worker; `write_scores` gathers each
+input file's rows and writes one Parquet of ``timestamp, asset, score, is_anomaly`` in the file's
+row order. Everything is written in a hidden folder and moved in place at the end: a failed run
+leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.detect.model_file import model_sensors
+from core.detect.scoring import TIME_NAMES, parse_times, read_wide_csv
+from core.detect.windows import out_of_range_limits, without_out_of_range
+from core.errors import ConfigError, DataError
+from core.types import ASSET, DEFAULT_ASSET, TS
+
+Progress = Callable[[float, str], None]
+ASSETS_PER_PARTITION = 8
+"""Assets scored together in one partition (a task): enough to amortise reading a shared
+per-day file, few enough that a 2-worker cluster still has many tasks to balance."""
+OUT_COLUMNS = ("timestamp", "asset", "score", "is_anomaly")
+PARQUET = (".parquet", ".pq")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: where its time and asset columns are, which assets it holds."""
+
+    index: int
+    path: str
+    time_col: str
+    asset_col: str | None
+    assets: tuple[str, ...]
+    target: str
+    """The output file's name (inside OUT), or OUT itself for a single file."""
+
+
+@dataclass(frozen=True)
+class Partition:
+    """A unit of work: some assets and the files holding their rows."""
+
+    assets: tuple[str, ...]
+    sources: tuple[Source, ...]
+
+
+# --- what to score ------------------------------------------------------------------------------
+
+
+def input_files(data: str | os.PathLike) -> list[Path]:
+    """DATA as a list of files: the file itself, a folder's Parquet files or a glob's matches."""
+    text = str(data)
+    path = Path(text)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in PARQUET and p.is_file())
+        if not files:
+            raise DataError(f"The data folder {text!r} holds no Parquet files (*.parquet).")
+        return files
+    if glob.has_magic(text):
+        files = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+        if not files:
+            raise DataError(f"No data file matches {text!r}.")
+        other = [p for p in files if p.suffix.lower() not in PARQUET]
+        if other:
+            raise DataError(
+                f"{str(other[0])!r} matched {text!r} but is not a Parquet file: several data "
+                "files must all be Parquet."
+            )
+        return files
+    if not path.exists():
+        raise DataError(f"The data file {text!r} does not exist.")
+    if path.suffix.lower() not in (*PARQUET, ".csv"):
+        raise DataError(f"The data file {text!r} is neither CSV nor Parquet (.csv, .parquet).")
+    return [path]
+
+
+def check_sensors(expected: Sequence[str], found: Sequence[str], where: str) -> None:
+    """`DataError` naming missing and extra sensors, or saying the model is for others."""
+    missing = [s for s in expected if s not in found]
+    extra = [s for s in found if s not in expected]
+    if missing and len(missing) == len(expected):
+        raise DataError(
+            f"The model is for other sensors: it was trained on {', '.join(map(repr, expected))} "
+            f"and {where} has {', '.join(map(repr, found)) or 'none'}."
+        )
+    if missing:
+        raise DataError(f"{where} lacks sensor columns the model needs: {', '.join(missing)}.")
+    if extra:
+        raise DataError(
+            f"{where} has sensor columns the model was not trained on: {', '.join(extra)}."
+        )
+
+
+def _parquet_source(index: int, path: Path, sensors: list[str], target: str) -> Source:
+    where = f"The data file {path.name!r}"
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"{where} is not a readable Parquet file: {exc}") from exc
+    names = list(schema.names)
+    by_name = {n.strip().lower(): n for n in names}
+    time_col = next((by_name[n] for n in TIME_NAMES if n in by_name), None)
+    if time_col is None:
+        time_col = next((f.name for f in schema if pa.types.is_timestamp(f.type)), None)
+    if time_col is None:
+        raise DataError(f"{where} has no timestamp column (looked for {', '.join(TIME_NAMES)}).")
+    asset_col = by_name.get(ASSET)
+    found = [n for n in names if n not in (time_col, asset_col)]
+    check_sensors(sensors, found, where)
+    for name in found:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise DataError(
+                f"Column {name!r} of {where[4:]} is {kind}, not numeric (sensor columns must "
+                "hold numbers)."
+            )
+    if asset_col is None:
+        assets: tuple[str, ...] = (DEFAULT_ASSET,)
+    else:
+        column = pq.read_table(path, columns=[asset_col]).column(0).cast(pa.string())
+        assets = tuple(sorted(str(a) for a in pc.unique(column).to_pylist()))
+    return Source(index, str(path), time_col, asset_col, assets, target)
+
+
+def plan(
+    model: Any, files: Sequence[Path], single_target: str | None = None
+) -> tuple[list[Source], list[Partition]]:
+    """Check every file against the model (before anything is scored) and group the work.
+
+    Assets found in the same files are grouped `ASSETS_PER_PARTITION` at a time."""
+    sensors = model_sensors(model)
+    sources = []
+    for i, path in enumerate(files):
+        target = single_target or f"{path.stem}.parquet"
+        if path.suffix.lower() == ".csv":
+            read = read_wide_csv(path, "data")
+            where = f"The data file {path.name!r}"
+            check_sensors(sensors, [c for c in read.frame.columns if c not in (TS, ASSET)], where)
+            assets = tuple(sorted(read.frame[ASSET].unique())) if ASSET in read.frame else None
+            sources.append(Source(i, str(path), "", ASSET, assets or (DEFAULT_ASSET,), target))
+        else:
+            sources.append(_parquet_source(i, path, sensors, target))
+    names = [s.target for s in sources]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        raise DataError(f"Two data files would both write {twice!r}: give them distinct names.")
+    holders: dict[str, list[Source]] = {}
+    for source in sources:
+        for asset in source.assets:
+            holders.setdefault(asset, []).append(source)
+    by_files: dict[tuple[int, ...], list[str]] = {}
+    for asset, held in sorted(holders.items()):
+        by_files.setdefault(tuple(s.index for s in held), []).append(asset)
+    partitions = []
+    for indices, assets in by_files.items():
+        for k in range(0, len(assets), ASSETS_PER_PARTITION):
+            chunk = tuple(assets[k : k + ASSETS_PER_PARTITION])
+            partitions.append(Partition(chunk, tuple(sources[i] for i in indices)))
+    return sources, partitions
+
+
+# --- the scoring function (one process and every Dask worker) --------------------------------
+
+
+def _read(source: Source, assets: Sequence[str], sensors: list[str]) -> tuple[pd.DataFrame, Any]:
+    """The rows of ``assets`` in one file: (ts, asset, sensors) frame with each row's position
+    in the file as index, and the timestamps as written."""
+    if source.path.lower().endswith(".csv"):
+        read = read_wide_csv(source.path, "data")
+        frame, original = read.frame, read.original_ts.to_numpy()
+        if ASSET not in frame:
+            frame = frame.assign(**{ASSET: DEFAULT_ASSET})
+    else:
+        columns = [source.time_col, *([source.asset_col] if source.asset_col else []), *sensors]
+        table = pq.read_table(source.path, columns=columns)
+        original = table.column(source.time_col).to_pandas().to_numpy()
+        frame = table.select(sensors).to_pandas()
+        frame[ASSET] = (
+            table.column(source.asset_col).cast(pa.string()).to_numpy(zero_copy_only=False)
+            if source.asset_col
+            else DEFAULT_ASSET
+        )
+        frame[TS] = _times(table.column(source.time_col), source)
+    keep = np.flatnonzero(frame[ASSET].astype(str).isin(list(assets)).to_numpy())
+    frame = frame.iloc[keep][[TS, ASSET, *sensors]]
+    frame.index = keep
+    return frame, original[keep]
+
+
+def _times(column: pa.ChunkedArray, source: Source) -> pd.Series:
+    if pa.types.is_timestamp(column.type):
+        values = column.to_pandas()
+        if getattr(values.dt, "tz", None) is not None:
+            values = values.dt.tz_convert(None)
+        return values.astype("datetime64[us]")
+    parsed = parse_times(column.to_pandas().astype(str), source.time_col, "data")
+    if parsed.isna().any():
+        raise DataError(
+            f"Column {source.time_col!r} of the data file {Path(source.path).name!r} has values "
+            "that are not timestamps."
+        )
+    return parsed
+
+
+def _clean(frame: pd.DataFrame, sensors: list[str], asset: str) -> pd.DataFrame:
+    """One asset's readings with out-of-range values empty; a sensor with no usable value is
+    refused (scored at its training median it would break every coupling)."""
+    values = frame[sensors].to_numpy(dtype=np.float64)
+    cleaned, bad = without_out_of_range(values, out_of_range_limits(values))
+    empty = [s for j, s in enumerate(sensors) if np.isnan(cleaned[:, j]).all()]
+    if empty:
+        raise DataError(
+            f"Asset {asset!r} has no usable value (empty or out of range) in sensor columns: "
+            f"{', '.join(map(str, empty))}."
+        )
+    if bad.any():
+        frame = frame.copy()
+        frame[sensors] = cleaned
+    return frame
+
+
+def score_partition(model: Any, partition: Partition) -> dict[int, pd.DataFrame]:
+    """Score a partition's assets over all their files; per file index, its rows' scores
+    (index: row position in the file)."""
+    sensors = model_sensors(model)
+    frames, originals, owners = [], [], []
+    for source in partition.sources:
+        frame, original = _read(source, partition.assets, sensors)
+        frames.append(frame)
+        originals.append(original)
+        owners.append(np.full(len(frame), source.index))
+    positions = np.concatenate([f.index.to_numpy() for f in frames])
+    whole = pd.concat(frames, ignore_index=True)
+    owner, original = np.concatenate(owners), np.concatenate(originals)
+    parts = []
+    for asset in partition.assets:
+        rows = np.flatnonzero(whole[ASSET].to_numpy() == asset)
+        if len(rows) == 0:
+            continue
+        sub = _clean(whole.iloc[rows].reset_index(drop=True), sensors, asset)
+        result = model.score(sub).frame
+        parts.append((rows, result["score"].to_numpy(), result["is_anomaly"].to_numpy()))
+    score = np.zeros(len(whole))
+    flag = np.zeros(len(whole), dtype=np.int8)
+    for rows, s, f in parts:
+        score[rows], flag[rows] = s, f
+    out = {}
+    for index in np.unique(owner):
+        mine = owner == index
+        out[int(index)] = pd.DataFrame(
+            {
+                "timestamp": original[mine],
+                "asset": whole[ASSET].to_numpy()[mine],
+                "score": score[mine],
+                "is_anomaly": flag[mine],
+            },
+            index=positions[mine],
+        )
+    return out
+
+
+def write_scores(source: Source, folder: str, pieces: Sequence[dict[int, pd.DataFrame]]) -> int:
+    """Write one input file's scores (gathered from the partitions holding it) in its row order;
+    returns the number of rows written."""
+    frame = pd.concat([p[source.index] for p in pieces if source.index in p]).sort_index()
+    path = Path(folder) / source.target
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False, float_format="%.6g")
+    else:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path)
+    return len(frame)
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+def _holders(sources: list[Source], partitions: list[Partition]) -> list[list[int]]:
+    """Per source, the partitions holding some of its rows."""
+    return [
+        [j for j, p in enumerate(partitions) if any(s.index == src.index for s in p.sources)]
+        for src in sources
+    ]
+
+
+def _run_local(model: Any, sources, partitions, folder: str, progress: Progress) -> int:
+    done = [score_partition(model, p) for p in _reported(partitions, progress)]
+    return sum(write_scores(s, folder, [done[j] for j in h]) for s, h in
+               zip(sources, _holders(sources, partitions), strict=True))  # fmt: skip
+
+
+def _reported(partitions: list[Partition], progress: Progress):
+    for i, p in enumerate(partitions):
+        progress(i / len(partitions), f"Scoring {', '.join(p.assets)}")
+        yield p
+
+
+def _client(workers: int | None, scheduler: str | None):
+    """A Dask client: a new local cluster of ``workers`` processes, or the one at ``scheduler``."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            return Client(scheduler, timeout="10s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(
+                f"Could not reach the Dask scheduler at {scheduler!r}: {exc}"
+            ) from exc
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )  # fmt: skip
+    return Client(cluster), cluster
+
+
+def _run_dask(model: Any, sources, partitions, folder: str, progress: Progress, workers,
+              scheduler) -> int:  # fmt: skip
+    """The same two functions as `_run_local`, as Dask tasks: the model goes to each worker
+    once (scattered), partitions' scores stay on the workers until their files are written."""
+    from dask.distributed import as_completed
+
+    client, cluster = _client(workers, scheduler)
+    try:
+        [shared] = client.scatter([model], broadcast=True, hash=False)
+        scored = [client.submit(score_partition, shared, p, pure=False) for p in partitions]
+        writes = [
+            client.submit(write_scores, s, folder, [scored[j] for j in h], pure=False)
+            for s, h in zip(sources, _holders(sources, partitions), strict=True)
+        ]
+        total = 0
+        for i, future in enumerate(as_completed(writes)):
+            total += future.result()
+            progress((i + 1) / len(writes), f"Wrote {i + 1} of {len(writes)} files")
+        return total
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def score_with_model(
+    model: Any,
+    data: str | os.PathLike,
+    out: str | os.PathLike,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Progress | None = None,
+) -> str:
+    """Score DATA with a fitted model into OUT; returns a summary line.
+
+    One data file writes the file OUT (Parquet, or CSV when OUT ends in .csv); several write
+    one Parquet per input file into the folder OUT. ``workers`` runs on a new local Dask cluster,
+    ``scheduler`` on an existing one; neither runs in this process."""
+    started = time.perf_counter()
+    report = progress or (lambda f, m: None)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1. Got {workers} instead.")
+    if workers is not None and scheduler is not None:
+        raise ConfigError("Give --workers (a local cluster) or --scheduler (an existing one).")
+    files = input_files(data)
+    out_path = Path(out)
+    single = len(files) == 1 and not Path(data).is_dir() and not glob.has_magic(str(data))
+    if single:
+        if out_path.is_dir():
+            raise ConfigError(f"--out {str(out)!r} is a folder; one data file writes one file.")
+        if out_path.resolve() == files[0].resolve():
+            raise ConfigError(f"--out is the data file {str(out)!r}: choose another file.")
+        parent = out_path.parent if str(out_path.parent) else Path(".")
+    else:
+        if out_path.exists() and not out_path.is_dir():
+            raise ConfigError(
+                f"--out {str(out)!r} is a file; several data files write a folder of them."
+            )
+        parent = out_path
+    if not (parent.exists() or (not single and parent.parent.exists())):
+        raise DataError(f"The output folder {str(parent)!r} does not exist.")
+    sources, partitions = plan(model, files, out_path.name if single else None)
+    parent.mkdir(exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".vigil-scores-", dir=parent)
+    try:
+        if workers is None and scheduler is None:
+            rows = _run_local(model, sources, partitions, tmp, report)
+        else:
+            rows = _run_dask(model, sources, partitions, tmp, report, workers, scheduler)
+        for source in sources:
+            os.replace(Path(tmp) / source.target, parent / source.target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    where = "one process" if workers is None and scheduler is None else (
+        f"{workers} Dask workers" if workers else f"the Dask cluster at {scheduler}"
+    )  # fmt: skip
+    return (
+        f"Scored {rows:,} rows of {len(files)} file(s), {len(partitions)} partition(s), on "
+        f"{where}: wrote {out} in {time.perf_counter() - started:.1f} s"
+    )

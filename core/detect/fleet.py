@@ -31,11 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core.detect.model_file import model_sensors
+from core.detect.model_file import base_model, model_sensors
 from core.detect.scoring import TIME_NAMES, parse_times, read_wide_csv
 from core.detect.windows import out_of_range_limits, without_out_of_range
 from core.errors import ConfigError, DataError
-from core.types import ASSET, DEFAULT_ASSET, TS
+from core.types import ASSET, TS
 
 Progress = Callable[[float, str], None]
 ASSETS_PER_PARTITION = 8
@@ -113,7 +113,18 @@ def check_sensors(expected: Sequence[str], found: Sequence[str], where: str) -> 
         )
 
 
-def _parquet_source(index: int, path: Path, sensors: list[str], target: str) -> Source:
+def implied_asset(path: Path, known: Sequence[str]) -> str:
+    """The asset of a file without an asset column: the one its name gives when the model knows
+    it (files per asset: ``P-101.parquet``), else the model's only asset (files per day of one
+    machine), else the name (scored by the model's pooled pipeline, as any new asset)."""
+    if path.stem in known:
+        return path.stem
+    return known[0] if len(known) == 1 else path.stem
+
+
+def _parquet_source(
+    index: int, path: Path, sensors: list[str], target: str, known: Sequence[str]
+) -> Source:
     where = f"The data file {path.name!r}"
     try:
         schema = pq.read_schema(path)
@@ -133,11 +144,11 @@ def _parquet_source(index: int, path: Path, sensors: list[str], target: str) -> 
         kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise DataError(
-                f"Column {name!r} of {where[4:]} is {kind}, not numeric (sensor columns must "
-                "hold numbers)."
+                f"Column {name!r} of the data file {path.name!r} holds {kind} values, not "
+                "numbers (sensor columns must hold numbers)."
             )
     if asset_col is None:
-        assets: tuple[str, ...] = (DEFAULT_ASSET,)
+        assets: tuple[str, ...] = (implied_asset(path, known),)
     else:
         column = pq.read_table(path, columns=[asset_col]).column(0).cast(pa.string())
         assets = tuple(sorted(str(a) for a in pc.unique(column).to_pylist()))
@@ -145,12 +156,14 @@ def _parquet_source(index: int, path: Path, sensors: list[str], target: str) -> 
 
 
 def plan(
-    model: Any, files: Sequence[Path], single_target: str | None = None
+    model: Any, files: Sequence[Path], single_target: str | None = None, slots: int = 1
 ) -> tuple[list[Source], list[Partition]]:
     """Check every file against the model (before anything is scored) and group the work.
 
-    Assets found in the same files are grouped `ASSETS_PER_PARTITION` at a time."""
+    Assets found in the same files are grouped, at most `ASSETS_PER_PARTITION` at a time and
+    fewer when that leaves ``slots`` (worker threads) without work."""
     sensors = model_sensors(model)
+    known = sorted(base_model(model).pipelines_)
     sources = []
     for i, path in enumerate(files):
         target = single_target or f"{path.stem}.parquet"
@@ -158,10 +171,13 @@ def plan(
             read = read_wide_csv(path, "data")
             where = f"The data file {path.name!r}"
             check_sensors(sensors, [c for c in read.frame.columns if c not in (TS, ASSET)], where)
-            assets = tuple(sorted(read.frame[ASSET].unique())) if ASSET in read.frame else None
-            sources.append(Source(i, str(path), "", ASSET, assets or (DEFAULT_ASSET,), target))
+            if ASSET in read.frame:
+                assets, asset_col = tuple(sorted(read.frame[ASSET].unique())), ASSET
+            else:
+                assets, asset_col = (implied_asset(path, known),), None
+            sources.append(Source(i, str(path), "", asset_col, assets, target))
         else:
-            sources.append(_parquet_source(i, path, sensors, target))
+            sources.append(_parquet_source(i, path, sensors, target, known))
     names = [s.target for s in sources]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice is not None:
@@ -175,8 +191,9 @@ def plan(
         by_files.setdefault(tuple(s.index for s in held), []).append(asset)
     partitions = []
     for indices, assets in by_files.items():
-        for k in range(0, len(assets), ASSETS_PER_PARTITION):
-            chunk = tuple(assets[k : k + ASSETS_PER_PARTITION])
+        size = max(1, min(ASSETS_PER_PARTITION, -(-len(assets) // slots)))
+        for k in range(0, len(assets), size):
+            chunk = tuple(assets[k : k + size])
             partitions.append(Partition(chunk, tuple(sources[i] for i in indices)))
     return sources, partitions
 
@@ -190,8 +207,8 @@ def _read(source: Source, assets: Sequence[str], sensors: list[str]) -> tuple[pd
     if source.path.lower().endswith(".csv"):
         read = read_wide_csv(source.path, "data")
         frame, original = read.frame, read.original_ts.to_numpy()
-        if ASSET not in frame:
-            frame = frame.assign(**{ASSET: DEFAULT_ASSET})
+        if source.asset_col is None:
+            frame = frame.assign(**{ASSET: source.assets[0]})
     else:
         columns = [source.time_col, *([source.asset_col] if source.asset_col else []), *sensors]
         table = pq.read_table(source.path, columns=columns)
@@ -200,7 +217,7 @@ def _read(source: Source, assets: Sequence[str], sensors: list[str]) -> tuple[pd
         frame[ASSET] = (
             table.column(source.asset_col).cast(pa.string()).to_numpy(zero_copy_only=False)
             if source.asset_col
-            else DEFAULT_ASSET
+            else source.assets[0]
         )
         frame[TS] = _times(table.column(source.time_col), source)
     keep = np.flatnonzero(frame[ASSET].astype(str).isin(list(assets)).to_numpy())
@@ -395,7 +412,8 @@ def score_with_model(
         parent = out_path
     if not (parent.exists() or (not single and parent.parent.exists())):
         raise DataError(f"The output folder {str(parent)!r} does not exist.")
-    sources, partitions = plan(model, files, out_path.name if single else None)
+    slots = 1 if workers is None and scheduler is None else 2 * (workers or 4)
+    sources, partitions = plan(model, files, out_path.name if single else None, slots)
     parent.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".vigil-scores-", dir=parent)
     try:

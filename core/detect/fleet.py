@@ -339,7 +339,7 @@ def _client(workers: int | None, scheduler: str | None):
 
     if scheduler is not None:
         try:
-            return Client(scheduler, timeout="10s"), None
+            return Client(scheduler, timeout="5s"), None
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(
                 f"Could not reach the Dask scheduler at {scheduler!r}: {exc}"
@@ -414,6 +414,7 @@ def score_with_model(
         raise DataError(f"The output folder {str(parent)!r} does not exist.")
     slots = 1 if workers is None and scheduler is None else 2 * (workers or 4)
     sources, partitions = plan(model, files, out_path.name if single else None, slots)
+    created = not parent.exists()
     parent.mkdir(exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".vigil-scores-", dir=parent)
     try:
@@ -423,6 +424,9 @@ def score_with_model(
             rows = _run_dask(model, sources, partitions, tmp, report, workers, scheduler)
         for source in sources:
             os.replace(Path(tmp) / source.target, parent / source.target)
+    except BaseException:
+        shutil.rmtree(parent if created else tmp, ignore_errors=True)  # nothing half-written
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     where = "one process" if workers is None and scheduler is None else (

@@ -119,6 +119,10 @@ def _bad_files(folder: Path, frame: pd.DataFrame) -> dict[str, Path]:
     for name, table in made.items():
         out[name] = folder / f"{name}.parquet"
         table.to_parquet(out[name], index=False)
+    (folder / "twice").mkdir()
+    for name in ("a.parquet", "b.parquet"):  # the same asset at the same times in two files
+        day.to_parquet(folder / "twice" / name, index=False)
+    out["twice"] = folder / "twice"
     (folder / "garbage.skops").write_bytes(b"PK\x03\x04 not a model")
     return out
 
@@ -136,6 +140,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(fleet, tmp_path):
         ([*model, "--data", bad["text"]], "'flow_m3h' of the data file 'text.parquet' holds"),
         ([*model, "--data", bad["other"]], "The model is for other sensors"),
         ([*model, "--data", tmp_path / "nothing*.parquet"], "No data file matches"),
+        ([*model, "--data", bad["twice"]], "'a.parquet' and 'b.parquet' both hold asset"),
         (["--model", tmp_path / "none.skops", "--data", paths["all"]], "does not exist"),
         (["--model", tmp_path / "garbage.skops", "--data", paths["all"]], "not a skops model"),
         (["--model", newer, "--data", paths["all"]], "upgrade Vigil"),

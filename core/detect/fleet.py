@@ -21,14 +21,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.detect.model_file import base_model, model_sensors
@@ -56,6 +55,8 @@ class Source:
     assets: tuple[str, ...]
     target: str
     """The output file's name (inside OUT), or OUT itself for a single file."""
+    spans: tuple[tuple[str, Any, Any], ...] = ()
+    """Per asset, its first and last time in this file."""
 
 
 @dataclass(frozen=True)
@@ -147,12 +148,36 @@ def _parquet_source(
                 f"Column {name!r} of the data file {path.name!r} holds {kind} values, not "
                 "numbers (sensor columns must hold numbers)."
             )
+    table = pq.read_table(path, columns=[time_col, *([asset_col] if asset_col else [])])
+    source = Source(index, str(path), time_col, asset_col, (), target)
+    times = _times(table.column(time_col), source)
     if asset_col is None:
-        assets: tuple[str, ...] = (implied_asset(path, known),)
+        names = pd.Series(implied_asset(path, known), index=times.index)
     else:
-        column = pq.read_table(path, columns=[asset_col]).column(0).cast(pa.string())
-        assets = tuple(sorted(str(a) for a in pc.unique(column).to_pylist()))
-    return Source(index, str(path), time_col, asset_col, assets, target)
+        names = pd.Series(table.column(asset_col).cast(pa.string()).to_numpy(zero_copy_only=False))
+    return replace(source, assets=tuple(sorted(names.unique())), spans=_spans(times, names))
+
+
+def _spans(times: pd.Series, names: pd.Series) -> tuple[tuple[str, Any, Any], ...]:
+    ranges = pd.DataFrame({"t": times.to_numpy(), "a": names.to_numpy()}).groupby("a")["t"]
+    return tuple(
+        (str(a), lo, hi) for (a, lo), hi in zip(ranges.min().items(), ranges.max(), strict=True)
+    )
+
+
+def _check_overlaps(holders: dict[str, list[Source]]) -> None:
+    """Files of one asset must follow each other in time (else they are different machines)."""
+    for asset, held in holders.items():
+        ranges = sorted(
+            (lo, hi, Path(s.path).name) for s in held for a, lo, hi in s.spans if a == asset
+        )
+        for (_, end, first), (start, _, second) in zip(ranges, ranges[1:], strict=False):
+            if start <= end:
+                raise DataError(
+                    f"The data files {first!r} and {second!r} both hold asset {asset!r} at "
+                    f"{start}: files of one asset must not overlap in time (give files of "
+                    "different machines an asset column, or name each after its asset)."
+                )
 
 
 def plan(
@@ -172,10 +197,14 @@ def plan(
             where = f"The data file {path.name!r}"
             check_sensors(sensors, [c for c in read.frame.columns if c not in (TS, ASSET)], where)
             if ASSET in read.frame:
-                assets, asset_col = tuple(sorted(read.frame[ASSET].unique())), ASSET
+                names, asset_col = read.frame[ASSET].astype(str), ASSET
             else:
-                assets, asset_col = (implied_asset(path, known),), None
-            sources.append(Source(i, str(path), "", asset_col, assets, target))
+                names, asset_col = (
+                    pd.Series(implied_asset(path, known), index=read.frame.index),
+                    None,
+                )
+            assets, spans = tuple(sorted(names.unique())), _spans(read.frame[TS], names)
+            sources.append(Source(i, str(path), "", asset_col, assets, target, spans))
         else:
             sources.append(_parquet_source(i, path, sensors, target, known))
     names = [s.target for s in sources]
@@ -186,6 +215,7 @@ def plan(
     for source in sources:
         for asset in source.assets:
             holders.setdefault(asset, []).append(source)
+    _check_overlaps(holders)
     by_files: dict[tuple[int, ...], list[str]] = {}
     for asset, held in sorted(holders.items()):
         by_files.setdefault(tuple(s.index for s in held), []).append(asset)
@@ -322,9 +352,25 @@ def _holders(sources: list[Source], partitions: list[Partition]) -> list[list[in
 
 
 def _run_local(model: Any, sources, partitions, folder: str, progress: Progress) -> int:
-    done = [score_partition(model, p) for p in _reported(partitions, progress)]
-    return sum(write_scores(s, folder, [done[j] for j in h]) for s, h in
-               zip(sources, _holders(sources, partitions), strict=True))  # fmt: skip
+    """Score partitions in turn; write each file as soon as its last partition is scored and
+    drop scores no file still needs, so memory stays that of a few partitions."""
+    holders = _holders(sources, partitions)
+    waiting = {s.index: set(h) for s, h in zip(sources, holders, strict=True)}
+    needed = [sum(j in h for h in holders) for j in range(len(partitions))]
+    done: dict[int, dict[int, pd.DataFrame]] = {}
+    rows = 0
+    for j, partition in enumerate(_reported(partitions, progress)):
+        done[j] = score_partition(model, partition)
+        for source, held in zip(sources, holders, strict=True):
+            if j in waiting[source.index]:
+                waiting[source.index].discard(j)
+                if not waiting[source.index]:
+                    rows += write_scores(source, folder, [done[k] for k in held])
+                    for k in held:
+                        needed[k] -= 1
+                        if needed[k] == 0:
+                            del done[k]
+    return rows
 
 
 def _reported(partitions: list[Partition], progress: Progress):
@@ -365,6 +411,7 @@ def _run_dask(model: Any, sources, partitions, folder: str, progress: Progress, 
             client.submit(write_scores, s, folder, [scored[j] for j in h], pure=False)
             for s, h in zip(sources, _holders(sources, partitions), strict=True)
         ]
+        del scored  # a partition's scores are released once the files needing them are written
         total = 0
         for i, future in enumerate(as_completed(writes)):
             total += future.result()

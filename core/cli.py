@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,demo,datasets,inject,score,retrain}`.
+"""Command line: `python -m core {ingest,demo,datasets,inject,score,retrain,report}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -19,6 +19,13 @@ def _db_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db", type=Path, default=None, help="workspace DuckDB file (default: $VIGIL_DB or data/)"
     )
+
+
+def _dataset(con, key: str):
+    """The dataset named ``key``, or numbered ``key`` when it is all digits."""
+    from core import store
+
+    return store.get_dataset(con, int(key) if key.isdigit() else key)
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -99,7 +106,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     con = store.open_workspace(args.db)
     try:
-        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        info = _dataset(con, args.dataset)
         objective = "budget" if args.budget_per_day is not None else "f1"
         config = RetrainConfig(
             info.id,
@@ -134,11 +141,31 @@ def _cmd_inject(args: argparse.Namespace) -> int:
 
     con = store.open_workspace(args.db)
     try:
-        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        info = _dataset(con, args.dataset)
         copy = inject_into_dataset(con, info.id, args.faults, args.kinds, args.seed, args.name)
     finally:
         con.close()
     print(f"Test copy {copy.name!r} (dataset {copy.id}): {copy.quality.notes[-1]}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from core import store
+    from core.share import build_report, report_bytes, report_format, write_report
+
+    fmt = report_format(args.out)  # a wrong name or folder fails before any work
+    con = store.open_workspace(args.db)
+    try:
+        info = _dataset(con, args.dataset)
+        report = build_report(con, info, generated_by=args.analyst, top_events=args.events)
+        content = report_bytes(report, fmt)
+    finally:
+        con.close()
+    write_report(args.out, content)
+    print(
+        f"Report on {info.name!r} ({fmt.upper()}, {len(report.events)} events explained, "
+        f"{len(content):,} bytes) written to {args.out}"
+    )
     return 0
 
 
@@ -212,6 +239,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analyst", default="cli")
     _db_arg(p)
     p.set_defaults(func=_cmd_retrain)
+
+    p = sub.add_parser(
+        "report", help="write the stakeholder report of a dataset as PDF or HTML (by --out)"
+    )
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--out", type=Path, required=True, help="report file: NAME.pdf or NAME.html")
+    p.add_argument(
+        "--events", type=int, default=3, help="most severe events to explain (default: 3)"
+    )
+    p.add_argument("--analyst", default="cli", help="who the report says generated it")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

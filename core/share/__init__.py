@@ -15,6 +15,7 @@ from core.share.report import (
     build_report,
     html_report,
     report_bytes,
+    report_files,
     report_format,
     write_report,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "html_report",
     "model_story",
     "report_bytes",
+    "report_files",
     "report_format",
     "write_report",
 ]

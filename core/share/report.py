@@ -308,6 +308,21 @@ def report_bytes(report: Report, fmt: str, progress: Progress | None = None) -> 
     raise ConfigError(f"Unknown report format {fmt!r}: use 'pdf' or 'html'.")
 
 
+def report_files(
+    con: duckdb.DuckDBPyConnection,
+    info: DatasetInfo,
+    generated_by: str = "Vigil",
+    formats: tuple[str, ...] = ("pdf", "html"),
+    progress: Progress | None = None,
+) -> dict[str, bytes]:
+    """One report in several formats ({'pdf': ..., 'html': ...}): explaining the events takes
+    the first half of the progress, drawing the PDF's charts the second."""
+    first = None if progress is None else (lambda f, m: progress(0.5 * f, m))
+    report = build_report(con, info, generated_by, progress=first)
+    second = None if progress is None else (lambda f, m: progress(0.5 + 0.5 * f, m))
+    return {fmt: report_bytes(report, fmt, progress=second) for fmt in formats}
+
+
 def write_report(path: Path, content: bytes) -> None:
     """Write all or nothing: a temporary file beside ``path``, renamed over it when complete."""
     path = Path(path)

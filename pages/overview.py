@@ -7,8 +7,6 @@ from core.charts.overview import alarms_history_figure, events_timeline
 from core.share import dataset_overview, events_csv, model_story, report_files
 from pages import ui
 
-REPORT = "overview_report"  # ((dataset id, run id), {format: bytes}) of the prepared report
-
 con = ui.workspace()
 info = ui.sidebar(con)
 st.title("Overview")
@@ -82,8 +80,8 @@ if report_col.button("Prepare the report (PDF and HTML)", icon=":material/summar
             label="Report ready" if files else "No report", state="complete" if files else "error"
         )
     if files:
-        st.session_state[REPORT] = (report_key, files)
-prepared = st.session_state.get(REPORT)
+        st.session_state[ui.OVERVIEW_REPORT] = (report_key, files)
+prepared = st.session_state.get(ui.OVERVIEW_REPORT)
 if prepared is not None and prepared[0] == report_key:
     for fmt, mime in (("pdf", "application/pdf"), ("html", "text/html")):
         report_col.download_button(

@@ -6,6 +6,7 @@ PDFs are checked by reading them back with pdfium: their text, their images and 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +24,14 @@ from core.explain import cached_explanation, event_scope
 from core.labels import history as labels
 from core.labels import triage
 from core.share import build_report, report_bytes, report_files, report_format, write_report
-from tests.apptest import open_app
-from tests.browser import needs_chromium
+from pages.ui import OVERVIEW_REPORT as PREPARED
+from tests.apptest import open_app, shown
+from tests.browser import chromium_page, needs_chromium, streamlit_server, wait_for_app
 from tests.test_overview import demo_with_run
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMENT = "bearing noise, replaced"
+SHOTS = ROOT / "screenshots"
 
 pytestmark = needs_chromium
 
@@ -179,3 +182,63 @@ def test_cli_without_a_browser_says_so_in_one_line(workspace, tmp_path):
     done = _cli("--db", path, "--dataset", info.name, "--out", tmp_path / "r.pdf", env=env)
     assert done.returncode == 2 and "apt-get install chromium" in done.stderr
     assert done.stderr.count("\n") == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def copy_of(workspace, tmp_path):
+    """A copy of the workspace file, for a page or server that keeps its own connection open."""
+    copy = tmp_path / "page.duckdb"
+    shutil.copy(workspace[0], copy)
+    return copy
+
+
+def prepare(at):
+    """Press 'Prepare the report' on the Overview page."""
+    next(b for b in at.button if b.label.startswith("Prepare the report")).click().run()
+    return at
+
+
+def test_overview_prepares_the_report_then_offers_pdf_and_html(workspace, copy_of, monkeypatch):
+    info, worst = workspace[1], workspace[3]
+    monkeypatch.setenv("VIGIL_DB", str(copy_of))
+    at = prepare(open_app("pages/overview.py"))
+    assert not at.exception and not at.error
+    buttons = {b.proto.label: b.proto.url for b in at.get("download_button")}
+    assert buttons["Report (PDF)"].endswith(".pdf") and buttons["Report (HTML)"].endswith(".html")
+    assert [s.label for s in at.status] == ["Report ready"]
+    _, files = at.session_state[PREPARED]
+    pages, text, images = pdf_text(files["pdf"])
+    assert info.name in text and f"Event #{worst[0]} on" in " ".join(text.split())
+    assert images == 1 + 2 * len(worst)
+    assert f"Event #{worst[0]} on" in files["html"].decode()
+
+
+def test_overview_report_without_a_browser_shows_why(copy_of, monkeypatch):
+    monkeypatch.setenv("VIGIL_DB", str(copy_of))
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chromium")
+    at = prepare(open_app("pages/overview.py"))
+    assert not at.exception
+    assert any("apt-get install chromium" in shown(e) for e in at.error)
+    assert [s.label for s in at.status] == ["No report"]
+    assert "Report (PDF)" not in [b.proto.label for b in at.get("download_button")]
+
+
+@pytest.mark.browser
+def test_download_the_pdf_from_overview_in_a_browser(workspace, copy_of, tmp_path):
+    info = workspace[1]
+    SHOTS.mkdir(exist_ok=True)
+    with streamlit_server(copy_of) as url, chromium_page() as page:
+        page.goto(f"{url}/overview")
+        wait_for_app(page)
+        page.get_by_role("button", name="Prepare the report (PDF and HTML)").click()
+        pdf_button = page.get_by_role("button", name="Report (PDF)")
+        pdf_button.wait_for(timeout=180_000)
+        wait_for_app(page)
+        page.screenshot(path=str(SHOTS / "overview_report.png"), full_page=True)
+        with page.expect_download() as download:
+            pdf_button.click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+    assert saved.name == f"vigil-report-{info.id}.pdf"
+    pages, text, images = pdf_text(saved.read_bytes())
+    assert pages >= 2 and images >= 3 and "Asset health" in text

@@ -70,7 +70,11 @@ labels_col.download_button(
     icon=":material/label:",
 )
 report_key = (info.id, overview.run.id)
-if report_col.button("Prepare the report (PDF and HTML)", icon=":material/summarize:"):
+if report_col.button(
+    "Prepare the report (PDF and HTML)",
+    icon=":material/summarize:",
+    help="Explains the most severe events and draws every chart: a few seconds the first time.",
+):
     with report_col.status("Preparing the report…", expanded=True) as status:
         bar = st.progress(0.0)
         files = ui.guarded(

@@ -23,7 +23,16 @@ from core.errors import ConfigError
 from core.explain import cached_explanation, event_scope
 from core.labels import history as labels
 from core.labels import triage
-from core.share import build_report, report_bytes, report_files, report_format, write_report
+from core.learn import retraining as learning
+from core.learn import versions
+from core.share import (
+    build_report,
+    dataset_overview,
+    report_bytes,
+    report_files,
+    report_format,
+    write_report,
+)
 from pages.ui import OVERVIEW_REPORT as PREPARED
 from tests.apptest import open_app, shown
 from tests.browser import chromium_page, needs_chromium, streamlit_server, wait_for_app
@@ -85,7 +94,7 @@ def test_one_report_gives_pdf_and_html_with_the_worst_events_explained(workspace
         assert f"Event #{worst[0]} on" in both and f'by ana: "{COMMENT}"' in both.replace(
             "&quot;", '"'
         )
-        assert "1 confirmed faults, 1 false alarms" in both
+        assert "1 confirmed fault, 1 false alarm, 0 unsure" in both
         assert f"unsupervised run #{run.id}" in both
     assert "Model-agnostic" in flat or "exact" in flat, "what the values mean is printed"
 
@@ -242,3 +251,25 @@ def test_download_the_pdf_from_overview_in_a_browser(workspace, copy_of, tmp_pat
     assert saved.name == f"vigil-report-{info.id}.pdf"
     pages, text, images = pdf_text(saved.read_bytes())
     assert pages >= 2 and images >= 3 and "Asset health" in text
+
+
+def test_report_on_a_version_in_use_shows_every_model_version(copy_of):
+    con = store.open_workspace(copy_of)
+    try:
+        info = store.list_datasets(con)[0]
+        queue = triage.review_queue(con, dataset_overview(con, info).run.id)
+        labels.label_events(con, info.id, queue.iloc[-3:], "false_alarm", "bob")
+        version = learning.retrain(con, learning.RetrainConfig(info.id), "ana").version
+        versions.promote(con, version.id, "ana", "for the report")
+        report = build_report(con, info, "ana")
+        pdf = report_bytes(report, "pdf")
+    finally:
+        con.close()
+    assert report.overview.run.id == version.run_id and report.story.in_use.id == version.id
+    explained = [e for e in report.events if e.explanation is not None]
+    for item in report.events:  # an event without an explanation says so and names its sensors
+        assert item.explanation is not None or "as detection ranked them" in item.drivers
+    pages, text, images = pdf_text(pdf)
+    assert images == 1 + 2 * len(explained) + 1, "timeline, explanations, alarms per version"
+    flat = " ".join(text.split())
+    assert f"v{version.id}" in flat and "run #" in flat and "held-out F1" in flat

@@ -76,13 +76,17 @@ class _Document(FPDF):
         self.ln(3)
         self.set_font(self.family, "B", size)
         self.set_text_color(*INK)
-        self.multi_cell(0, size * 0.5, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            0, size * 0.5, self.text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
         self.ln(1)
 
     def para(self, text: str, size: float = 9, grey: bool = False) -> None:
         self.set_font(self.family, "", size)
         self.set_text_color(*(GREY if grey else INK))
-        self.multi_cell(0, size * 0.45, self.text(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            0, size * 0.45, self.text(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
         self.ln(1)
 
     def kpis(self, items: list[tuple[str, str]]) -> None:
@@ -180,8 +184,8 @@ def pdf_report(report: Report, progress: Progress | None = None) -> bytes:
     for item, figures in zip(report.events, per_event, strict=True):
         doc.heading(item.title, size=11)
         doc.para(f"Verdict: {item.verdict}\nTop sensors: {item.drivers}")
-        if item.explanation is not None:
-            doc.para(item.explanation.description, size=8, grey=True)
+        about = item.explanation.description if item.explanation is not None else item.note
+        doc.para(about or "", size=8, grey=True)
         for _ in figures:
             doc.picture(next(images))
     doc.heading("What the analysts' labels changed", keep=15 if report.story is None else 60)

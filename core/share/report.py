@@ -68,8 +68,10 @@ class ExplainedEvent:
 
     @property
     def drivers(self) -> str:
+        """The top sensors by explained contribution, else as detection ranked them."""
         if self.explanation is None:
-            return self.note or "not explained"
+            ranked = ", ".join(list(self.event["top_sensors"])[:3]) or "none"
+            return f"{ranked} (as detection ranked them; no explanation)"
         return top_sensors_text(self.explanation, k=3)
 
     def figures(self) -> list[go.Figure]:
@@ -120,13 +122,14 @@ class Report:
             return "This run found no events to review."
         counts = queue["status"].value_counts()
         parts = [
-            f"{int(counts.get(status, 0))} {name}"
+            f"{n} {name}{'s' if n != 1 and name.endswith(('fault', 'alarm')) else ''}"
             for status, name in (
-                ("confirmed", "confirmed faults"),
-                ("false_alarm", "false alarms"),
+                ("confirmed", "confirmed fault"),
+                ("false_alarm", "false alarm"),
                 ("unsure", "unsure"),
                 ("unreviewed", "not reviewed yet"),
             )
+            for n in [int(counts.get(status, 0))]
         ]
         return f"Analysts' verdicts on this run's {len(queue)} events: {', '.join(parts)}."
 
@@ -153,7 +156,7 @@ def _explained(
         try:
             expl = explain_event(con, overview.run.id, int(event["event_id"]))
         except CoreError as exc:
-            out.append(ExplainedEvent(event, None, f"not explained: {exc}"))
+            out.append(ExplainedEvent(event, None, f"Not explained: {exc}"))
         else:
             out.append(ExplainedEvent(event, expl))
     return out
@@ -237,8 +240,8 @@ def _events_section(report: Report) -> str:
             f"<h3>{html.escape(item.title)}</h3><p>Verdict: {html.escape(item.verdict)}<br>"
             f"Top sensors: {html.escape(item.drivers)}</p>"
         )
-        if item.explanation is not None:
-            parts.append(f"<p class='sub'>{html.escape(item.explanation.description)}</p>")
+        about = item.explanation.description if item.explanation is not None else item.note
+        parts.append(f"<p class='sub'>{html.escape(about or '')}</p>")
         parts.extend(_figure(fig) for fig in item.figures())
     return "".join(parts)
 

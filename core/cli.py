@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,demo,datasets,inject,score,retrain,report}`.
+"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,retrain,report}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -21,11 +21,9 @@ def _db_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _dataset(con, key: str):
-    """The dataset named ``key``, or numbered ``key`` when it is all digits."""
-    from core import store
-
-    return store.get_dataset(con, int(key) if key.isdigit() else key)
+def _dataset_key(text: str) -> int | str:
+    """--dataset takes a name or an id."""
+    return int(text) if text.isdigit() else text
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -106,7 +104,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     con = store.open_workspace(args.db)
     try:
-        info = _dataset(con, args.dataset)
+        info = store.get_dataset(con, _dataset_key(args.dataset))
         objective = "budget" if args.budget_per_day is not None else "f1"
         config = RetrainConfig(
             info.id,
@@ -141,11 +139,27 @@ def _cmd_inject(args: argparse.Namespace) -> int:
 
     con = store.open_workspace(args.db)
     try:
-        info = _dataset(con, args.dataset)
+        info = store.get_dataset(con, _dataset_key(args.dataset))
         copy = inject_into_dataset(con, info.id, args.faults, args.kinds, args.seed, args.name)
     finally:
         con.close()
     print(f"Test copy {copy.name!r} (dataset {copy.id}): {copy.quality.notes[-1]}")
+    return 0
+
+
+def _cmd_append(args: argparse.Namespace) -> int:
+    from core import store
+    from core.learn import append_batch, describe_batch
+
+    con = store.open_workspace(args.db)
+    try:
+        done = append_batch(con, store.get_dataset(con, _dataset_key(args.dataset)).id, args.file)
+    finally:
+        con.close()
+    first, *rest = describe_batch(done)
+    print(first)
+    for line in [*rest, *done.warnings]:
+        print(f"warning: {line}")
     return 0
 
 
@@ -156,7 +170,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     fmt = report_format(args.out)  # a wrong name or folder fails before any work
     con = store.open_workspace(args.db)
     try:
-        info = _dataset(con, args.dataset)
+        info = store.get_dataset(con, _dataset_key(args.dataset))
         report = build_report(con, info, generated_by=args.analyst, top_events=args.events)
         content = report_bytes(report, fmt)
     finally:
@@ -197,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _db_arg(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser(
+        "append", help="append newer readings to a dataset, scored by its model in use"
+    )
+    p.add_argument("file", type=Path)
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_append)
 
     p = sub.add_parser("datasets", help="list the datasets in the workspace")
     _db_arg(p)

@@ -3,12 +3,14 @@
 import streamlit as st
 
 from core import store
-from core.ingest import NO_LABELS, datasets_table, ingest_upload, label_choice
+from core.ingest import NO_LABELS, datasets_table, ingest_upload, label_choice, uploaded_copy
+from core.learn import append_batch, describe_batch
 from core.synth import FAULT_KINDS, MAX_FAULTS_PER_ASSET, inject_into_dataset, load_demo
 from pages import ui
 
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
 COPIED = "data_copied"  # what the test copy holds, shown after the rerun that follows it
+APPENDED = "data_appended"  # what appending a batch did, shown after the rerun that follows it
 
 con = ui.workspace()
 current = ui.sidebar(con)
@@ -124,6 +126,42 @@ if all_sets:
                 f"{copied} It is now the active dataset: run a detector on it on **Detect** to "
                 "see which injected faults it finds."
             )
+    with st.expander("Append newer readings", icon=":material/playlist_add:"):
+        st.caption(
+            "Tomorrow's file for a dataset you already review: the same sensors and assets, "
+            "readings after the last ones. Vigil scores it with the model in use (the active "
+            "version, else the latest run), adds its events to the review queue on **Triage** "
+            "and says whether it drifted from what the model learned. A bad file changes nothing."
+        )
+        target = st.selectbox(
+            "Dataset",
+            list(names),
+            index=list(names).index(current.id) if current and current.id in names else 0,
+            format_func=names.get,
+            key="append_target",
+        )
+        batch = st.file_uploader(
+            "Newer readings", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="append_upload"
+        )
+        if batch is not None and st.button("Append and score", key="append_go"):
+            with st.status(f"Appending {ui.plain(batch.name)}…", expanded=True) as status:
+                bar = st.progress(0.0)
+
+                def _append():
+                    with uploaded_copy(batch.getvalue(), batch.name) as path:
+                        return append_batch(con, target, path, batch.name, bar.progress)
+
+                done = ui.guarded(_append)
+                if done is None:
+                    status.update(label="Nothing appended", state="error", expanded=True)
+                else:
+                    ui.set_active_dataset(target)
+                    st.session_state[APPENDED] = describe_batch(done) + done.warnings
+                    st.rerun()
+        if appended := st.session_state.pop(APPENDED, None):
+            st.success(ui.plain(appended[0]))
+            for line in appended[1:]:
+                st.warning(ui.plain(line))
     with st.expander("Delete a dataset"):
         doomed = st.selectbox("Dataset", list(names), format_func=names.get, key="delete_pick")
         if st.button("Delete", key="delete_dataset", type="secondary"):

@@ -86,6 +86,12 @@ sensors = right.multiselect(
     "Sensors", info.sensors, key="detect_sensors", placeholder="those events blame most"
 )
 st.caption(detect.describe_run(run))
+coverage = st.session_state.setdefault(f"detect_coverage_{run_id}", None)
+if coverage is None:  # once per run and session: it reads the run's readings
+    coverage = ui.guarded(lambda: detect.coverage_warning(detect.run_coverage(con, run_id))) or ""
+    st.session_state[f"detect_coverage_{run_id}"] = coverage
+if coverage:
+    st.warning(ui.plain(coverage), icon=":material/explore_off:")
 with st.popover(f"Delete run #{run_id}", icon=":material/delete:"):
     st.write("Its scores and events go too. This cannot be undone.")
     if st.button("Delete", type="primary", key="detect_delete") and ui.guarded(

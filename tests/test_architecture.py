@@ -26,7 +26,7 @@ ALLOWED = {
     "detect": {"store"},
     "explain": {"detect", "store"},
     "labels": {"detect", "store"},
-    "learn": {"labels", "detect", "store"},
+    "learn": {"labels", "detect", "ingest", "store"},
     "synth": {"labels", "detect", "store"},
     "charts": {"learn", "labels", "explain", "detect", "store"},
     "share": {"charts", "learn", "labels", "explain", "detect", "store"},

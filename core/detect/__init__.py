@@ -3,6 +3,7 @@
 Runs store scores and events; operating-mode marks keep stretches out of training and alarms.
 """
 
+from core.detect.coverage import AssetCoverage, coverage_warning, run_coverage
 from core.detect.detectors.registry import (
     DETECTORS,
     BaseDetector,
@@ -60,6 +61,9 @@ from core.detect.scoring import (
 
 __all__ = [
     "AnomalyModel",
+    "AssetCoverage",
+    "coverage_warning",
+    "run_coverage",
     "BaseDetector",
     "DETECTORS",
     "DetectorSpec",

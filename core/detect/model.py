@@ -286,15 +286,16 @@ class AnomalyModel:
         if n >= HELD_OUT_ROWS or n < 10 * HELD_OUT_FOLDS:
             return detector.training_scores(X[usable])
         Xu = X[usable]
+        by_time = np.argsort(sub[TS].to_numpy()[usable], kind="stable")
         out = np.empty(n)
-        out[taught] = detector.score(Xu[taught])
-        window = np.flatnonzero(~taught)
+        if taught.any():
+            out[taught] = detector.score(Xu[taught])
+        window = by_time[~taught[by_time]]  # held out in time order, as it will be met
         if len(window) < 10 * HELD_OUT_FOLDS:
             out[window] = detector.score(Xu[window])
             return out
-        order = window[np.argsort(sub[TS].to_numpy()[usable][window], kind="stable")]
-        for block in np.array_split(order, HELD_OUT_FOLDS):
-            rest = np.setdiff1d(np.arange(n), block, assume_unique=True)
+        for block in np.array_split(window, HELD_OUT_FOLDS):
+            rest = by_time[~np.isin(by_time, block)]
             refit = make_detector(self.detector, **self.params).fit(Xu[rest])
             out[block] = refit.score(Xu[block])
         return out

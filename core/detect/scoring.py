@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.detect.coverage import coverage_warning, split_coverage
 from core.detect.detectors.registry import make_detector
 from core.detect.model import AnomalyModel, check_threshold_quantile
 from core.detect.windows import out_of_range_limits, without_out_of_range
@@ -237,6 +238,9 @@ def score_files(
         f"{len(train):,} rows): {n_flag:,} flagged ({n_flag / len(out):.2%}); wrote "
         f"{out_path} in {seconds:.1f} s"
     ]
+    message = coverage_warning(split_coverage(train, data, result.frame))
+    if message:
+        lines.append(f"warning: {message}")
     for role, read in (("training", train_csv), ("data", data_csv)):
         if read.out_of_range:
             cells = "; ".join(o.describe() for o in read.out_of_range)

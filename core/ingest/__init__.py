@@ -19,9 +19,11 @@ from core.ingest.uploads import (
     NO_LABELS,
     ingest_upload,
     label_choice,
+    uploaded_copy,
 )
 
 __all__ = [
+    "uploaded_copy",
     "NO_LABELS",
     "label_choice",
     "datasets_table",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -32,6 +34,16 @@ def ingest_upload(
     labels: list[str] | None = None,
 ) -> IngestResult:
     """Write the upload to a private temp file (DuckDB reads files, not buffers), then ingest."""
+    with uploaded_copy(data, filename) as path:
+        return ingest_file(
+            con, path, name=name or Path(filename).stem, source_name=filename, labels=labels
+        )
+
+
+@contextmanager
+def uploaded_copy(data: bytes, filename: str) -> Iterator[Path]:
+    """The upload as a private temp file with its suffix (DuckDB reads files, not buffers),
+    removed afterwards."""
     if not data:
         raise DataError(
             f"The upload {filename!r} is empty (0 bytes). Choose a CSV, Parquet or Excel file "
@@ -41,6 +53,4 @@ def ingest_upload(
     with tempfile.TemporaryDirectory(prefix="vigil-upload-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
-        return ingest_file(
-            con, path, name=name or Path(filename).stem, source_name=filename, labels=labels
-        )
+        yield path

@@ -6,6 +6,7 @@ Also what to label next (active learning) and model files (skops, trust-checked)
 from core.learn.active import (
     suggest,
 )
+from core.learn.batches import BatchResult, append_batch, describe_batch
 from core.learn.drift import (
     PSI_DRIFT,
     DriftReport,
@@ -36,6 +37,9 @@ from core.learn.versions import (
 )
 
 __all__ = [
+    "BatchResult",
+    "append_batch",
+    "describe_batch",
     "DriftReport",
     "PSI_DRIFT",
     "RetrainConfig",

@@ -14,7 +14,9 @@ from core.store.connection import (
 )
 from core.store.datasets import (
     add_dataset_from_frame,
+    append_readings,
     asset_row_counts,
+    asset_time_ranges,
     delete_dataset,
     get_dataset,
     insert_dataset,
@@ -54,6 +56,7 @@ from core.store.models import (
     save_version,
 )
 from core.store.runs import (
+    append_to_run,
     count_run_scores,
     delete_run,
     delete_runs_of_dataset,
@@ -69,7 +72,10 @@ from core.store.runs import (
 __all__ = [
     "active_version_id",
     "add_dataset_from_frame",
+    "append_readings",
+    "append_to_run",
     "asset_row_counts",
+    "asset_time_ranges",
     "count_readings_before",
     "count_run_scores",
     "default_workspace_path",

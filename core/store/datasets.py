@@ -245,3 +245,33 @@ def asset_row_counts(con: duckdb.DuckDBPyConnection, info: DatasetInfo) -> dict[
         f"GROUP BY 1 ORDER BY 1"
     ).fetchall()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def asset_time_ranges(
+    con: duckdb.DuckDBPyConnection, info: DatasetInfo
+) -> dict[str, tuple[datetime, datetime]]:
+    """First and last reading time of each asset."""
+    t = quote_ident(TS)
+    rows = con.execute(
+        f"SELECT {quote_ident(ASSET)}, min({t}), max({t}) FROM {quote_ident(info.table_name)} "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def append_readings(
+    con: duckdb.DuckDBPyConnection, target: DatasetInfo, source: DatasetInfo
+) -> None:
+    """Copy every reading of ``source`` into ``target``'s table (same sensors; call inside a
+    transaction) and record ``target``'s new extent."""
+    cols = ", ".join(quote_ident(c) for c in [TS, ASSET, *target.sensors])
+    con.execute(
+        f"INSERT INTO {quote_ident(target.table_name)} ({cols}) "
+        f"SELECT {cols} FROM {quote_ident(source.table_name)}"
+    )
+    con.execute(
+        f"UPDATE datasets SET n_rows = (SELECT count(*) FROM {quote_ident(target.table_name)}), "
+        "time_start = least(time_start, ?), time_end = greatest(time_end, ?), quality = ? "
+        "WHERE id = ?",
+        [source.time_start, source.time_end, json.dumps(target.quality.to_dict()), target.id],
+    )

@@ -302,3 +302,22 @@ def read_events(
     frame["top_sensors"] = [list(v) for v in frame["top_sensors"]]
     frame["sensor_scores"] = [json.loads(v) if v else {} for v in frame["sensor_scores"]]
     return frame
+
+
+def append_to_run(
+    con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.DataFrame, events: pd.DataFrame
+) -> pd.DataFrame:
+    """Add scores of new rows and their events to a stored run, all or nothing; the events get
+    ids after the run's last. Returns them as stored."""
+    with transaction(con):
+        [(last,)] = con.execute(
+            "SELECT coalesce(max(event_id), 0) FROM events WHERE run_id = ?", [run_id]
+        ).fetchall()
+        events = events.assign(event_id=events["event_id"] + int(last)) if len(events) else events
+        insert_run_scores(con, run_id, scores)
+        insert_events(con, run_id, events)
+        con.execute(
+            "UPDATE runs SET n_scores = n_scores + ?, n_events = n_events + ? WHERE id = ?",
+            [len(scores), len(events), run_id],
+        )
+    return events

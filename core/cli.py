@@ -1,4 +1,4 @@
-"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,export-model,retrain}`.
+"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,export-model,retrain,report}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
 """
@@ -212,6 +212,26 @@ def _cmd_append(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from core import store
+    from core.share import build_report, report_bytes, report_format, write_report
+
+    fmt = report_format(args.out)  # a wrong name or folder fails before any work
+    con = store.open_workspace(args.db)
+    try:
+        info = store.get_dataset(con, _dataset_key(args.dataset))
+        report = build_report(con, info, generated_by=args.analyst, top_events=args.events)
+        content = report_bytes(report, fmt)
+    finally:
+        con.close()
+    write_report(args.out, content)
+    print(
+        f"Report on {info.name!r} ({fmt.upper()}, {len(report.events)} events explained, "
+        f"{len(content):,} bytes) written to {args.out}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--analyst", default="cli")
     _db_arg(p)
     p.set_defaults(func=_cmd_retrain)
+
+    p = sub.add_parser(
+        "report", help="write the stakeholder report of a dataset as PDF or HTML (by --out)"
+    )
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--out", type=Path, required=True, help="report file: NAME.pdf or NAME.html")
+    p.add_argument(
+        "--events", type=int, default=3, help="most severe events to explain (default: 3)"
+    )
+    p.add_argument("--analyst", default="cli", help="who the report says generated it")
+    _db_arg(p)
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 from core import labels
 from core.charts.overview import alarms_history_figure, events_timeline
-from core.share import dataset_overview, events_csv, html_report, model_story
+from core.share import dataset_overview, events_csv, model_story, report_files
 from pages import ui
 
 con = ui.workspace()
@@ -69,10 +69,30 @@ labels_col.download_button(
     mime="text/csv",
     icon=":material/label:",
 )
-report_col.download_button(
-    "Report (HTML)",
-    html_report(overview, generated_by=ui.analyst_name(), story=story).encode(),
-    file_name=f"vigil-report-{info.id}.html",
-    mime="text/html",
+report_key = (info.id, overview.run.id)
+if report_col.button(
+    "Prepare the report (PDF and HTML)",
     icon=":material/summarize:",
-)
+    help="Explains the most severe events and draws every chart: a few seconds the first time.",
+):
+    with report_col.status("Preparing the report…", expanded=True) as status:
+        bar = st.progress(0.0)
+        files = ui.guarded(
+            lambda: report_files(con, info, ui.analyst_name(), progress=bar.progress)
+        )
+        status.update(
+            label="Report ready" if files else "No report", state="complete" if files else "error"
+        )
+    if files:
+        st.session_state[ui.OVERVIEW_REPORT] = (report_key, files)
+prepared = st.session_state.get(ui.OVERVIEW_REPORT)
+if prepared is not None and prepared[0] == report_key:
+    for fmt, mime in (("pdf", "application/pdf"), ("html", "text/html")):
+        report_col.download_button(
+            f"Report ({fmt.upper()})",
+            prepared[1][fmt],
+            file_name=f"vigil-report-{info.id}.{fmt}",
+            mime=mime,
+            icon=":material/download:",
+            on_click="ignore",
+        )

@@ -20,6 +20,7 @@ ANALYST = "analyst"  # kept across pages (a widget's own key is dropped on a pag
 _ANALYST_FIELD = "sidebar_analyst"
 ANONYMOUS = "anonymous"
 TRIAGE_FOCUS = "triage_focus"
+OVERVIEW_REPORT = "overview_report"  # ((dataset id, run id), {format: bytes}) prepared on Overview
 """(run_id, event_id) another page hands to Triage to open that event."""
 _SEEN = "_vigil_session_seen"
 _PICK = "_vigil_pick_dataset"  # a dataset to show in the sidebar picker on the next run

@@ -11,7 +11,7 @@ from core.labels import triage
 from core.learn import retraining as learning
 from core.learn import versions
 from core.share.overview import ATTENTION, HEALTHY, dataset_overview, events_export, model_story
-from core.share.report import html_report
+from core.share.report import build_report, html_report
 from core.synth.demo import load_demo
 from tests.apptest import open_app
 
@@ -48,6 +48,7 @@ def test_verdicts_drive_kpis_health_and_exports(workspace):
         labels.label_events(con, info.id, queue.iloc[:1], "confirmed", "ana", kind="spike")
         labels.label_events(con, info.id, queue.iloc[1:2], "false_alarm", "ana")
         overview = dataset_overview(con, info, run.id)
+        report = html_report(build_report(con, info, generated_by="ana", top_events=1))
     finally:
         con.close()
     kpis = dict(overview.kpis)
@@ -61,7 +62,6 @@ def test_verdicts_drive_kpis_health_and_exports(workspace):
     exported = events_export(overview)
     assert sorted(exported["status"].unique()) == sorted(set(overview.queue["status"]))
     assert (overview.top_open["status"] == labels.UNREVIEWED).all()
-    report = html_report(overview, generated_by="ana")
     assert info.name in report and "Asset health" in report and confirmed_asset in report
     assert "<script" in report, "plotly.js is inlined so the report works offline"
 
@@ -74,7 +74,11 @@ def test_overview_page_shows_kpis_and_downloads(workspace, monkeypatch):
     labels_ = [m.label for m in at.metric]
     assert labels_[:3] == ["Assets", "Events found", "Reviewed"]
     assert f"#{run.id}" in at.caption[0].value
-    assert len(at.get("download_button")) == 3
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Events with verdicts (CSV)",
+        "Labels (CSV)",
+    ], "the report is prepared on request (it explains events), then downloaded"
+    assert at.button[0].label == "Prepare the report (PDF and HTML)"
     assert any("No model trained from labels yet" in c.value for c in at.caption)
 
 
@@ -105,6 +109,7 @@ def test_model_story_compares_every_version_with_the_first_unsupervised_run(lear
         story = model_story(con, info)
         overview = dataset_overview(con, info)
         version_run = runs.get_run(con, version.run_id)
+        report = html_report(build_report(con, info, top_events=0))
     finally:
         con.close()
     days = (info.time_end - info.time_start).total_seconds() / 86_400
@@ -121,7 +126,6 @@ def test_model_story_compares_every_version_with_the_first_unsupervised_run(lear
     assert kpis["Alarms a day"][1].startswith(f"{change:+.1f}")
     assert newer.id > version.run_id
     assert overview.run.id == version.run_id, "the overview shows the model in use, not the newest"
-    report = html_report(overview, story=story)
     assert "What the analysts' labels changed" in report and f"v{version.id}" in report
 
 

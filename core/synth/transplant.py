@@ -147,19 +147,30 @@ def _free_start(free: np.ndarray, length: int, rng: np.random.Generator) -> int 
     return int(rng.choice(starts)) if starts.size else None
 
 
+def known_faults(con: duckdb.DuckDBPyConnection, info: DatasetInfo) -> pd.DataFrame:
+    """asset, start, end of every known fault: ground truth and labels an analyst confirmed or
+    was unsure about (real anomalies)."""
+    parts = [pd.DataFrame(columns=[ASSET, "start", "end"])]
+    if info.has_ground_truth:
+        parts.append(store.read_ground_truth(con, info.id)[[ASSET, "start", "end"]])
+    current = labels.current_labels(con, info.id)
+    real = current[current["verdict"].isin(["confirmed", "unsure"])]
+    if len(real):
+        parts.append(
+            real.rename(columns={"start_ts": "start", "end_ts": "end"})[[ASSET, "start", "end"]]
+        )
+    spans = pd.concat([p for p in parts if len(p)] or parts, ignore_index=True)
+    spans[ASSET] = spans[ASSET].astype(str)
+    return spans
+
+
 def normal_rows(
     con: duckdb.DuckDBPyConnection, info: DatasetInfo, frame: pd.DataFrame
 ) -> np.ndarray:
     """Rows that are normal operation: running, outside ground truth and outside every label
     an analyst confirmed or was unsure about."""
-    marked = np.zeros(len(frame), bool)
-    if info.has_ground_truth:
-        marked |= label_points(frame, store.read_ground_truth(con, info.id))[0]
-    current = labels.current_labels(con, info.id)
-    real = current[current["verdict"].isin(["confirmed", "unsure"])]
-    if len(real):
-        spans = real.rename(columns={"start_ts": "start", "end_ts": "end"})[[ASSET, "start", "end"]]
-        marked |= label_points(frame, spans)[0]
+    known = known_faults(con, info)
+    marked = label_points(frame, known)[0] if len(known) else np.zeros(len(frame), bool)
     return ~marked & ~detect_machine_off(frame, info.sensors)
 
 

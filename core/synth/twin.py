@@ -16,13 +16,22 @@ machine is stopped do so in the twin, and every sensor stays within its source r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
+from core import store
+from core.detect.evaluation import label_points
 from core.detect.machine_state import detect_machine_off, drive_sensors
-from core.errors import DataError
-from core.types import ASSET, TS
+from core.errors import ConfigError, DataError
+from core.synth.fault_copy import store_copy
+from core.synth.faults import FAULT_COLUMNS
+from core.synth.fidelity import FidelityReport, Progress, fidelity_report
+from core.synth.transplant import apply_shape, fault_shape, known_faults
+from core.types import ASSET, TS, DatasetInfo
 
 MIN_TWIN_ROWS = 500
 """Rows an asset needs before its modes, lags and spectrum can be learnt (the demo's minimum)."""
@@ -232,3 +241,95 @@ def fourier_surrogate(residual: np.ndarray, rng: np.random.Generator) -> np.ndar
     if n % 2 == 0:
         phases[-1] = rng.choice([-1.0, 1.0])
     return np.fft.irfft(spectrum * phases[:, None], n=n, axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class TwinResult:
+    """A dataset's twin, what it was learnt from, and the faults it carries (if asked)."""
+
+    source: DatasetInfo
+    real: pd.DataFrame
+    readings: pd.DataFrame
+    clean: pd.DataFrame
+    """The twin before any fault was carried into it (what the report measures)."""
+    truth: pd.DataFrame
+    """The source's known faults (ground truth, confirmed labels): kept out of the model and
+    what the report grades detectors on."""
+    faults: pd.DataFrame
+    """Ground truth the twin carries: the source's injected faults, reshaped into the twin at
+    the same place, when asked; empty otherwise."""
+    seed: int
+
+
+def twin_of_dataset(
+    con: duckdb.DuckDBPyConnection, dataset_id: int | str, seed: int = 0, with_faults: bool = False
+) -> TwinResult:
+    """The twin of a stored dataset, learnt from its normal rows; with ``with_faults`` the
+    source's ground-truth faults are transplanted into the twin where they were."""
+    info = store.get_dataset(con, dataset_id)
+    real = store.read_readings(con, info)
+    truth = known_faults(con, info)
+    exclude = label_points(real, truth)[0] if len(truth) else None
+    clean = make_twin(real, info.sensors, exclude, seed)
+    readings = clean.copy() if with_faults else clean
+    records = []
+    if with_faults:
+        if not info.has_ground_truth:
+            raise DataError(
+                f"Dataset {info.name!r} has no ground truth for the twin to carry; make the "
+                "twin without it."
+            )
+        normal = ~exclude & ~detect_machine_off(real, info.sensors)
+        for fault in store.read_ground_truth(con, info.id).itertuples():
+            sensors = [s for s in fault.sensors if s in info.sensors]
+            shape = fault_shape(
+                real, info.sensors, normal, fault.asset, fault.start, fault.end, sensors,
+                fault.kind, f"the source's {fault.kind} at {fault.start}",
+            )  # fmt: skip
+            ts = real.loc[real[ASSET] == fault.asset, TS].to_numpy(dtype="datetime64[ns]")
+            first = int(np.searchsorted(ts, np.datetime64(pd.Timestamp(fault.start), "ns")))
+            records.append(apply_shape(readings, shape, fault.asset, first, np.ones(len(sensors))))
+    faults = pd.DataFrame.from_records(records, columns=FAULT_COLUMNS)
+    return TwinResult(info, real, readings, clean, truth, faults, seed)
+
+
+def store_twin(
+    con: duckdb.DuckDBPyConnection, twin: TwinResult, name: str | None = None
+) -> DatasetInfo:
+    """Store a twin as a new dataset (all or nothing) beside its source."""
+    info = twin.source
+    carried = f" carrying its {len(twin.faults)} injected faults" if len(twin.faults) else ""
+    note = f"Synthetic twin of {info.name!r} (seed {twin.seed}){carried}: no real readings."
+    blank = replace(info, quality=replace(info.quality, notes=[]))
+    wanted = (name or "").strip() or f"Twin of {info.name}"
+    source = f"twin of {info.source_file} (seed {twin.seed})"
+    return store_copy(con, blank, twin.readings, twin.faults, wanted, source, note)
+
+
+def check_twin_path(path: Path) -> Path:
+    """Refuse a twin file name before any work is done: Parquet, in a folder that exists."""
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        raise ConfigError(f"The twin is written as Parquet: name the file *.parquet, not {path}.")
+    if not path.parent.is_dir():
+        raise ConfigError(f"Folder {path.parent} does not exist.")
+    return path
+
+
+def write_twin(twin: TwinResult, path: Path) -> Path:
+    """Write the twin's readings to a Parquet file, whole or not at all (a temporary file is
+    renamed into place)."""
+    path = check_twin_path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        twin.readings.to_parquet(partial, index=False)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def twin_report(twin: TwinResult, progress: Progress | None = None) -> FidelityReport:
+    """The fidelity and privacy report of a twin against its source."""
+    info = twin.source
+    return fidelity_report(twin.real, twin.clean, info.sensors, twin.truth, progress=progress)

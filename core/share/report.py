@@ -7,6 +7,7 @@ from datetime import datetime
 
 from core.charts.overview import alarms_history_figure, events_timeline
 from core.share.overview import ModelStory, Overview, events_export
+from core.synth.fidelity import FidelityReport
 
 
 def _story_section(story: ModelStory | None) -> str:
@@ -33,11 +34,37 @@ def _story_section(story: ModelStory | None) -> str:
     )
 
 
+def twin_section(report: FidelityReport | None, twin_name: str = "") -> str:
+    """The twin's fidelity and privacy checks and per-sensor distances, as an HTML section."""
+    if report is None:
+        return ""
+    verdict = "passes every check" if report.passed else "fails at least one check"
+    checks = report.table().to_html(
+        index=False, border=0, classes="t", float_format="{:.4g}".format
+    )
+    sensors = report.sensors.to_html(
+        index=False, border=0, classes="t", float_format="{:.3f}".format
+    )
+    title = f"Synthetic twin {html.escape(twin_name)}".strip()
+    note = (
+        f"Train on twin, test on real: F1 {report.f1_twin:.3f} against {report.f1_real:.3f} "
+        "trained on the real data, graded on the same real faults."
+    )
+    return (
+        f"<h2>{title}: {verdict}</h2>{checks}<p class='sub'>{html.escape(note)}</p>"
+        f"<h3>Per sensor (worst asset)</h3>{sensors}"
+    )
+
+
 def html_report(
-    overview: Overview, generated_by: str = "Vigil", story: ModelStory | None = None
+    overview: Overview,
+    generated_by: str = "Vigil",
+    story: ModelStory | None = None,
+    twin: str = "",
 ) -> str:
-    """KPIs, asset health, open events, the timeline and (with ``story``) what labelling
-    changed, in one HTML file (plotly.js inlined once)."""
+    """KPIs, asset health, open events, the timeline, (with ``story``) what labelling changed
+    and (with ``twin``, a `twin_section`) a synthetic twin's report, in one HTML file (plotly.js
+    inlined once)."""
     info = overview.dataset
     title = f"Vigil report · {html.escape(info.name)}"
     run_line = (
@@ -76,4 +103,5 @@ table.t th,table.t td{{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text
 <h2>Events over time</h2>{timeline}
 <h2>Most severe open events</h2>{events}
 {_story_section(story)}
+{twin}
 </body></html>"""

@@ -114,9 +114,17 @@ def _asset_twin(
             twin[off, j] = stopped[0]  # a stopped pump reads exactly zero rpm, also in the twin
         seen = values[normal, j]
         if seen.size:
-            twin[:, j] = np.clip(twin[:, j], seen.min(), seen.max())
+            twin[:, j] = _fold(twin[:, j], seen.min(), seen.max())
     twin[missing] = np.nan
     return twin
+
+
+def _fold(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Values past the source's range mirrored back inside it: clipping them would hold a
+    slowly wandering sensor flat at its bound for hours (a stuck-sensor fault)."""
+    x = np.where(x < lo, 2 * lo - x, x)
+    x = np.where(x > hi, 2 * hi - x, x)
+    return np.clip(x, lo, hi)
 
 
 def _modes(
@@ -333,3 +341,26 @@ def twin_report(twin: TwinResult, progress: Progress | None = None) -> FidelityR
     """The fidelity and privacy report of a twin against its source."""
     info = twin.source
     return fidelity_report(twin.real, twin.clean, info.sensors, twin.truth, progress=progress)
+
+
+def twin_with_report(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int | str,
+    seed: int = 0,
+    with_faults: bool = False,
+    progress: Progress | None = None,
+) -> tuple[DatasetInfo, FidelityReport]:
+    """Make a dataset's twin, measure it, then store it: what the Load data button does. A bad
+    request raises before anything is written."""
+    if progress is not None:
+        progress(0.0, "Learning modes, lags and spectra")
+    twin = twin_of_dataset(con, dataset_id, seed, with_faults)
+
+    def measured(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(0.1 + 0.85 * fraction, message)
+
+    report = twin_report(twin, measured)
+    if progress is not None:
+        progress(0.95, "Storing the twin")
+    return store_twin(con, twin), report

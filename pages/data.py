@@ -6,7 +6,7 @@ from core import store
 from core.ingest import NO_LABELS, datasets_table, ingest_upload, label_choice
 from core.synth import FAULT_KINDS, MAX_FAULTS_PER_ASSET, inject_into_dataset, load_demo
 from pages import ui
-from pages.data_twin import twin_expander
+from pages.data_twin import transplant_controls, twin_expander
 
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
 COPIED = "data_copied"  # what the test copy holds, shown after the rerun that follows it
@@ -125,6 +125,7 @@ if all_sets:
                 f"{copied} It is now the active dataset: run a detector on it on **Detect** to "
                 "see which injected faults it finds."
             )
+        transplant_controls(con, source, int(seed))
     twin_expander(con, names, current.id if current else None)
     with st.expander("Delete a dataset"):
         doomed = st.selectbox("Dataset", list(names), format_func=names.get, key="delete_pick")

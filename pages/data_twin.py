@@ -1,15 +1,49 @@
-"""Load data's synthetic twin: make one, see whether it passes its fidelity and privacy report."""
+"""Load data's synthetic data beyond textbook faults: transplanted confirmed events, and a
+synthetic twin with its fidelity and privacy report."""
 
 from __future__ import annotations
 
 import duckdb
 import streamlit as st
 
+from core import store
 from core.share.report import twin_section
+from core.synth import confirmed_kinds, transplant_confirmed
 from core.synth.twin import twin_with_report
 from pages import ui
 
 TWINNED = "data_twinned"  # (twin name, report) shown after the rerun that follows it
+TRANSPLANTED = "data_transplanted"  # what the transplant copy holds, shown after its rerun
+_ANY = "any kind"
+
+
+def transplant_controls(con: duckdb.DuckDBPyConnection, source: int, seed: int) -> None:
+    """Transplant the source's confirmed events (of a kind) into a normal stretch of an asset."""
+    st.markdown("**Or transplant real faults**: the shape of events the analysts confirmed.")
+    info = store.get_dataset(con, source)
+    c = st.columns([2, 2, 1], vertical_alignment="bottom")
+    kinds = [_ANY, *confirmed_kinds(con, source)]
+    kind = c[0].selectbox("Confirmed kind", kinds, key="transplant_kind")
+    target = c[1].selectbox("Into asset", ["the event's own", *info.assets], key="transplant_to")
+    if c[2].button("Transplant", key="transplant_go", icon=":material/healing:"):
+        with st.status("Transplanting confirmed events…") as status:
+            copy = ui.guarded(
+                lambda: transplant_confirmed(
+                    con,
+                    source,
+                    None if kind == _ANY else kind,
+                    None if target == "the event's own" else target,
+                    seed,
+                )
+            )
+            if copy is None:
+                status.update(label="No copy made", state="error", expanded=True)
+            else:
+                ui.set_active_dataset(copy.id)
+                st.session_state[TRANSPLANTED] = f"Made {copy.name!r}. {copy.quality.notes[-1]}"
+                st.rerun()
+    if done := st.session_state.pop(TRANSPLANTED, None):
+        st.success(f"{ui.plain(done)} Run a detector on it on **Detect** to grade it.")
 
 
 def twin_expander(con: duckdb.DuckDBPyConnection, names: dict[int, str], current_id: int | None):

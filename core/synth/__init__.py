@@ -21,6 +21,7 @@ from core.synth.fidelity import (
     fidelity_report,
 )
 from core.synth.transplant import (
+    confirmed_kinds,
     transplant_confirmed,
 )
 from core.synth.twin import (
@@ -30,6 +31,7 @@ from core.synth.twin import (
 __all__ = [
     "FAULT_KINDS",
     "FidelityReport",
+    "confirmed_kinds",
     "MAX_FAULTS_PER_ASSET",
     "fidelity_report",
     "inject_faults",

@@ -174,6 +174,13 @@ def normal_rows(
     return ~marked & ~detect_machine_off(frame, info.sensors)
 
 
+def confirmed_kinds(con: duckdb.DuckDBPyConnection, dataset_id: int) -> list[str]:
+    """The kinds of the dataset's confirmed events (what can be transplanted), sorted."""
+    current = labels.current_labels(con, dataset_id)
+    kinds = current.loc[current["verdict"] == "confirmed", "kind"].dropna()
+    return sorted({str(k) for k in kinds if str(k).strip()})
+
+
 def transplant_confirmed(
     con: duckdb.DuckDBPyConnection,
     dataset_id: int,

@@ -1,6 +1,7 @@
-"""Command line: `python -m core {ingest,append,demo,datasets,inject,score,export-model,retrain,report}`.
+"""Command line: `python -m core {ingest,append,demo,datasets,inject,twin,score,export-model,retrain,report}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
+`twin --report` exits 1 when the twin fails a check of its fidelity and privacy report.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from core.errors import CoreError
 
 EXIT_USER_ERROR = 2
+EXIT_CHECK_FAILED = 1
 
 
 def _db_arg(parser: argparse.ArgumentParser) -> None:
@@ -184,12 +186,17 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
 def _cmd_inject(args: argparse.Namespace) -> int:
     from core import store
-    from core.synth import inject_into_dataset
+    from core.synth import inject_into_dataset, transplant_confirmed
 
     con = store.open_workspace(args.db)
     try:
         info = store.get_dataset(con, _dataset_key(args.dataset))
-        copy = inject_into_dataset(con, info.id, args.faults, args.kinds, args.seed, args.name)
+        if args.transplant:
+            copy = transplant_confirmed(
+                con, info.id, args.transplant_kind, args.target, args.seed, args.name
+            )
+        else:
+            copy = inject_into_dataset(con, info.id, args.faults, args.kinds, args.seed, args.name)
     finally:
         con.close()
     print(f"Test copy {copy.name!r} (dataset {copy.id}): {copy.quality.notes[-1]}")
@@ -230,6 +237,42 @@ def _cmd_report(args: argparse.Namespace) -> int:
         f"{len(content):,} bytes) written to {args.out}"
     )
     return 0
+
+
+def _cmd_twin(args: argparse.Namespace) -> int:
+    from core import store
+    from core.errors import ConfigError
+    from core.synth.twin import (
+        check_twin_path,
+        store_twin,
+        twin_of_dataset,
+        twin_report,
+        write_twin,
+    )
+
+    if args.out is None and not args.store:
+        raise ConfigError("Say where the twin goes: --out FILE.parquet, --store, or both.")
+    if args.out is not None:
+        check_twin_path(args.out)
+    con = store.open_workspace(args.db)
+    try:
+        info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
+        twin = twin_of_dataset(con, info.id, args.seed, args.with_faults)
+        report = twin_report(twin) if args.report else None
+        if args.out is not None:
+            write_twin(twin, args.out)
+            print(f"Twin of {info.name!r}: {len(twin.readings):,} rows written to {args.out}")
+        if args.store:
+            copy = store_twin(con, twin, args.name)
+            print(f"Twin {copy.name!r} stored as dataset {copy.id}")
+    finally:
+        con.close()
+    if report is None:
+        return 0
+    for row in report.table().itertuples():
+        mark = "pass" if row.passed else "FAIL"
+        print(f"{mark}\t{row.check}\t{row.value:.4g} (limit {row.limit:g})")
+    return 0 if report.passed else EXIT_CHECK_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,8 +324,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kinds", nargs="+", default=None, help="fault kinds (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None, help="name of the copy")
+    p.add_argument(
+        "--transplant",
+        action="store_true",
+        help="transplant the shapes of confirmed events instead of textbook faults",
+    )
+    p.add_argument("--transplant-kind", default=None, help="only confirmed events of this kind")
+    p.add_argument("--target", default=None, help="asset to transplant into (default: the same)")
     _db_arg(p)
     p.set_defaults(func=_cmd_inject)
+
+    p = sub.add_parser(
+        "twin", help="a synthetic twin of a dataset: same sensors, modes and stops, no real values"
+    )
+    p.add_argument("--dataset", required=True, help="dataset name or id")
+    p.add_argument("--out", type=Path, default=None, help="Parquet file to write the twin to")
+    p.add_argument("--store", action="store_true", help="also store the twin in the workspace")
+    p.add_argument("--name", default=None, help="name of the stored twin")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--with-faults", action="store_true", help="carry the source's injected faults along"
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the fidelity and privacy report; exit 1 when a check fails",
+    )
+    _db_arg(p)
+    p.set_defaults(func=_cmd_twin)
 
     p = sub.add_parser(
         "score",

@@ -7,6 +7,7 @@ from core.ingest import NO_LABELS, datasets_table, ingest_upload, label_choice, 
 from core.learn import append_batch, describe_batch
 from core.synth import FAULT_KINDS, MAX_FAULTS_PER_ASSET, inject_into_dataset, load_demo
 from pages import ui
+from pages.data_twin import transplant_controls, twin_expander
 
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
 COPIED = "data_copied"  # what the test copy holds, shown after the rerun that follows it
@@ -126,6 +127,8 @@ if all_sets:
                 f"{copied} It is now the active dataset: run a detector on it on **Detect** to "
                 "see which injected faults it finds."
             )
+        transplant_controls(con, source, int(seed))
+    twin_expander(con, names, current.id if current else None)
     with st.expander("Append newer readings", icon=":material/playlist_add:"):
         st.caption(
             "Tomorrow's file for a dataset you already review: the same sensors and assets, "

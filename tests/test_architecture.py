@@ -29,7 +29,7 @@ ALLOWED = {
     "learn": {"labels", "detect", "ingest", "store"},
     "synth": {"labels", "detect", "store"},
     "charts": {"learn", "labels", "explain", "detect", "store"},
-    "share": {"charts", "learn", "labels", "explain", "detect", "store"},
+    "share": {"charts", "synth", "learn", "labels", "explain", "detect", "store"},
     "cli": {"share", "synth", "learn", "labels", "explain", "detect", "ingest", "store"},
     "__main__": {"cli"},
 }

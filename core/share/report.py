@@ -23,6 +23,7 @@ from core.charts.overview import alarms_history_figure, events_timeline
 from core.errors import ConfigError, CoreError
 from core.explain import Explanation, explain_event, top_sensors_text
 from core.share.overview import ModelStory, Overview, dataset_overview, events_export, model_story
+from core.synth.fidelity import FidelityReport
 from core.types import DatasetInfo
 
 Progress = Callable[[float, str], None]
@@ -244,6 +245,28 @@ def _events_section(report: Report) -> str:
         parts.append(f"<p class='sub'>{html.escape(about or '')}</p>")
         parts.extend(_figure(fig) for fig in item.figures())
     return "".join(parts)
+
+
+def twin_section(report: FidelityReport | None, twin_name: str = "") -> str:
+    """The twin's fidelity and privacy checks and per-sensor distances, as an HTML section."""
+    if report is None:
+        return ""
+    verdict = "passes every check" if report.passed else "fails at least one check"
+    checks = report.table().to_html(
+        index=False, border=0, classes="t", float_format="{:.4g}".format
+    )
+    sensors = report.sensors.to_html(
+        index=False, border=0, classes="t", float_format="{:.3f}".format
+    )
+    title = f"Synthetic twin {html.escape(twin_name)}".strip()
+    note = (
+        f"Train on twin, test on real: F1 {report.f1_twin:.3f} against {report.f1_real:.3f} "
+        "trained on the real data, graded on the same real faults."
+    )
+    return (
+        f"<h2>{title}: {verdict}</h2>{checks}<p class='sub'>{html.escape(note)}</p>"
+        f"<h3>Per sensor (worst asset)</h3>{sensors}"
+    )
 
 
 def html_report(report: Report) -> str:

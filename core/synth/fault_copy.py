@@ -66,21 +66,35 @@ def inject_into_dataset(
         f"Copy of {info.name!r} with {len(result.faults)} injected faults ({chosen}; seed {seed}) "
         "stored as ground truth."
     )
+    wanted = (name or "").strip() or f"{info.name} + {n_faults} faults per asset"
+    source = f"{info.source_file} (faults injected, seed {seed})"
+    return store_copy(con, info, result.readings, faults, wanted, source, note)
+
+
+def store_copy(
+    con: duckdb.DuckDBPyConnection,
+    info: DatasetInfo,
+    readings: pd.DataFrame,
+    faults: pd.DataFrame,
+    name: str,
+    source_file: str,
+    note: str,
+) -> DatasetInfo:
+    """Store ``readings`` (the source's ts, assets and sensors) as a new dataset beside
+    ``info`` with ``faults`` as its ground truth, all or nothing; ``note`` says what it is."""
     copy = replace(
         info,
         id=store.next_dataset_id(con),
-        name=store.unique_dataset_name(
-            con, (name or "").strip() or f"{info.name} + {n_faults} faults per asset"
-        ),
+        name=store.unique_dataset_name(con, name),
         table_name="",
-        source_file=f"{info.source_file} (faults injected, seed {seed})",
-        sha256=frame_sha256(result.readings),
+        source_file=source_file,
+        sha256=frame_sha256(readings),
         loaded_at=datetime.now(),
         quality=replace(info.quality, notes=[*info.quality.notes, note]),
-        has_ground_truth=True,
+        has_ground_truth=len(faults) > 0,
     )
     copy = replace(copy, table_name=store.readings_table_name(copy.id))
-    return store.add_dataset_from_frame(con, copy, result.readings, faults)
+    return store.add_dataset_from_frame(con, copy, readings, faults)
 
 
 def _check_share(frame: pd.DataFrame, faults: pd.DataFrame, n_faults: int) -> None:

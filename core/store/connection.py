@@ -94,9 +94,21 @@ def write_refused(exc: BaseException) -> WorkspaceError | None:
     limit), as one line a user can act on; None for any other error."""
     if not isinstance(exc, duckdb.Error):
         return None
+    if isinstance(exc, duckdb.OutOfMemoryException) and _NO_SPILL_ROOM in str(exc):
+        return WorkspaceError(
+            "The disk holding the workspace's temporary files is full: this step needed more "
+            "memory than allowed and had no room to spill to disk, so nothing was written. "
+            "Free space beside the workspace (or in DuckDB's temp_directory) and retry."
+        )
     found = _WRITE_FAILED.search(str(exc))
     if found is None:
         return None
+    spill = _spill_folder(found["file"])
+    if spill is not None:
+        return WorkspaceError(
+            f"The disk holding the temporary folder {spill} is full: a large step spilling "
+            "there had no room, so nothing was written. Free space and retry."
+        )
     where = _workspace_of(found["file"])
     reason = found["reason"].strip().rstrip(".")
     lowered = reason.lower()
@@ -116,6 +128,19 @@ def write_refused(exc: BaseException) -> WorkspaceError | None:
             "written. Raise the limit (ulimit -f) or move the workspace to another disk."
         )
     return WorkspaceError(f"Cannot write the workspace {where} ({reason}): nothing was written.")
+
+
+_NO_SPILL_ROOM = "failed to offload data block"
+"""DuckDB's words when a spill finds its temp folder's disk (max_temp_directory_size) full."""
+
+
+def _spill_folder(file: str) -> str | None:
+    """The temporary folder of a DuckDB spill file set apart from the workspace (its own
+    temp_directory); None for the workspace's files and its default spill folder `X.tmp`."""
+    path = Path(file)
+    if not path.name.startswith("duckdb_temp") or path.parent.suffix == ".tmp":
+        return None
+    return str(path.parent)
 
 
 def _workspace_of(file: str) -> str:

@@ -368,3 +368,29 @@ def test_the_app_loading_a_file_that_spills_onto_a_full_disk_shows_one_message(
     [error] = [shown(e) for e in app.error]
     assert error.startswith(SPILL_FULL), error
     assert app.dataframe[0].value["name"].tolist() == ["toy"]
+
+
+def test_the_app_loading_a_file_too_big_for_the_memory_says_so(tmp_path, monkeypatch):
+    """No room to spill at all (temp_directory off) and little memory: DuckDB's out-of-memory
+    error is one message, not a traceback, and nothing is written."""
+    from pages import ui
+
+    workspace = tmp_path / "w.duckdb"
+    _small_workspace(workspace)
+    monkeypatch.setenv("VIGIL_DB", str(workspace))
+    app = open_app()
+    cached = ui._connection(str(workspace))
+    cached.execute("SET memory_limit = '64MB'")
+    cached.execute("SET temp_directory = ''")
+    data = _big_csv(tmp_path / "big.csv").read_bytes()
+    app.file_uploader[0].set_value(("big.csv", data, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run(timeout=120)
+    assert not app.exception
+    [error] = [shown(e) for e in app.error]
+    assert error.startswith("Not enough memory for this step (Out of Memory Error: "), error
+    assert error.endswith(
+        "nothing was written. Close other programs, or load the data in smaller files, and retry."
+    )
+    assert app.dataframe[0].value["name"].tolist() == ["toy"]

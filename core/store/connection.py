@@ -159,8 +159,15 @@ _SHORT_READ = re.compile(r"Could not read (enough bytes )?from file|Could not re
 
 def duckdb_failure(exc: BaseException, workspace: object = None) -> WorkspaceError | None:
     """What the CLI and the app say for a DuckDB error a user must act on (a full disk, a
-    damaged file); None for every other error, which stays a real exception."""
-    return write_refused(exc) or unreadable(exc, workspace)
+    damaged file, too little memory); None for every other error, which stays a real exception."""
+    refused = write_refused(exc) or unreadable(exc, workspace)
+    if refused is None and isinstance(exc, duckdb.OutOfMemoryException):
+        first = str(exc).strip().splitlines()[0]
+        return WorkspaceError(
+            f"Not enough memory for this step ({first}): nothing was written. Close other "
+            "programs, or load the data in smaller files, and retry."
+        )
+    return refused
 
 
 _NO_SPILL_ROOM = "failed to offload data block"

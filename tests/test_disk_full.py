@@ -348,6 +348,18 @@ def test_a_spill_the_disk_refuses_midway_names_the_temporary_folder(disk, tmp_pa
     con.close()
 
 
+def _load_big_file_in_app(app, tmp_path: Path) -> str:
+    """Upload and load the big CSV on the Data page; the one error it shows (no traceback)."""
+    data = _big_csv(tmp_path / "big.csv").read_bytes()
+    app.file_uploader[0].set_value(("big.csv", data, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run(timeout=120)
+    assert not app.exception
+    [error] = [shown(e) for e in app.error]
+    return error
+
+
 def test_the_app_loading_a_file_that_spills_onto_a_full_disk_shows_one_message(
     disk, tmp_path, monkeypatch
 ):
@@ -359,13 +371,7 @@ def test_the_app_loading_a_file_that_spills_onto_a_full_disk_shows_one_message(
     app = open_app()
     _short_of_memory(ui._connection(str(workspace)), disk.root)
     disk.fill()
-    data = _big_csv(tmp_path / "big.csv").read_bytes()
-    app.file_uploader[0].set_value(("big.csv", data, "text/csv"))
-    app.run()
-    next(b for b in app.button if b.label == "Load file").click()
-    app.run(timeout=120)
-    assert not app.exception
-    [error] = [shown(e) for e in app.error]
+    error = _load_big_file_in_app(app, tmp_path)
     assert error.startswith(SPILL_FULL), error
     assert app.dataframe[0].value["name"].tolist() == ["toy"]
 
@@ -382,13 +388,7 @@ def test_the_app_loading_a_file_too_big_for_the_memory_says_so(tmp_path, monkeyp
     cached = ui._connection(str(workspace))
     cached.execute("SET memory_limit = '64MB'")
     cached.execute("SET temp_directory = ''")
-    data = _big_csv(tmp_path / "big.csv").read_bytes()
-    app.file_uploader[0].set_value(("big.csv", data, "text/csv"))
-    app.run()
-    next(b for b in app.button if b.label == "Load file").click()
-    app.run(timeout=120)
-    assert not app.exception
-    [error] = [shown(e) for e in app.error]
+    error = _load_big_file_in_app(app, tmp_path)
     assert error.startswith("Not enough memory for this step (Out of Memory Error: "), error
     assert error.endswith(
         "nothing was written. Close other programs, or load the data in smaller files, and retry."

@@ -38,4 +38,4 @@ PAGES = {
 }
 
 ui.login_gate()
-st.navigation(PAGES).run()
+ui.run_page(st.navigation(PAGES))

@@ -417,9 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CoreError as exc:
         return _user_error(exc)
     except Exception as exc:
-        from core.store import write_refused  # a write outside a transaction hit a full disk
+        from core import store  # a write outside a transaction hit a full disk, a damaged file
 
-        refused = write_refused(exc)
+        workspace = getattr(args, "db", None) or store.default_workspace_path()
+        refused = store.duckdb_failure(exc, workspace)
         if refused is None:
             raise
         return _user_error(refused)

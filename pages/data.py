@@ -17,7 +17,7 @@ con = ui.workspace()
 current = ui.sidebar(con)
 st.title("Load data")
 
-all_sets = store.list_datasets(con)
+all_sets = ui.datasets(con)
 if not all_sets:
     st.info(
         "Your workspace is empty. Start with the **demo plant** — three pumps with coupled "
@@ -82,7 +82,7 @@ with upload_col:
         for warning in loaded[1]:
             st.warning(ui.plain(warning))
 
-all_sets = store.list_datasets(con)
+all_sets = ui.datasets(con)
 if all_sets:
     st.subheader("Datasets in this workspace")
     st.dataframe(

@@ -6,7 +6,7 @@ Pages import from here; core never imports Streamlit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 import duckdb
 import streamlit as st
@@ -15,6 +15,7 @@ from core import store
 from core.errors import CoreError
 from core.types import DatasetInfo
 
+T = TypeVar("T")
 ACTIVE_DATASET = "active_dataset_id"
 ANALYST = "analyst"  # kept across pages (a widget's own key is dropped on a page switch)
 _ANALYST_FIELD = "sidebar_analyst"
@@ -74,20 +75,39 @@ def workspace() -> duckdb.DuckDBPyConnection:
         _stop_with_retry(str(exc))
 
 
+def run_page(page: st.Page) -> None:
+    """Run the chosen page; a DuckDB error a user must act on in it stops with Retry."""
+    _or_stop(page.run)
+
+
+def _or_stop(action: Callable[[], T]) -> T:
+    """Run a read outside `guarded`. A DuckDB error a user must act on (a damaged workspace
+    file, a full disk) stops the run with the reason and Retry, never a traceback; any other
+    error stays a real exception."""
+    try:
+        return action()
+    except duckdb.Error as exc:
+        refused = store.duckdb_failure(exc, store.default_workspace_path())
+        if refused is None:
+            raise
+        _stop_with_retry(str(refused))
+
+
 def _stop_with_retry(message: str) -> NoReturn:
     """End this run with the reason and a Retry button (its click is the next run)."""
-    st.error(message)
+    st.error(plain(message))
     st.button("Retry", key="workspace_retry", type="primary", icon=":material/refresh:")
     st.stop()
 
 
 def datasets(con: duckdb.DuckDBPyConnection) -> list[DatasetInfo]:
-    return store.list_datasets(con)
+    """The workspace's datasets (a file DuckDB cannot read stops the page with the reason)."""
+    return _or_stop(lambda: store.list_datasets(con))
 
 
 def active_dataset(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
     """The dataset chosen in the sidebar, or the newest one, or None in an empty workspace."""
-    all_sets = store.list_datasets(con)
+    all_sets = datasets(con)
     if not all_sets:
         return None
     wanted = st.session_state.get(ACTIVE_DATASET)
@@ -107,7 +127,7 @@ def set_active_dataset(dataset_id: int) -> None:
 
 def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
     """Dataset picker and analyst name, shown on every page."""
-    all_sets = store.list_datasets(con)
+    all_sets = datasets(con)
     if _PICK in st.session_state:  # before the picker is drawn: it may still change
         st.session_state["sidebar_dataset"] = st.session_state.pop(_PICK)
     with st.sidebar:
@@ -188,8 +208,8 @@ def guarded(action: Callable[[], object]) -> object | None:
         return action()
     except CoreError as exc:
         error = exc
-    except duckdb.Error as exc:  # a statement outside a transaction hit a full disk
-        refused = store.write_refused(exc)
+    except duckdb.Error as exc:  # a statement outside a transaction: a full disk, a damaged file
+        refused = store.duckdb_failure(exc, store.default_workspace_path())
         if refused is None:
             raise
         refused.__cause__, error = exc, refused

@@ -21,6 +21,7 @@ import pytest
 
 from core import store
 from core.errors import WorkspaceError
+from core.ingest import ingest_file
 from core.labels import history as labels
 from core.labels.history import LabelDraft
 from tests.apptest import open_app, shown
@@ -236,6 +237,31 @@ W = "/data/w.duckdb"
         ),
         (duckdb.TransactionException("TransactionContext Error: Conflict on update!"), None),
         (duckdb.IOException('IO Error: No files found that match the pattern "x.csv"'), None),
+        (
+            duckdb.IOException(
+                'IO Error: Could not write file "/big/t/duckdb_temp_9_0_storage_S96K-0.tmp": '
+                "No space left on device"
+            ),
+            "The disk holding the temporary folder /big/t is full: a large step spilling there "
+            "had no room, so nothing was written. Free space and retry.",
+        ),
+        (
+            duckdb.IOException(
+                f'IO Error: Could not write file "{W}.tmp/duckdb_temp_9_0_storage_S96K-0.tmp": '
+                "No space left on device"
+            ),
+            f"The disk holding the workspace {W} {FULL}",
+        ),
+        (
+            duckdb.OutOfMemoryException(
+                "Out of Memory Error: failed to offload data block of size 256.0 KiB "
+                "(3.4 MiB/3.5 MiB used).\nThis limit was set by the 'max_temp_directory_size'"
+            ),
+            "The disk holding the workspace's temporary files is full: this step needed more "
+            "memory than allowed and had no room to spill to disk, so nothing was written. "
+            "Free space beside the workspace (or in DuckDB's temp_directory) and retry.",
+        ),
+        (duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block"), None),
         (OSError(28, "No space left on device"), None),
     ],
 )
@@ -271,4 +297,100 @@ def test_the_app_whose_connection_duckdb_gave_up_on_reopens_the_workspace(disk, 
     app.run()
     assert not app.exception
     assert not app.error
+    assert app.dataframe[0].value["name"].tolist() == ["toy"]
+
+
+SPILL_FULL = (
+    "The disk holding the workspace's temporary files is full: this step needed more memory"
+)
+
+
+def _short_of_memory(con: duckdb.DuckDBPyConnection, temp: Path) -> None:
+    """Little memory (a real DuckDB limit), so a big load spills to `temp`, the full disk."""
+    con.execute("SET memory_limit = '64MB'")
+    con.execute(f"SET temp_directory = '{temp}'")
+
+
+def test_an_ingest_spilling_to_a_full_disk_says_so_and_writes_nothing(disk, tmp_path):
+    """DuckDB sizes its spill room by the free space (none): 'failed to offload data block'."""
+    workspace = tmp_path / "w.duckdb"
+    _small_workspace(workspace)
+    big = _big_csv(tmp_path / "big.csv")
+    con = store.open_workspace(workspace)
+    _short_of_memory(con, disk.root)
+    disk.fill()
+    with pytest.raises(WorkspaceError) as err:
+        ingest_file(con, big)
+    assert str(err.value).startswith(SPILL_FULL), err.value
+    assert [d.name for d in store.list_datasets(con)] == ["toy"]
+    con.execute("SET memory_limit = '1GB'")
+    assert ingest_file(con, big).dataset.n_rows == 300_000, "with memory, the same load works"
+    con.close()
+
+
+def test_a_spill_the_disk_refuses_midway_names_the_temporary_folder(disk, tmp_path):
+    """With the spill room set by hand, the write itself fails: the message names the folder
+    (not a workspace that is not full)."""
+    workspace = tmp_path / "w.duckdb"
+    _small_workspace(workspace)
+    big = _big_csv(tmp_path / "big.csv")
+    con = store.open_workspace(workspace)
+    _short_of_memory(con, disk.root)
+    con.execute("SET max_temp_directory_size = '1GiB'")
+    disk.fill()
+    with pytest.raises(WorkspaceError) as err:
+        ingest_file(con, big)
+    assert str(err.value) == (
+        f"The disk holding the temporary folder {disk.root} is full: a large step spilling "
+        "there had no room, so nothing was written. Free space and retry."
+    )
+    assert [d.name for d in store.list_datasets(con)] == ["toy"]
+    con.close()
+
+
+def _load_big_file_in_app(app, tmp_path: Path) -> str:
+    """Upload and load the big CSV on the Data page; the one error it shows (no traceback)."""
+    data = _big_csv(tmp_path / "big.csv").read_bytes()
+    app.file_uploader[0].set_value(("big.csv", data, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run(timeout=120)
+    assert not app.exception
+    [error] = [shown(e) for e in app.error]
+    return error
+
+
+def test_the_app_loading_a_file_that_spills_onto_a_full_disk_shows_one_message(
+    disk, tmp_path, monkeypatch
+):
+    from pages import ui  # the app's cached connection, given little memory
+
+    workspace = tmp_path / "w.duckdb"
+    _small_workspace(workspace)
+    monkeypatch.setenv("VIGIL_DB", str(workspace))
+    app = open_app()
+    _short_of_memory(ui._connection(str(workspace)), disk.root)
+    disk.fill()
+    error = _load_big_file_in_app(app, tmp_path)
+    assert error.startswith(SPILL_FULL), error
+    assert app.dataframe[0].value["name"].tolist() == ["toy"]
+
+
+def test_the_app_loading_a_file_too_big_for_the_memory_says_so(tmp_path, monkeypatch):
+    """No room to spill at all (temp_directory off) and little memory: DuckDB's out-of-memory
+    error is one message, not a traceback, and nothing is written."""
+    from pages import ui
+
+    workspace = tmp_path / "w.duckdb"
+    _small_workspace(workspace)
+    monkeypatch.setenv("VIGIL_DB", str(workspace))
+    app = open_app()
+    cached = ui._connection(str(workspace))
+    cached.execute("SET memory_limit = '64MB'")
+    cached.execute("SET temp_directory = ''")
+    error = _load_big_file_in_app(app, tmp_path)
+    assert error.startswith("Not enough memory for this step (Out of Memory Error: "), error
+    assert error.endswith(
+        "nothing was written. Close other programs, or load the data in smaller files, and retry."
+    )
     assert app.dataframe[0].value["name"].tolist() == ["toy"]

@@ -81,6 +81,12 @@ def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
         (b"asset,start,end,verdict\n", "x.csv", "holds no labels"),
         (b"whatever", "x.xlsx", "from a .csv or .parquet file"),
         (b"not parquet", "x.parquet", "cannot be read"),
+        (
+            b"asset,start,end,verdict,Verdict\np1,2026-01-01,2026-01-01,confirmed,false_alarm\n",
+            "x.csv",
+            "^x.csv has more than one column named 'verdict' \\(ignoring case\\)",
+        ),
+        (b"", "x.csv", "cannot be read as a label file"),
     ],
 )
 def test_unreadable_label_files(con, info, content, name, message):

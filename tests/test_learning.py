@@ -194,6 +194,16 @@ def test_alert_budget_sets_the_lowest_threshold_within_it():
         tune_threshold(preview, "recall")
 
 
+@pytest.mark.parametrize("budget", [-1.0, 0.0, float("nan"), float("inf")])
+def test_an_alert_budget_must_be_a_positive_finite_number(budget):
+    preview = preview_of(np.zeros(1440))
+    with pytest.raises(ConfigError) as err:
+        preview.budget_threshold(per_day=budget)
+    assert str(err.value) == (
+        f"The alert budget must be a positive number of alarms a day. Got {budget} instead."
+    )
+
+
 # --- held-out grading and the champion --------------------------------------------------------
 
 

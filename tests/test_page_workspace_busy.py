@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDER = (
@@ -29,13 +29,13 @@ def test_a_busy_workspace_is_explained_and_retry_opens_it_once_free(tmp_path, mo
         monkeypatch.setenv("VIGIL_DB", str(path))
         app = open_app()
         assert not app.exception
-        [error] = [e.value for e in app.error]
+        [error] = [shown(e) for e in app.error]
         assert error.startswith(f"The workspace {path} is held by another Vigil process")
         assert f"(PID {holder.pid}," in error
         next(b for b in app.button if b.label == "Retry").click()
         app.run()
         assert not app.exception
-        assert [e.value for e in app.error] == [error], "still held: the same message"
+        assert [shown(e) for e in app.error] == [error], "still held: the same message"
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)

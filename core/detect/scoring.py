@@ -300,6 +300,8 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.exists():
         raise DataError(f"The output folder {str(directory)!r} does not exist.")
+    if path.is_dir():
+        raise DataError(f"The output {str(path)!r} is a folder: name the CSV file to write.")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", newline="") as handle:

@@ -139,6 +139,12 @@ def _open_csv(con, path: Path, head: bytes, display: str, all_markers: bool) -> 
     lines = [line for line in _text_lines(head, encoding) if line.strip()]
     if len(lines) < 2 and len(head) < HEAD_BYTES:
         raise DataError(f"{display} has a header line but no data rows: there is nothing to load.")
+    if lines[0].count('"') % 2:  # a quoted column name holding a line break
+        raise DataError(
+            f"{display}: a column name in the header line runs onto the next line (a line break "
+            f"inside quotes, after {lines[0].strip()[-40:]!r}). Put each column name on the "
+            "header line and load the file again."
+        )
     delim = _guess_delimiter(lines[0])
     decimal_comma = delim in (";", "\t") and any(
         _DECIMAL_COMMA.match(cell.strip()) for line in lines[1:50] for cell in line.split(delim)

@@ -108,6 +108,9 @@ def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
         if suffix == "csv":
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
             frame = frame.map(from_spreadsheet_safe)
+            # pandas renames a repeated name ('verdict.1'): the header as written, to refuse it
+            header = pd.read_csv(io.BytesIO(data), header=None, nrows=1, dtype=str)
+            frame.columns = header.iloc[0].fillna("").tolist()
         elif suffix in ("parquet", "pq"):
             frame = pd.read_parquet(io.BytesIO(data))
         else:
@@ -115,6 +118,12 @@ def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
     except (ValueError, OSError) as exc:
         raise DataError(f"{filename} cannot be read as a label file: {exc}") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise DataError(
+            f"{filename} has more than one column named {repeated[0]!r} (ignoring case): keep "
+            "one, so that no row says two things, and import the file again."
+        )
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,8 +147,10 @@ class ThresholdPreview:
 
     def budget_threshold(self, per_day: float) -> float:
         """The lowest threshold above which there are never more than ``per_day`` alarms a day."""
-        if not per_day > 0:
-            raise ConfigError(f"The alert budget must be positive. Got {per_day} instead.")
+        if not 0 < per_day < math.inf:  # an infinite budget is no budget, not the lowest line
+            raise ConfigError(
+                f"The alert budget must be a positive number of alarms a day. Got {per_day} instead."
+            )
         cand = np.unique(np.concatenate([self.start_lo_, self.start_hi_]))
         cand = cand[np.isfinite(cand)]
         if len(cand) == 0:

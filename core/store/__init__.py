@@ -6,10 +6,12 @@ identifiers from users' files quoted with `quote_ident`.
 
 from core.store.connection import (
     default_workspace_path,
+    duckdb_failure,
     open_workspace,
     quote_ident,
     table_names,
     transaction,
+    unreadable,
     write_refused,
 )
 from core.store.datasets import (
@@ -122,7 +124,9 @@ __all__ = [
     "sensor_correlation",
     "table_names",
     "transaction",
+    "unreadable",
     "write_refused",
+    "duckdb_failure",
     "unique_dataset_name",
     "write_with_retry",
 ]

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from core.errors import WorkspaceError
-from core.store.migrations import migrate
+from core.store.migrations import migrate, unknown_schema
 
 ENV_VAR = "VIGIL_DB"
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "data" / "vigil.duckdb"
@@ -46,18 +46,26 @@ def open_workspace(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBP
         _forget_if_refused(target, existed, exc)
         raise _open_failure(target, exc) from exc
     try:
-        migrate(con)
+        refusal = unknown_schema(con)
+        if refusal is None:
+            migrate(con)
     except duckdb.Error as exc:
         with suppress(duckdb.Error):
             con.close()
         _forget_if_refused(target, existed, exc)
-        raise (write_refused(exc) or exc) from exc
+        raise (write_refused(exc) or unreadable(exc, target) or exc) from exc
+    if refusal is not None:
+        con.close()
+        raise WorkspaceError(
+            f"{target} {refusal}. Nothing in it was changed; point Vigil at another file with "
+            "--db or VIGIL_DB."
+        )
     return con
 
 
 def _open_failure(target: Path, exc: duckdb.Error) -> WorkspaceError:
     """Why `duckdb.connect` refused the file, in words a user can act on."""
-    refused = write_refused(exc)
+    refused = write_refused(exc) or unreadable(exc, target)
     if refused is not None:
         return refused
     if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
@@ -94,9 +102,21 @@ def write_refused(exc: BaseException) -> WorkspaceError | None:
     limit), as one line a user can act on; None for any other error."""
     if not isinstance(exc, duckdb.Error):
         return None
+    if isinstance(exc, duckdb.OutOfMemoryException) and _NO_SPILL_ROOM in str(exc):
+        return WorkspaceError(
+            "The disk holding the workspace's temporary files is full: this step needed more "
+            "memory than allowed and had no room to spill to disk, so nothing was written. "
+            "Free space beside the workspace (or in DuckDB's temp_directory) and retry."
+        )
     found = _WRITE_FAILED.search(str(exc))
     if found is None:
         return None
+    spill = _spill_folder(found["file"])
+    if spill is not None:
+        return WorkspaceError(
+            f"The disk holding the temporary folder {spill} is full: a large step spilling "
+            "there had no room, so nothing was written. Free space and retry."
+        )
     where = _workspace_of(found["file"])
     reason = found["reason"].strip().rstrip(".")
     lowered = reason.lower()
@@ -116,6 +136,51 @@ def write_refused(exc: BaseException) -> WorkspaceError | None:
             "written. Raise the limit (ulimit -f) or move the workspace to another disk."
         )
     return WorkspaceError(f"Cannot write the workspace {where} ({reason}): nothing was written.")
+
+
+def unreadable(exc: BaseException, workspace: object = None) -> WorkspaceError | None:
+    """A DuckDB error saying the workspace file is damaged (a block's checksum is wrong, the
+    file ends early), as one line a user can act on; None for any other error."""
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if not (text.startswith("Corrupt database file") or _SHORT_READ.search(text)):
+        return None
+    which = f"The workspace {workspace}" if workspace is not None else "The workspace"
+    return WorkspaceError(
+        f"{which} is damaged and cannot be read ({text}). Nothing was changed; restore it from "
+        "a backup, or point Vigil at another file with --db or VIGIL_DB."
+    )
+
+
+_SHORT_READ = re.compile(r"Could not read (enough bytes )?from file|Could not read enough bytes")
+"""DuckDB's words for a file that ends before its own blocks do (truncated)."""
+
+
+def duckdb_failure(exc: BaseException, workspace: object = None) -> WorkspaceError | None:
+    """What the CLI and the app say for a DuckDB error a user must act on (a full disk, a
+    damaged file, too little memory); None for every other error, which stays a real exception."""
+    refused = write_refused(exc) or unreadable(exc, workspace)
+    if refused is None and isinstance(exc, duckdb.OutOfMemoryException):
+        first = str(exc).strip().splitlines()[0]
+        return WorkspaceError(
+            f"Not enough memory for this step ({first}): nothing was written. Close other "
+            "programs, or load the data in smaller files, and retry."
+        )
+    return refused
+
+
+_NO_SPILL_ROOM = "failed to offload data block"
+"""DuckDB's words when a spill finds its temp folder's disk (max_temp_directory_size) full."""
+
+
+def _spill_folder(file: str) -> str | None:
+    """The temporary folder of a DuckDB spill file set apart from the workspace (its own
+    temp_directory); None for the workspace's files and its default spill folder `X.tmp`."""
+    path = Path(file)
+    if not path.name.startswith("duckdb_temp") or path.parent.suffix == ".tmp":
+        return None
+    return str(path.parent)
 
 
 def _workspace_of(file: str) -> str:

@@ -266,6 +266,26 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
 ]
 
 
+def unknown_schema(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why this DuckDB file must not be migrated, or None: it was made by a newer Vigil (its
+    schema has migrations this one lacks), or it is another program's database (tables, no
+    migrations table). Migrating either would write into a file this Vigil does not know."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "schema_migrations" not in tables:
+        if not tables:
+            return None
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        return f"is a DuckDB database of another program (tables {shown}), not a Vigil workspace"
+    newest = schema_version(con)
+    known = MIGRATIONS[-1][0]
+    if newest > known:
+        return (
+            f"was made by a newer Vigil (workspace schema {newest}; this Vigil knows up to "
+            f"{known}): upgrade Vigil to open it"
+        )
+    return None
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply every migration not yet recorded, each in its own transaction; return those applied."""
     con.execute(

@@ -19,7 +19,7 @@ import pandas as pd
 from core import store
 from core.detect.features import duration_seconds
 from core.errors import ConfigError
-from core.synth.faults import inject_faults
+from core.synth.faults import check_seed, inject_faults
 from core.types import ASSET, TS, DatasetInfo, QualityReport
 
 SENSORS = (
@@ -219,6 +219,7 @@ def generate_plant(
     """
     if n_assets < 1:
         raise ConfigError(f"The 'n_assets' parameter must be >= 1. Got {n_assets} instead.")
+    check_seed(seed)
     if rows_per_asset < MIN_ROWS:
         raise ConfigError(
             f"The 'rows_per_asset' parameter must be >= {MIN_ROWS}. Got {rows_per_asset} instead."

@@ -23,7 +23,7 @@ from core.detect.machine_state import detect_machine_off
 from core.errors import ConfigError
 from core.labels import history as labels
 from core.synth.demo import frame_sha256
-from core.synth.faults import inject_faults
+from core.synth.faults import check_seed, inject_faults
 from core.types import ASSET, TS, DatasetInfo
 
 MAX_FAULTS_PER_ASSET = 50
@@ -51,6 +51,7 @@ def inject_into_dataset(
         raise ConfigError(
             f"Faults per asset must be between 1 and {MAX_FAULTS_PER_ASSET}. Got {n_faults}."
         )
+    check_seed(seed)
     info = store.get_dataset(con, dataset_id)
     frame = store.read_readings(con, info)
     protect = _protected_stretches(con, info, frame)

@@ -17,6 +17,13 @@ import pandas as pd
 from core.errors import ConfigError, DataError
 from core.types import ASSET, DEFAULT_ASSET, TS
 
+
+def check_seed(seed: int) -> None:
+    """A random seed numpy accepts (non-negative), refused in words otherwise."""
+    if seed < 0:
+        raise ConfigError(f"The 'seed' parameter must be >= 0. Got {seed} instead.")
+
+
 FAULT_KINDS = ("spike", "drift", "level_shift", "stuck", "noise_burst", "coupling_break")
 """Every kind `inject_faults` knows."""
 FAULT_COLUMNS = ["asset", "start", "end", "kind", "sensors", "magnitude", "description"]

@@ -152,8 +152,11 @@ class BaseDetector:
         return X
 
     def score(self, X: Any) -> np.ndarray:
-        """Anomaly score per row; higher = more anomalous."""
+        """Anomaly score per row; higher = more anomalous. No rows, no scores (scikit-learn's
+        estimators refuse an empty matrix; a run's held-out step may ask for none)."""
         X = self._check_X(X)
+        if len(X) == 0:
+            return np.empty(0, dtype=np.float64)
         if not self.row_wise or len(X) <= _CHUNK_ROWS:
             return np.asarray(self._score(X), dtype=np.float64)
         parts = [self._score(X[i : i + _CHUNK_ROWS]) for i in range(0, len(X), _CHUNK_ROWS)]

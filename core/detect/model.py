@@ -287,7 +287,8 @@ class AnomalyModel:
             return detector.training_scores(X[usable])
         Xu = X[usable]
         out = np.empty(n)
-        out[taught] = detector.score(Xu[taught])
+        if taught.any():  # scikit-learn refuses to score zero rows
+            out[taught] = detector.score(Xu[taught])
         window = np.flatnonzero(~taught)
         if len(window) < 10 * HELD_OUT_FOLDS:
             out[window] = detector.score(Xu[window])

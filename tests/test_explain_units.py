@@ -123,3 +123,28 @@ def test_closed_form_shapley_of_the_top_k_matches_enumeration(k):
     for i in range(len(r)):
         np.testing.assert_allclose(fast[i], _brute_shapley(r[i], k), atol=1e-12)
     np.testing.assert_allclose(fast.sum(1), np.sort(r, 1)[:, ::-1][:, :k].sum(1), atol=1e-12)
+
+
+def test_a_stored_model_drops_in_without_a_refit_or_reading_training_data(plant):
+    """`fitted_run(source=...)` is where stored models (models-at-work) plug in."""
+    from core.detect.model import AnomalyModel
+    from core.explain.fitted import fitted_run
+
+    con, info = plant
+    run_id = _run(con, info, "pca")
+    clear_models()
+    refit = fitted_run(con, run_id)
+    stored = AnomalyModel("pca").fit(refit.explainer.train)
+    pipe = stored.pipelines_["P-101"]
+    pipe.threshold = pipe.center + 2 * (pipe.threshold - pipe.center)  # not the run's model
+    clear_models()
+    fitted = fitted_run(con, run_id, source=lambda con, run: stored)
+    assert fitted.model is stored
+    event = int(runs.run_events(con, run_id)["event_id"].iloc[0])
+    expl = explain.explain_event(con, run_id, event, refresh=True)
+    assert callable(fitted.explainer._train), "exact methods never read the training frame"
+    assert any("describe the re-fitted model" in note for note in expl.notes)
+    np.testing.assert_allclose(
+        expl.target[expl.peak] * 2, expl.rows["score"].iloc[expl.peak], rtol=0.05
+    )
+    clear_models()

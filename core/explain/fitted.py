@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import duckdb
+import pandas as pd
 
 from core import store
 from core.detect import runs
@@ -25,6 +26,8 @@ from core.explain.methods import DEFAULT_LIMITS, ExplainLimits, ModelExplainer
 from core.types import DatasetInfo
 
 Progress = Callable[[float, str], None]
+ModelSource = Callable[[duckdb.DuckDBPyConnection, runs.RunSummary], AnomalyModel | None]
+"""Where a run's fitted model can be loaded from (None: it must be re-fitted)."""
 MAX_MODELS = 2
 """Fitted runs kept in memory (a 1M-row run's model and training frame take ~100 MB)."""
 
@@ -60,13 +63,21 @@ def run_config(run: runs.RunSummary) -> runs.RunConfig:
     )
 
 
+def no_stored_model(con: duckdb.DuckDBPyConnection, run: runs.RunSummary) -> AnomalyModel | None:
+    """Runs do not store their fitted model yet: every explanation re-fits it once."""
+    return None
+
+
 def fitted_run(
     con: duckdb.DuckDBPyConnection,
     run_id: int,
     progress: Progress | None = None,
     limits: ExplainLimits = DEFAULT_LIMITS,
+    source: ModelSource = no_stored_model,
 ) -> FittedRun:
-    """The run's model, re-fitted from its stored config on first use and cached in-process."""
+    """The run's model, from ``source`` (a stored model) or re-fitted from its stored config on
+    first use, and cached in-process. Exact explanations need only the model; the training
+    frame (permutation backgrounds) is read when first asked for."""
     run = runs.get_run(con, run_id)
     info = store.get_dataset(con, run.dataset_id)
     key = (run.id, info.sha256, run.created_at, limits)
@@ -79,17 +90,11 @@ def fitted_run(
             if key in _CACHE:
                 return _CACHE[key]
         started = time.perf_counter()
-        what = f"Re-fitting run #{run.id}'s model once, for all its assets"
-        if progress is not None:
-            progress(0.0, f"{what} ({run.training.describe()})")
-        _, _, train, _ = runs.prepare(con, run_config(run))
-        model = AnomalyModel(
-            detector=run.detector,
-            params=dict(run.params) or None,
-            threshold_quantile=run.threshold_quantile,
-        ).fit(
-            train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}")
-        )
+        model = source(con, run)
+        train = lambda: runs.prepare(con, run_config(run))[2]  # noqa: E731
+        if model is None:
+            model, frame = _refit(con, run, progress)
+            train = lambda: frame  # noqa: E731
         fitted = FittedRun(
             run,
             info,
@@ -101,6 +106,22 @@ def fitted_run(
         while len(_CACHE) > MAX_MODELS:
             _CACHE.popitem(last=False)
     return fitted
+
+
+def _refit(
+    con: duckdb.DuckDBPyConnection, run: runs.RunSummary, progress: Progress | None
+) -> tuple[AnomalyModel, pd.DataFrame]:
+    """The run's model fitted again from its settings (deterministic), and its training frame."""
+    what = f"Re-fitting run #{run.id}'s model once, for all its assets"
+    if progress is not None:
+        progress(0.0, f"{what} ({run.training.describe()})")
+    _, _, train, _ = runs.prepare(con, run_config(run))
+    model = AnomalyModel(
+        detector=run.detector,
+        params=dict(run.params) or None,
+        threshold_quantile=run.threshold_quantile,
+    ).fit(train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}"))
+    return model, train
 
 
 def clear_models() -> None:

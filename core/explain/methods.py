@@ -245,21 +245,30 @@ def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) 
 class ModelExplainer:
     """A fitted `AnomalyModel` and what explaining it needs, built once per pipeline and reused.
 
-    ``train`` (the frame the model was fitted on) is only needed for permutation backgrounds.
+    ``train`` (the frame the model was fitted on, or a function that reads it) is only needed
+    for permutation backgrounds, so exact explanations of a stored model never read it.
     """
 
     def __init__(
         self,
         model: AnomalyModel,
-        train: pd.DataFrame | None = None,
+        train: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
         limits: ExplainLimits = DEFAULT_LIMITS,
     ):
         self.model = model
-        self.train = train
+        self._train = train
         self.limits = limits
         self._trees: dict[int, Any] = {}
         self._backgrounds: dict[int, np.ndarray] = {}
         self._lock = threading.RLock()
+
+    @property
+    def train(self) -> pd.DataFrame | None:
+        """The training frame, read on first use when given as a function."""
+        with self._lock:
+            if callable(self._train):
+                self._train = self._train()
+            return self._train
 
     def pipeline(self, asset: str) -> AssetPipeline:
         return self.model.pipeline_for(asset)
@@ -309,11 +318,12 @@ class ModelExplainer:
         """
         from sklearn.cluster import KMeans
 
-        if self.train is None:
+        train = self.train
+        if train is None:
             raise ConfigError("A model-agnostic explanation needs the model's training data.")
-        sub = self.train[self.train[ASSET].astype(str) == str(asset)]
+        sub = train[train[ASSET].astype(str) == str(asset)]
         if len(sub) < 50:
-            sub = self.train
+            sub = train
         rng = np.random.default_rng(self.limits.seed)
         rows_x, rows_score = [], []
         for _, rows in sub.groupby(ASSET, sort=False):

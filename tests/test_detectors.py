@@ -302,3 +302,11 @@ def test_scoring_no_rows_gives_no_scores(name: str) -> None:
     scores = det.score(train[:0])
     assert scores.shape == (0,)
     assert scores.dtype == np.float64
+
+
+def test_iforest_fits_a_held_out_window_with_no_taught_rows() -> None:
+    """A training window under HELD_OUT_ROWS with nothing taught: Isolation Forest was handed
+    zero rows to score and raised (the default demo plant's iforest run crashed)."""
+    frame = toy_plant(n=3000, seed=4)
+    model = AnomalyModel("iforest").fit(frame)
+    assert all(p.train_rows > 0 for p in model.pipelines_.values())

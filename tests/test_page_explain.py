@@ -53,6 +53,7 @@ def test_top_event_of_the_latest_run_is_explained(one_run):
     sentence = next(shown(m) for m in at.markdown if shown(m).startswith("**Top sensors"))
     assert sentence.count(",") == 2, "three sensors with their contributions"
     assert any("exact decomposition" in shown(c) for c in at.caption), "says what values mean"
+    assert any("add up to the score in the chart" in shown(c) for c in at.caption)
     assert len(at.get("plotly_chart")) == 2, "waterfall and heatmap"
     at.radio(key="explain_level").set_value("feature")
     at.run()

@@ -34,11 +34,22 @@ def _point_title(expl: Explanation, row: int) -> str:
     return f"{pd.Timestamp(r['ts']):%Y-%m-%d %H:%M} · {r['asset']}{score}"
 
 
+def _unexplained_label(expl: Explanation, row: int) -> str:
+    """Why the values do not reach the run's score at a row, in a few words."""
+    if bool(expl.rows["is_off"].iloc[row]):
+        return "machine off: scored 0"
+    if float(expl.target[row]) <= 0.0 and float(expl.output[row]) < 0.0:
+        return "below the training median: scored 0"
+    return f"unexplained ({expl.unexplained_share(row):.0%} of the score)"
+
+
 def contribution_figure(
     expl: Explanation, row: int | None = None, level: str = "sensor", top: int = 10
 ) -> go.Figure:
-    """Waterfall from the base value to the explained output at one point (default: the peak),
-    the ``top`` largest contributions by size, the rest summed in one bar."""
+    """Waterfall from the base value to the run's score at one point (default: the peak), the
+    ``top`` largest contributions by size, the rest summed in one bar, and what the values
+    leave unexplained (permutation SHAP, clipped scores) in its own bar: the bars always add
+    up to the run's score, the total."""
     row = expl.peak if row is None else row
     row = 0 if row is None else int(row)
     values = _frame(expl, level).iloc[row]
@@ -50,7 +61,11 @@ def contribution_figure(
     if len(rest):
         labels.append(f"{len(rest)} other {level}s")
         deltas.append(float(rest.sum()))
-    output = float(expl.output[row])
+    output = float(expl.target[row])
+    gap = float(expl.unexplained[row])
+    if abs(gap) > 1e-3 * max(abs(output), 1e-3):
+        labels.append(_unexplained_label(expl, row))
+        deltas.append(gap)
     labels.append(expl.quantity)
     fig = go.Figure(
         go.Waterfall(

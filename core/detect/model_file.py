@@ -36,6 +36,7 @@ TRUSTED_TYPES = (
     "core.detect.features.FeatureConfig",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # the autoencoder's MLP
 )
 """Types a fitted Vigil model may contain beyond skops' defaults, besides Vigil's detectors."""
 FORMER_MODULES = {

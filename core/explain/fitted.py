@@ -26,6 +26,8 @@ from core.explain.methods import DEFAULT_LIMITS, ExplainLimits, ModelExplainer
 from core.types import DatasetInfo
 
 Progress = Callable[[float, str], None]
+ModelSource = Callable[[duckdb.DuckDBPyConnection, runs.RunSummary], AnomalyModel | None]
+"""Where a run's fitted model can be loaded from (None: it must be re-fitted)."""
 MAX_MODELS = 2
 """Fitted runs kept in memory (a 1M-row run's model and training frame take ~100 MB)."""
 
@@ -61,13 +63,21 @@ def run_config(run: runs.RunSummary) -> runs.RunConfig:
     )
 
 
+def stored_model(con: duckdb.DuckDBPyConnection, run: runs.RunSummary) -> AnomalyModel | None:
+    """The fitted model the run stored; None for a run stored before runs kept theirs."""
+    return runs.run_model(con, run.id)
+
+
 def fitted_run(
     con: duckdb.DuckDBPyConnection,
     run_id: int,
     progress: Progress | None = None,
     limits: ExplainLimits = DEFAULT_LIMITS,
+    source: ModelSource = stored_model,
 ) -> FittedRun:
-    """The run's stored model (re-fitted for a run stored without one), cached in-process."""
+    """The run's model, from ``source`` (a stored model) or re-fitted from its stored config on
+    first use, and cached in-process. Exact explanations need only the model; the training
+    frame (permutation backgrounds) is read when first asked for."""
     run = runs.get_run(con, run_id)
     info = store.get_dataset(con, run.dataset_id)
     key = (run.id, info.sha256, run.created_at, limits)
@@ -80,12 +90,13 @@ def fitted_run(
             if key in _CACHE:
                 return _CACHE[key]
         started = time.perf_counter()
-        _, _, train, _ = runs.prepare(con, run_config(run))
         if progress is not None:
             progress(0.0, f"Loading run #{run.id}'s model")
-        model, notes = runs.run_model(con, run.id), []
+        model, notes = source(con, run), []
+        train = lambda: runs.prepare(con, run_config(run))[2]  # noqa: E731
         if model is None:
-            model = _refit(run, train, progress)
+            model, frame = _refit(con, run, progress)
+            train = lambda: frame  # noqa: E731
             notes.append(
                 f"Run #{run.id} was stored before runs kept their fitted model: its model was "
                 "re-fitted from the run's settings for this explanation."
@@ -104,16 +115,20 @@ def fitted_run(
     return fitted
 
 
-def _refit(run: runs.RunSummary, train: pd.DataFrame, progress: Progress | None) -> AnomalyModel:
-    """The model of a run stored without one, fitted again from its settings."""
+def _refit(
+    con: duckdb.DuckDBPyConnection, run: runs.RunSummary, progress: Progress | None
+) -> tuple[AnomalyModel, pd.DataFrame]:
+    """The run's model fitted again from its settings (deterministic), and its training frame."""
     what = f"Re-fitting run #{run.id}'s model once, for all its assets"
     if progress is not None:
         progress(0.0, f"{what} ({run.training.describe()})")
-    return AnomalyModel(
+    _, _, train, _ = runs.prepare(con, run_config(run))
+    model = AnomalyModel(
         detector=run.detector,
         params=dict(run.params) or None,
         threshold_quantile=run.threshold_quantile,
     ).fit(train, progress=None if progress is None else lambda f, m: progress(f, f"{what}: {m}"))
+    return model, train
 
 
 def clear_models() -> None:

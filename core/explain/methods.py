@@ -1,15 +1,18 @@
 """How each detector is explained, on the feature matrix it scored: exact where the maths allows.
 
-- Isolation Forest: ``shap.TreeExplainer`` (exact TreeSHAP). It explains the mean path length
-  E[h(x)], not ``score_samples``; values are turned into *path shortening* (training average minus
-  E[h(x)], in splits) so a positive value pushes towards anomalous, as everywhere on screen.
-- PCA: the exact per-feature decomposition of T²/T²_lim + SPE/SPE_lim (the detector's own score):
-  no sampling, values sum to the score.
-- Everything else (LOF, one-class SVM, robust z, ensembles and ``auto``): permutation SHAP of the
-  detector's raw score against a background of typical training points (k-means medoids), bounded
-  in rows, evaluations and time. Ensembles are explained as one function (their combined score), not member
-  by member. The rolling robust z-score is not row-wise (each row is judged against the trailing
-  rows), so each row's baseline is held fixed and used as the background.
+Every explanation is in units of the run's score (the raw score averaged over the model's
+``smooth`` trailing points, rescaled so the training median is 0 and the asset's alarm line 1),
+so a waterfall's bars add up to the score in its title.
+
+- Exact, in closed form (`core.explain.exact`): per-feature limits and rolling robust z (Shapley
+  values of their max / top-3 / mean), PCA (T²/T²lim + SPE/SPElim per feature), Isolation Forest
+  (TreeSHAP carried through its score's monotone link), the window autoencoder (per-feature
+  reconstruction error) and robust-z averaged ensembles of these, which includes ``auto``. The
+  trailing average and the rescaling are linear, so the values sum to the run's score.
+- Everything else (LOF, one-class SVM, rank-normalised or max-combined ensembles): permutation
+  SHAP of the detector's raw score at the point against a background of typical training points
+  (k-means medoids), bounded in rows, evaluations and time. It explains one point where the run
+  averages several, so part of the score stays unexplained; that part is reported, not hidden.
 """
 
 from __future__ import annotations
@@ -31,17 +34,33 @@ from core.detect.detectors.registry import (
     PCADetector,
     RobustZDetector,
     WindowAutoencoderDetector,
-    _aggregate,  # the robust z row aggregation; see _robust_z_reference
+    ZMaxDetector,
+    _aggregate,  # the robust z row aggregation; see robust_z_reference
 )
 from core.detect.features import FeatureBuilder
 from core.detect.machine_state import detect_machine_off
 from core.detect.model import AnomalyModel, AssetPipeline, smooth_scores
 from core.detect.windows import RECENTER_BUCKETS
 from core.errors import ConfigError
+from core.explain.exact import (
+    average_path_length,
+    is_exact,
+    is_exact_detector,
+    robust_z_reference,
+    smoothed_parts,
+)
 from core.types import ASSET, TS
 
 TREE, PCA_EXACT, PERMUTATION = "tree", "pca", "permutation"
-WINDOW_EXACT = "window_error"
+WINDOW_EXACT, LIMITS, ADDITIVE = "window_error", "limits", "additive"
+RUN_SCORE = "run score (alarm line = 1)"
+_NAMED = {
+    "iforest": TREE,
+    "pca": PCA_EXACT,
+    "autoencoder": WINDOW_EXACT,
+    "zmax": LIMITS,
+    "robust_z": LIMITS,
+}
 Progress = Callable[[float, str], None]
 _RNG_LOCK = threading.Lock()
 _BACKGROUND_ROWS = 5_000
@@ -73,7 +92,9 @@ DEFAULT_LIMITS = ExplainLimits()
 
 @dataclass
 class RowValues:
-    """Contributions for some rows of one feature window (positive = towards anomalous)."""
+    """Contributions for some rows of one feature window (positive = towards anomalous), in
+    units of the run's score: ``base + values.sum(1)`` is the run's score before its clip at 0;
+    ``target`` is the run's score as the model computes it."""
 
     positions: np.ndarray  # which rows of the window, in the order they were explained
     values: np.ndarray  # (n, p)
@@ -84,9 +105,11 @@ class RowValues:
     model_score: np.ndarray | None = None  # (n, 2) the run's score recomputed: see _run_scores
 
 
-def method_for_detector(name: str) -> str:
+def method_for_detector(name: str, params: dict[str, Any] | None = None) -> str:
     """The explanation method a registry detector gets (known before anything is fitted)."""
-    return {"iforest": TREE, "pca": PCA_EXACT, "autoencoder": WINDOW_EXACT}.get(name, PERMUTATION)
+    if name in _NAMED:
+        return _NAMED[name]
+    return ADDITIVE if is_exact(name, params) else PERMUTATION
 
 
 def method_of(detector: BaseDetector) -> str:
@@ -96,22 +119,22 @@ def method_of(detector: BaseDetector) -> str:
         return PCA_EXACT
     if isinstance(detector, WindowAutoencoderDetector):
         return WINDOW_EXACT
-    return PERMUTATION
+    if isinstance(detector, (ZMaxDetector, RobustZDetector)):
+        return LIMITS
+    return ADDITIVE if is_exact_detector(detector) else PERMUTATION
 
 
-def average_path_length(n: int) -> float:
-    """c(n), the mean path length of an unsuccessful search in a BST of n points (Liu et al.)."""
-    if n <= 1:
-        return 0.0
-    if n == 2:
-        return 1.0
-    return 2.0 * (np.log(n - 1.0) + np.euler_gamma) - 2.0 * (n - 1.0) / n
-
-
-def path_length_of_score(detector: IForestDetector, score: np.ndarray) -> np.ndarray:
-    """Mean path length E[h(x)], recovered from the detector's score = 2^(-E[h(x)] / c(n))."""
-    c = average_path_length(int(detector.estimator_.max_samples_))
-    return -c * np.log2(np.asarray(score, dtype=np.float64))
+_EXACT_WORDS = {
+    PCA_EXACT: "PCA, exact decomposition (no sampling): each feature's share of Hotelling T² (an "
+    "unusual operating point) plus its squared residual in SPE (a broken relation between "
+    "features), each divided by its training 99th percentile as the detector does.",
+    WINDOW_EXACT: "Window autoencoder, exact (no sampling): each point is judged with the rows up "
+    "to it; each feature's value is its squared reconstruction error over that window, in units "
+    "of its typical training error.",
+    LIMITS: "Exact Shapley values in closed form (no sampling): the score aggregates each "
+    "feature's |deviation| / limit, and a feature at its reference (training median, or the "
+    "rolling median) adds nothing, so the aggregate splits exactly among the features.",
+}
 
 
 def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple[str, str]:
@@ -119,59 +142,45 @@ def meaning(method: str, detector: BaseDetector, limits: ExplainLimits) -> tuple
     if method == TREE:
         c = average_path_length(int(detector.estimator_.max_samples_))
         return (
-            "path shortening (splits)",
-            "Isolation Forest, exact TreeSHAP. The forest isolates unusual points in few random "
-            "splits, so SHAP explains the mean path length E[h(x)] over its trees. Shown with "
-            "the sign flipped, as path shortening: the training average path minus E[h(x)]. A "
-            "positive value is the splits a feature took off the path: it pushes the point "
-            "towards anomalous. Values add up exactly to the shortening; the detector's raw "
-            f"score 2^(-E[h(x)]/{c:.2f}) rises with it, but is not in the same units.",
+            RUN_SCORE,
+            "Isolation Forest, exact TreeSHAP: the forest isolates unusual points in few random "
+            "splits; SHAP splits the mean path length over its trees among the features, and "
+            f"the detector's score 2^(-path/{c:.2f}) rises as the path shortens, so each "
+            "point's values are carried to the score by one factor (the score is monotone in "
+            "the path): they keep their signs and ranking and add up exactly.",
         )
-    if method == PCA_EXACT:
+    if method in _EXACT_WORDS:
+        return RUN_SCORE, _EXACT_WORDS[method]
+    if method == ADDITIVE:
+        members = " + ".join(detector.detectors_)
         return (
-            "PCA index T²/T²lim + SPE/SPElim",
-            "PCA, exact decomposition (no sampling). Each feature's share of Hotelling T² "
-            "(an unusual operating point) plus its squared residual in SPE (a broken relation "
-            "between features), each divided by its training 99th percentile as the detector "
-            "does. Values are never negative and add up exactly to the detector's raw score.",
-        )
-    if method == WINDOW_EXACT:
-        return (
-            "window reconstruction error",
-            f"Window autoencoder, exact (no sampling). Each point is judged with the "
-            f"{detector.window} rows up to it; each feature's value is its squared "
-            "reconstruction error over that window, in units of its typical training error, "
-            "divided by the window's size. Values are never negative and add up exactly to "
-            "the detector's raw score.",
+            RUN_SCORE,
+            f"Exact, in closed form (no sampling): the combined score averages its members' "
+            f"scores ({members}), each normalised by its training median and spread; each "
+            "member splits exactly among the features (per-feature limits by Shapley values "
+            "in closed form, PCA by its T² and SPE decomposition) and the normalisation is "
+            "linear, so the members' values add up.",
         )
     pairs = limits.permutations
-    kind = _robust_z_kind(detector)
     common = (
         f"Model-agnostic permutation SHAP ({pairs} antithetic permutation pair(s) per point): "
-        "estimates, not exact Shapley values. Values add up exactly to the raw score minus the "
-        "base value; positive = pushes towards anomalous."
+        "estimates, not exact values, of the detector's raw score at the point; the run's "
+        "score averages several points, so a share of it stays unexplained and is shown as "
+        "its own bar."
     )
-    if kind == "alone":
-        return (
-            "robust z score",
-            f"{common} The rolling robust z-score judges each point against its trailing median "
-            "and MAD; that baseline is held fixed and is the background, so the base value is 0 "
-            "and the values share the point's score out among its features.",
-        )
     background = (
         f"The background is {limits.background} typical training points (k-means medoids of "
-        "the training rows scoring below the median); the base value is their mean score, so "
-        "the values explain how this point differs from normal operation."
+        "the training rows scoring below the median); the base value is their mean score."
     )
     if isinstance(detector, EnsembleDetector):
         members = " + ".join(detector.detectors_)
         return (
-            f"combined score ({members})",
+            RUN_SCORE,
             f"{common} {background} The ensemble's combined score (the {detector.combine} of "
-            f"its members' normalised scores: {members}) is explained as one function, not "
-            "member by member; the members' own scores at each point are listed beside it.",
+            f"its members' {detector.norm}-normalised scores: {members}) is explained as one "
+            "function; the members' own scores at each point are listed beside it.",
         )
-    return ("raw detector score", f"{common} {background}")
+    return (RUN_SCORE, f"{common} {background}")
 
 
 def _robust_z_kind(detector: BaseDetector) -> str | None:
@@ -228,14 +237,6 @@ def _seeded(seed: int) -> Iterator[None]:
             np.random.set_state(state)
 
 
-def _robust_z_reference(det: RobustZDetector, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing median and spread each row is judged against, as ``RobustZDetector._score``."""
-    med = pd.DataFrame(X).rolling(det.window, min_periods=1).median().shift(1).bfill().to_numpy()
-    mad = pd.DataFrame(np.abs(X - med)).rolling(det.window, min_periods=1).median()
-    mad = mad.shift(1).bfill().to_numpy()
-    return med, np.maximum(1.4826 * mad, det.min_mad_share * det.train_mad_)
-
-
 def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) -> Callable:
     """The robust z score of any rows against one fixed baseline (a row-wise function)."""
     return lambda Z: _aggregate(np.abs(np.asarray(Z) - med) / spread, det.agg)
@@ -244,21 +245,30 @@ def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) 
 class ModelExplainer:
     """A fitted `AnomalyModel` and what explaining it needs, built once per pipeline and reused.
 
-    ``train`` (the frame the model was fitted on) is only needed for permutation backgrounds.
+    ``train`` (the frame the model was fitted on, or a function that reads it) is only needed
+    for permutation backgrounds, so exact explanations of a stored model never read it.
     """
 
     def __init__(
         self,
         model: AnomalyModel,
-        train: pd.DataFrame | None = None,
+        train: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
         limits: ExplainLimits = DEFAULT_LIMITS,
     ):
         self.model = model
-        self.train = train
+        self._train = train
         self.limits = limits
         self._trees: dict[int, Any] = {}
         self._backgrounds: dict[int, np.ndarray] = {}
         self._lock = threading.RLock()
+
+    @property
+    def train(self) -> pd.DataFrame | None:
+        """The training frame, read on first use when given as a function."""
+        with self._lock:
+            if callable(self._train):
+                self._train = self._train()
+            return self._train
 
     def pipeline(self, asset: str) -> AssetPipeline:
         return self.model.pipeline_for(asset)
@@ -284,14 +294,14 @@ class ModelExplainer:
             self._backgrounds.clear()
 
     # -- per-pipeline helpers --------------------------------------------------------------------
-    def tree_explainer(self, pipe: AssetPipeline) -> Any:
-        """TreeExplainer of the pipeline's forest, built once (about 0.3 s per 100 trees)."""
+    def tree_explainer(self, det: IForestDetector) -> Any:
+        """TreeExplainer of a forest, built once (about 0.3 s per 100 trees)."""
         with self._lock:
-            if id(pipe) not in self._trees:
+            if id(det) not in self._trees:
                 import shap
 
-                self._trees[id(pipe)] = shap.TreeExplainer(pipe.detector.estimator_)
-            return self._trees[id(pipe)]
+                self._trees[id(det)] = shap.TreeExplainer(det.estimator_)
+            return self._trees[id(det)]
 
     def background(self, pipe: AssetPipeline, asset: str) -> np.ndarray:
         """k-means centroids of the pipeline's training features (machine on, past warm-up)."""
@@ -308,11 +318,12 @@ class ModelExplainer:
         """
         from sklearn.cluster import KMeans
 
-        if self.train is None:
+        train = self.train
+        if train is None:
             raise ConfigError("A model-agnostic explanation needs the model's training data.")
-        sub = self.train[self.train[ASSET].astype(str) == str(asset)]
+        sub = train[train[ASSET].astype(str) == str(asset)]
         if len(sub) < 50:
-            sub = self.train
+            sub = train
         rng = np.random.default_rng(self.limits.seed)
         rows_x, rows_score = [], []
         for _, rows in sub.groupby(ASSET, sort=False):
@@ -342,6 +353,7 @@ class ModelExplainer:
         progress: Progress | None = None,
         deadline: float | None = None,
         priority: np.ndarray | None = None,
+        stored: np.ndarray | None = None,
     ) -> RowValues:
         """Explain rows of ``asset`` given as (readings stretch, target positions) pairs.
 
@@ -349,6 +361,7 @@ class ModelExplainer:
         (`context_rows`); features are computed on the whole stretch, as when the run scored.
         Targets are explained in ``priority`` order (ranks over all windows' targets; default:
         as given), so when the time budget stops permutation SHAP the most important are done.
+        ``stored`` (the run's scores at the targets) says which alarm line each score used.
         The result's ``positions`` index the targets of all windows, concatenated in order.
         Features and model calls are batched across windows: per-call costs dominate.
         """
@@ -362,65 +375,24 @@ class ModelExplainer:
         if method == PERMUTATION:
             out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
             done = [picks[i] for i in out.positions]
-            _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
-        else:  # one scoring call gives the explained quantity and the fidelity check
+        else:  # closed form: the trailing average of each row's exact parts
             done = picks
-            raw, smoothed = _trailing_scores(pipe.detector, mats, picks, smooth)
-            if method == TREE:  # sklearn's trees compare in float32 anyway: raw is exact
-                out = self._tree_values(pipe, X, raw, progress)
-            elif method == WINDOW_EXACT:
-                out = self._window_values(pipe.detector, mats, picks, X, raw)
-            else:  # the decomposition is float64 arithmetic: explain the float64 score
-                X64 = X.astype(np.float64)
-                out = self._pca_values(pipe.detector, X64, pipe.detector.score(X64))
+            rows = np.array(picks, dtype=np.int64).reshape(-1, 2).T
+            values, base = smoothed_parts(pipe.detector, mats, rows, smooth, self.tree_explainer)
+            n = len(picks)
+            out = RowValues(np.arange(n), values, base, np.zeros(n), X.astype(np.float32))
+        _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
         out.positions = order[out.positions]
         out.model_score = _run_scores(pipe, smoothed)
+        _to_run_units(pipe, out, None if stored is None else np.asarray(stored)[out.positions])
+        if progress is not None:
+            progress(1.0, f"Explained {len(done)} points ({method})")
         if isinstance(pipe.detector, EnsembleDetector) and done:
             out.members = {
                 m: pipe.detector._normalise(m, _trailing_scores(d, mats, done, 1)[0])
                 for m, d in pipe.detector.detectors_.items()
             }
         return out
-
-    def _tree_values(
-        self, pipe: AssetPipeline, X: np.ndarray, score: np.ndarray, progress: Progress | None
-    ) -> RowValues:
-        """TreeSHAP of the mean path length, as path shortening; ``score`` is the detector's
-        score of ``X``, from which the explained quantity is recovered independently."""
-        explainer = self.tree_explainer(pipe)
-        mean_path = float(np.ravel(explainer.expected_value)[0])
-        parts, step = [], 250
-        for i in range(0, len(X), step):
-            parts.append(explainer.shap_values(X[i : i + step], check_additivity=False))
-            if progress is not None:
-                progress(min(1.0, (i + step) / max(len(X), 1)), "TreeSHAP")
-        phi = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]))
-        target = mean_path - path_length_of_score(pipe.detector, score)
-        return RowValues(np.arange(len(X)), -phi, np.zeros(len(X)), target, X.astype(np.float32))
-
-    @staticmethod
-    def _window_values(
-        det: WindowAutoencoderDetector,
-        mats: list[np.ndarray],
-        picks: list[tuple[int, int]],
-        X: np.ndarray,
-        score: np.ndarray,
-    ) -> RowValues:
-        """Each feature's share of the window reconstruction error at each target row;
-        ``score`` is the detector's own score there (the fidelity check)."""
-        errors = [det.feature_errors(Xw) for Xw in mats]
-        values = np.array([errors[w][t] for w, t in picks]).reshape(len(picks), -1)
-        n = len(picks)
-        return RowValues(np.arange(n), values, np.zeros(n), score, X.astype(np.float32))
-
-    @staticmethod
-    def _pca_values(det: PCADetector, X: np.ndarray, score: np.ndarray) -> RowValues:
-        """Exact contributions to T²/T²lim + SPE/SPElim; ``score`` is the detector's score."""
-        parts = det.contributions(X)
-        values = parts.t2 / det.t2_limit_
-        if det.spe_limit_ is not None:
-            values = values + parts.spe / det.spe_limit_
-        return RowValues(np.arange(len(X)), values, np.zeros(len(X)), score, X.astype(np.float32))
 
     def _row_functions(
         self, pipe: AssetPipeline, asset: str, mats: list[np.ndarray]
@@ -432,14 +404,14 @@ class ModelExplainer:
             bg = self.background(pipe, asset)
             return lambda w, t: (det.score, bg)
         if kind == "alone":
-            refs = [_robust_z_reference(det, Xw.astype(np.float64)) for Xw in mats]
+            refs = [robust_z_reference(det, Xw.astype(np.float64)) for Xw in mats]
             return lambda w, t: (
                 _frozen_robust_z(det, refs[w][0][t], refs[w][1][t]),
                 refs[w][0][t][None, :],
             )
         members = {m: d for m, d in det.detectors_.items() if isinstance(d, RobustZDetector)}
         refs_by = {
-            m: [_robust_z_reference(d, Xw.astype(np.float64)) for Xw in mats]
+            m: [robust_z_reference(d, Xw.astype(np.float64)) for Xw in mats]
             for m, d in members.items()
         }
         bg = self.background(pipe, asset)
@@ -531,6 +503,25 @@ def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
         return np.zeros((0, 2))
     settling = np.ones(len(smoothed), dtype=bool)
     return np.column_stack([pipe.normalise(smoothed), pipe.normalise(smoothed, settling)])
+
+
+def _to_run_units(pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None) -> None:
+    """Rescale raw-score values as the run's score is rescaled (training median 0, alarm line
+    1), against the line each stored score used (the one it is closer to); ``target`` becomes
+    the run's score as the model computes it."""
+    n = len(out.base)
+    column = np.zeros(n, dtype=np.int64)
+    if stored is not None and n:
+        gaps = np.abs(out.model_score - stored.astype(np.float64)[:, None])
+        column = np.where(np.isfinite(stored), np.argmin(np.nan_to_num(gaps, nan=0.0), 1), 0)
+    transient = column == 1
+    line = np.full(n, pipe.threshold)
+    if pipe.transient_threshold is not None:
+        line[transient] = pipe.transient_threshold
+    scale = line - pipe.center
+    out.values = out.values / scale[:, None]
+    out.base = (out.base - pipe.center) / scale
+    out.target = out.model_score[np.arange(n), column] if n else np.zeros(0)
 
 
 def _gather(mats: list[np.ndarray], w: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EXPLAIN_VERSION = 1
+EXPLAIN_VERSION = 2
 """Format and algorithm version of cached explanations; bump it to invalidate the cache."""
 RUN_SCOPE = "run"
 ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "in_scope")
@@ -27,10 +27,12 @@ ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "in_scope")
 class Explanation:
     """Contributions of features to a detector's output at some rows of a run.
 
-    ``values[i, j]`` is feature j's contribution at row i; positive pushes towards anomalous.
-    ``base_values[i] + values[i].sum() == output[i]``, the explained ``quantity`` (described for
-    the screen in ``description``); ``target`` is that quantity computed directly from the model,
-    so ``output - target`` shows how additive the method is. ``rows`` holds each row's ts, asset,
+    ``values[i, j]`` is feature j's contribution at row i, in units of the run's score
+    (``quantity``, described for the screen in ``description``); positive pushes towards
+    anomalous. ``base_values[i] + values[i].sum() == output[i]``; ``target`` is the run's score
+    as the model computes it, so ``unexplained = target - output`` is what the values leave out:
+    about 0 for exact methods (except where the score is clipped at 0 or the machine is off),
+    the smoothing and estimation gap for permutation SHAP. ``rows`` holds each row's ts, asset,
     run score, flags and ``in_scope`` (inside the event, or flagged for a run-wide sample).
     """
 
@@ -58,6 +60,16 @@ class Explanation:
     def output(self) -> np.ndarray:
         """Base value plus the sum of contributions, per row (the explained quantity)."""
         return self.base_values + self.values.sum(axis=1)
+
+    @property
+    def unexplained(self) -> np.ndarray:
+        """The run's score minus what the values add up to, per row."""
+        return self.target - self.output
+
+    def unexplained_share(self, row: int) -> float:
+        """|unexplained| as a share of the run's score at one row (0 when the score is 0)."""
+        size = abs(float(self.target[row]))
+        return abs(float(self.unexplained[row])) / size if size > 1e-12 else 0.0
 
     @cached_property
     def membership(self) -> np.ndarray:

@@ -77,7 +77,7 @@ def cached_explanation(
     (``"run"``), or None: pages use it to show progress only when something must be computed."""
     run = runs.get_run(con, run_id)
     hit = store.load_explanation(
-        con, run_id, scope, method_for_detector(run.detector), EXPLAIN_VERSION
+        con, run_id, scope, method_for_detector(run.detector, run.params), EXPLAIN_VERSION
     )
     return None if hit is None else decode(run_id, scope, *hit)
 
@@ -168,8 +168,10 @@ def _explain_asset(
     targets: pd.Series,
     progress: Progress,
     deadline: float | None,
+    stored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RowValues]:
-    """Explain one asset's rows at timestamps ``targets`` (priority order).
+    """Explain one asset's rows at timestamps ``targets`` (priority order; ``stored``: the
+    run's scores there).
 
     Each target needs the history its features are built from; targets whose histories overlap
     share one stretch of readings. Returns the indices of ``targets`` explained (the time
@@ -197,7 +199,14 @@ def _explain_asset(
         windows.append((readings.iloc[lo:], where - lo))
         owner.append(mine)
     flat = np.concatenate(owner)
-    rv = explainer.explain(asset, windows, progress=progress, deadline=deadline, priority=flat)
+    rv = explainer.explain(
+        asset,
+        windows,
+        progress=progress,
+        deadline=deadline,
+        priority=flat,
+        stored=None if stored is None else np.asarray(stored, dtype=np.float64)[flat],
+    )
     return flat[rv.positions], rv
 
 
@@ -213,14 +222,16 @@ def _explain_rows(
 ) -> Explanation:
     """Explain ``rows`` (run score rows in priority order) of any assets; results in time order."""
     limits = fitted.explainer.limits
-    method = method_for_detector(fitted.run.detector)
+    method = method_for_detector(fitted.run.detector, fitted.run.params)
     deadline = started + limits.time_budget_s if method == PERMUTATION else None
     assets = list(dict.fromkeys(rows[ASSET].astype(str)))
     kept, results = [], []
     for k, asset in enumerate(assets):
         sub = rows[rows[ASSET].astype(str) == asset]
         report = _stage(progress, k / len(assets), (k + 1) / len(assets))
-        done, rv = _explain_asset(con, fitted, asset, sub[TS], report, deadline)
+        done, rv = _explain_asset(
+            con, fitted, asset, sub[TS], report, deadline, sub["score"].to_numpy(np.float64)
+        )
         kept.append(sub.iloc[done])
         results.append(rv)
     table = pd.concat(kept, ignore_index=True)
@@ -242,8 +253,9 @@ def _explain_rows(
     quantity, description = fitted.explainer.meaning(assets[0])
     pipe = fitted.explainer.pipeline(assets[0])
     description += (
-        f" The run's score is the raw score averaged over {fitted.model.smooth} points and "
-        "rescaled so the training median is 0 and the asset's alarm line is 1."
+        f" Values are in units of the run's score (the raw score averaged over "
+        f"{fitted.model.smooth} points, rescaled so the training median is 0 and the asset's "
+        "alarm line 1), so the bars add up to the score in the chart's title."
     )
     peak = None
     if peak_ts is not None and len(table):
@@ -262,7 +274,7 @@ def _explain_rows(
         rows=table,
         values=cat("values"),
         base_values=cat("base"),
-        target=cat("target"),
+        target=np.where(table["is_off"].to_numpy(dtype=bool), 0.0, cat("target")),
         data=cat("data"),
         peak=peak,
         window=window,
@@ -352,7 +364,7 @@ def explain_event(
     ts = pd.to_datetime(scores[TS])
     in_event = ((ts >= start) & (ts <= end)).to_numpy()
     peak = int(np.argmin(np.abs((ts - pd.Timestamp(event["peak_ts"])).to_numpy())))
-    method = method_for_detector(fitted.run.detector)
+    method = method_for_detector(fitted.run.detector, fitted.run.params)
     cap = limits.agnostic_rows if method == PERMUTATION else limits.exact_rows
     rows = scores.assign(in_scope=in_event).iloc[_priority(in_event, peak, cap)]
     _stage(progress, 0.4, 0.45)(0.0, f"Explaining {len(rows)} points ({method})")
@@ -405,7 +417,7 @@ def explain_run(
     started = time.perf_counter()
     fitted = fitted_run(con, run_id, progress=_stage(progress, 0.0, 0.4), limits=limits)
     scores = store.read_run_scores(con, run_id)
-    method = method_for_detector(fitted.run.detector)
+    method = method_for_detector(fitted.run.detector, fitted.run.params)
     n = limits.run_rows_agnostic if method == PERMUTATION else limits.run_rows
     rows = _run_sample(scores, n, limits.seed)
     if rows.empty:

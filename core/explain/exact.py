@@ -120,7 +120,8 @@ def _aggregate_shapley(ratios: np.ndarray, agg: str) -> np.ndarray:
     return shapley_top_k(ratios, k) / min(k, p)
 
 
-def _gather(mats: list[np.ndarray], rows: Rows) -> np.ndarray:
+def gather_rows(mats: list[np.ndarray], rows: Rows) -> np.ndarray:
+    """Rows ``mats[w][t]`` for each (w, t) in ``rows``, with one fancy index instead of a loop."""
     starts = np.cumsum([0] + [len(m) for m in mats[:-1]]).astype(np.int64)
     return np.concatenate(mats)[starts[rows[0]] + rows[1]]
 
@@ -150,7 +151,7 @@ def split_score(det: BaseDetector, mats: list[np.ndarray], rows: Rows, tree: Any
         m = len(det.detectors_)
         return values / m, base / m
     if isinstance(det, ZMaxDetector):
-        X = _gather(mats, rows).astype(np.float64)
+        X = gather_rows(mats, rows).astype(np.float64)
         return _aggregate_shapley(np.abs(X - det.center_) / det.limit_, det.agg), zero
     if isinstance(det, RobustZDetector):
 
@@ -161,7 +162,7 @@ def split_score(det: BaseDetector, mats: list[np.ndarray], rows: Rows, tree: Any
 
         return _aggregate_shapley(_per_stretch(mats, rows, ratios), det.agg), zero
     if isinstance(det, PCADetector):
-        parts = det.contributions(_gather(mats, rows).astype(np.float64))
+        parts = det.contributions(gather_rows(mats, rows).astype(np.float64))
         values = parts.t2 / det.t2_limit_
         if det.spe_limit_ is not None:
             values = values + parts.spe / det.spe_limit_
@@ -169,7 +170,7 @@ def split_score(det: BaseDetector, mats: list[np.ndarray], rows: Rows, tree: Any
     if isinstance(det, WindowAutoencoderDetector):
         return _per_stretch(mats, rows, det.feature_errors), zero
     if isinstance(det, IForestDetector):
-        return _forest_parts(det, _gather(mats, rows), tree(det))
+        return _forest_parts(det, gather_rows(mats, rows), tree(det))
     raise TypeError(f"{type(det).__name__} has no exact decomposition")
 
 

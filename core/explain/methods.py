@@ -44,6 +44,7 @@ from core.detect.windows import RECENTER_BUCKETS
 from core.errors import ConfigError
 from core.explain.exact import (
     average_path_length,
+    gather_rows,
     is_exact,
     is_exact_detector,
     robust_z_reference,
@@ -370,7 +371,7 @@ class ModelExplainer:
         picks = [(w, int(t)) for w, (_, ts) in enumerate(windows) for t in ts]
         order = np.arange(len(picks)) if priority is None else np.argsort(priority, kind="stable")
         picks = [picks[i] for i in order]
-        X = _gather(mats, *np.array(picks, dtype=np.int64).reshape(-1, 2).T)
+        X = gather_rows(mats, tuple(np.array(picks, dtype=np.int64).reshape(-1, 2).T))
         method, smooth = method_of(pipe.detector), max(int(self.model.smooth), 1)
         if method == PERMUTATION:
             out = self._permutation_values(pipe, asset, mats, picks, progress, deadline)
@@ -490,7 +491,7 @@ def _trailing_scores(
     w, t = np.array(picks, dtype=np.int64).T
     idx = t[:, None] - np.arange(k - 1, -1, -1)[None, :]  # (n, k): t-k+1 .. t
     valid = idx >= 0
-    raw = det.score(_gather(mats, np.repeat(w, k), np.clip(idx, 0, None).ravel()))
+    raw = det.score(gather_rows(mats, (np.repeat(w, k), np.clip(idx, 0, None).ravel())))
     raw = raw.reshape(idx.shape)
     return raw[:, -1], np.where(valid, raw, 0.0).sum(axis=1) / valid.sum(axis=1)
 
@@ -522,9 +523,3 @@ def _to_run_units(pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None
     out.values = out.values / scale[:, None]
     out.base = (out.base - pipe.center) / scale
     out.target = out.model_score[np.arange(n), column] if n else np.zeros(0)
-
-
-def _gather(mats: list[np.ndarray], w: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Rows ``mats[w[i]][t[i]]``, with one fancy index instead of a loop."""
-    starts = np.cumsum([0] + [len(m) for m in mats[:-1]]).astype(np.int64)
-    return np.concatenate(mats)[starts[w] + t]

@@ -414,6 +414,8 @@ BAD_INPUTS = [
     ("the only sensor inf", "i.parquet", lambda p: _parquet_bytes(p, pd.DataFrame(
         {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "e": [float("inf")] * 4})),
      "'e' holds only out-of-range values"),
+    ("the only sensor inf in a CSV", "i.csv", "time,e\n" + "".join(f"{t},inf\n" for t in minutes(5)),
+     "'e' holds only out-of-range values"),
     ("5,000 assets", "a.csv", "time,asset,a\n" + "".join(
         f"{t},A{i},1\n" for t in minutes(2) for i in range(5000)),
      "the asset column 'asset' names 5,000 assets in its first 20,480 rows, and a dataset "
@@ -422,6 +424,16 @@ BAD_INPUTS = [
         f"{t},M{i % 500 if i < 25_000 else 500 + i % 600},1\n"
         for i, t in enumerate(minutes(30_000))),
      "the asset column 'machine' names 1,100 assets, and a dataset holds at most 1,000"),
+    ("times a nanosecond apart", "n.csv", "time,a\n2024-01-01 00:00:00.123456789,1\n"
+     "2024-01-01 00:00:00.123456788,2\n2024-01-01 00:00:01,3\n",
+     "'2024-01-01 00:00:00.123456789' on line 2 and '2024-01-01 00:00:00.123456788' on line 3, "
+     "less than a microsecond apart"),
+    ("parquet nanoseconds apart", "n.parquet", lambda p: _parquet_bytes(p, pd.DataFrame(
+        {"time": pd.to_datetime([1704067200_000000100, 1704067200_000000200, 1704067201_0000]),
+         "a": [1.0, 2.0, 3.0]})), "on row 1 and '2024-01-01 00:00:00.0000002' on row 2"),
+    ("long tag nanoseconds apart", "l.csv", "time,tag,value\n2024-01-01 00:00:00.1234567,p,1\n"
+     "2024-01-01 00:00:00.1234567,q,2\n2024-01-01 00:00:00.1234568,p,3\n",
+     "on line 2 and '2024-01-01 00:00:00.1234568' on line 4"),
     ("headerless", "x.csv", "2024-01-01 00:00,1.5\n2024-01-01 00:01,2\n", "looks like data"),
     ("not utf-8 past the start", "x.csv", BIG.encode() + b"2024-03-01 00:00:00,M\xe9,1\n",
      "line 15002 is not valid UTF-8"),
@@ -440,6 +452,34 @@ BAD_INPUTS = [
         {"time": pd.date_range("2024-01-01", periods=4, freq="h"), "flow": [1, 2, "x", 4]})),
      "column 'flow' holds numbers but row 4 has 'x'"),
 ]  # fmt: skip
+
+
+def test_nanosecond_times_that_do_not_merge_load(workspace, tmp_path):
+    """Nanosecond-typed times on whole seconds (pandas' default), the same nanosecond on two
+    assets, and true repeats all load: only times merged by the microsecond are refused."""
+    seconds = pd.date_range("2024-01-01", periods=4, freq="s")
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"time": seconds, "a": [1.0, 2, 3, 4]}).to_parquet(path)
+    assert ingest_file(workspace, path).dataset.n_rows == 4
+    two_assets = write(tmp_path, "a.csv", "time,asset,a\n2024-01-01 00:00:00.123456789,A,1\n"
+                       "2024-01-01 00:00:00.123456700,B,2\n2024-01-01 00:00:01,A,3\n"
+                       "2024-01-01 00:00:01,B,4\n")  # fmt: skip
+    assert ingest_file(workspace, two_assets).dataset.n_rows == 4
+    repeated = write(tmp_path, "r.csv", "time,a\n2024-01-01 00:00:00.5,1\n"
+                     "2024-01-01 00:00:00.5,2\n2024-01-01 00:00:01,3\n")  # fmt: skip
+    assert ingest_file(workspace, repeated).warnings == [
+        "1 rows repeat a timestamp of the same asset."
+    ]
+
+
+def test_a_csv_column_of_inf_is_a_sensor_out_of_range_not_text(workspace, tmp_path):
+    """DuckDB's sniffer types a column of 'inf' as dates; it is a sensor with no usable value."""
+    path = write(tmp_path, "inf.csv", "time,a,b\n" + "".join(
+        f"{t},{i},{'-inf' if i % 2 else 'Infinity'}\n" for i, t in enumerate(minutes(5))))  # fmt: skip
+    result = ingest_file(workspace, path)
+    assert result.dataset.sensors == ["a", "b"]
+    assert result.dataset.quality.ignored_columns == []
+    assert "Sensors with no usable value (all out of range): b." in result.warnings
 
 
 def _snapshot(con) -> tuple[list[int], list[str]]:

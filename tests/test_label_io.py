@@ -42,6 +42,7 @@ p1,2026-01-01 00:30,2026-01-01 00:20,false alarm,,,end before start
 p1,2026-01-01 00:10,2026-01-01 00:20,maybe,,,bad verdict
 p1,2026-01-01 00:10,2026-01-01 00:20,confirmed,gremlins,,bad kind
 p1,2026-01-01 00:10,2026-01-01 00:20,unsure,,temp;pressure,bad sensor
+p2,2031-01-01 00:10,2031-01-01 00:20,confirmed,,,another year
 """
 
 
@@ -54,23 +55,29 @@ p1,2026-01-01 00:10,2026-01-01 00:20,unsure,,temp;pressure,bad sensor
         (5, "row 5: verdict 'maybe' is not one of"),
         (6, "row 6: kind 'gremlins' is not in the taxonomy"),
         (7, "row 7: sensor 'pressure' is not in the dataset"),
+        (
+            8,
+            "row 8: 2031-01-01 00:10:00 to 2031-01-01 00:20:00 covers none of the readings of 'p2' "
+            "(2026-01-01 00:00:00 to 2026-01-01 09:59:00)",
+        ),
     ],
 )
 def test_a_bad_file_is_rejected_whole_with_row_numbers(con, info, row, message):
     with pytest.raises(DataError) as err:
         label_io.import_labels(con, info.id, BAD_FILE.encode(), "mine.csv", "ana")
     assert message in str(err.value)
-    assert "6 of 7 rows are invalid, nothing was imported" in str(err.value)
+    assert "7 of 8 rows are invalid, nothing was imported" in str(err.value)
     assert labels.current_labels(con, info.id).empty, "row 1 was good but nothing is half-imported"
 
 
 def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
     good = "\n".join(BAD_FILE.splitlines()[:2]).replace("fine", "ok")
     good += "\np1,2026-01-01T00:40:00,2026-01-01T00:45:00,False Alarm,,,\n"
+    good += "p2,2025-12-31T23:00:00,2026-01-01T00:00:00,unsure,,,overlaps the first reading\n"
     result = label_io.import_labels(con, info.id, good.encode(), "mine.csv", "ana")
-    assert result.n_imported == 2
+    assert result.n_imported == 3
     current = labels.current_labels(con, info.id)
-    assert current["verdict"].tolist() == ["confirmed", "false_alarm"]
+    assert current["verdict"].tolist() == ["confirmed", "false_alarm", "unsure"]
     assert current.iloc[0]["sensors"] == ["temp", "flow"]
 
 

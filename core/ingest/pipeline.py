@@ -143,6 +143,8 @@ def _store(
         layout, long_counts = _load(con, f, plan, table, dataset_id)
     truth = _take_labels(con, f.display, plan, table)
     quality, stats, steps = _quality(con, f, table, plan, layout, long_counts)
+    if quality.n_duplicate_timestamps:
+        _refuse_merged_times(con, f, plan)
     info = DatasetInfo(
         id=dataset_id,
         name=store.unique_dataset_name(con, name or Path(f.display).stem or "dataset"),
@@ -163,6 +165,22 @@ def _store(
     if len(truth):
         store.insert_ground_truth(con, dataset_id, truth)
     return store.get_dataset(con, dataset_id), _warnings(quality)
+
+
+def _refuse_merged_times(con, f: SourceFile, plan: Plan) -> None:
+    """Refuse times that differ only in nanoseconds: stored to the microsecond they would merge
+    into one row (and one of them silently vanish). Checked only when times repeat."""
+    keys = [k for k in (plan.asset, plan.tag) if k is not None]
+    found = sql.first_sub_microsecond_merge(con, _final_source(f, plan), plan.time, keys)
+    if found is None:
+        return
+    row, text, other_row, other_text = found
+    raise DataError(
+        f"{f.display}: the time column {plan.time.column!r} has {text!r} on {f.where(row)} and "
+        f"{other_text!r} on {f.where(other_row)}, less than a microsecond apart. Vigil keeps "
+        "times to the microsecond, so these rows would merge into one. Aggregate or resample "
+        "the file to steps of a microsecond or more and load again."
+    )
 
 
 def _take_labels(con, display: str, plan: Plan, table: str) -> pd.DataFrame:

@@ -70,6 +70,10 @@ def plan_columns(con, f: SourceFile) -> Plan:
     text = [n for n, t in types.items() if t == "VARCHAR"]
     numeric = [n for n, t in types.items() if _is_numeric(t)]
     native = [n for n, t in types.items() if t.startswith("TIMESTAMP") or t == "DATE"]
+    if f.kind == "csv":
+        for name in sql.infinite_only(con, f.path, f.dialect, native, SAMPLE_ROWS):
+            native.remove(name)
+            numeric.append(name)
     epoch = [] if native else [n for n in numeric if is_time_name(n)]
     int_ids = [n for n in numeric if is_asset_name(n) and "INT" in types[n]]
     profiles = {}

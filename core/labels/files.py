@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -157,9 +158,16 @@ def _parse_times(column: pd.Series) -> pd.Series:
 
 
 def validate_label_file(
-    frame: pd.DataFrame, assets: Sequence[str], sensors: Sequence[str], kinds: Sequence[str]
+    frame: pd.DataFrame,
+    assets: Sequence[str],
+    sensors: Sequence[str],
+    kinds: Sequence[str],
+    spans: Mapping[str, tuple[datetime, datetime]] | None = None,
 ) -> tuple[list[LabelDraft], list[str]]:
-    """Drafts for the good rows and one message per bad row ('row 3: ...', data rows from 1)."""
+    """Drafts for the good rows and one message per bad row ('row 3: ...', data rows from 1).
+
+    With `spans` (each asset's first and last reading), a label that covers none of its asset's
+    readings is a bad row: a label file of another plant, year or time zone, not ground truth."""
     starts, ends = _parse_times(frame["start"]), _parse_times(frame["end"])
     known_kinds = {k.lower(): k for k in kinds}
     drafts, errors = [], []
@@ -174,6 +182,13 @@ def validate_label_file(
             problems.append(f"end {_text(row['end'])!r} is not a time")
         if not (pd.isna(starts[i]) or pd.isna(ends[i])) and ends[i] < starts[i]:
             problems.append("end is before start")
+        elif spans and asset in spans and not problems:
+            first, last = spans[asset]
+            if ends[i] < first or starts[i] > last:
+                problems.append(
+                    f"{starts[i]} to {ends[i]} covers none of the readings of {asset!r} "
+                    f"({first} to {last})"
+                )
         verdict = _text(row["verdict"]).lower().replace(" ", "_").replace("-", "_")
         if verdict not in VERDICTS:
             problems.append(
@@ -222,7 +237,8 @@ def import_labels(
     """
     info = store.get_dataset(con, dataset_id)
     frame = _read_label_file(data, filename)
-    drafts, errors = validate_label_file(frame, info.assets, info.sensors, fault_kinds(con))
+    spans = store.asset_time_ranges(con, info)
+    drafts, errors = validate_label_file(frame, info.assets, info.sensors, fault_kinds(con), spans)
     if errors:
         shown = errors[:MAX_REPORTED_ERRORS]
         more = len(errors) - len(shown)

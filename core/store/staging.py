@@ -7,6 +7,7 @@ rows pass through Python. Every column name comes from a user's file, so every o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,31 @@ def _sample(source: Source, limit: int) -> tuple[str, list[Any]]:
     return sql, [*source.params, limit]
 
 
+def infinite_only(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    dialect: CsvDialect,
+    columns: Sequence[str],
+    limit: int,
+) -> list[str]:
+    """The columns of a CSV whose sampled cells are all ±inf: DuckDB's sniffer types a column
+    of 'inf' as dates, but it is a sensor whose readings are out of range."""
+    if not columns:
+        return []
+    cells = [f"lower(trim({quote_ident(c)}))" for c in columns]
+    checks = ", ".join(
+        f"count({c}) > 0 AND count({c}) = count(*) FILTER (WHERE {c} IN {_INFINITIES})"
+        for c in cells
+    )
+    text = csv_source(path, dialect, {name: "VARCHAR" for name, _ in dialect.columns})
+    sample, params = _sample(text, limit)
+    row = con.execute(f"SELECT {checks} FROM {sample}", params).fetchall()[0]
+    return [c for c, only_inf in zip(columns, row, strict=True) if only_inf]
+
+
+_INFINITIES = "('inf', '+inf', '-inf', 'infinity', '+infinity', '-infinity')"
+
+
 def _text_profile_exprs(col: str, families: list[list[str]]) -> tuple[list[str], list[Any]]:
     c = quote_ident(col)
     bad = f"{c} IS NOT NULL AND TRY_CAST({c} AS DOUBLE) IS NULL"
@@ -327,6 +353,35 @@ def first_unparsed_time(
         params + list(source.params),
     ).fetchall()
     return (int(row[0][0]), row[0][1], bool(row[0][2])) if row else None
+
+
+def first_sub_microsecond_merge(
+    con: duckdb.DuckDBPyConnection, source: Source, spec: TimeSpec, keys: Sequence[str]
+) -> tuple[int, str, int, str] | None:
+    """The first two rows (number and time as written) whose times differ only below a
+    microsecond for the same `keys` (asset, tag): a TIMESTAMP keeps microseconds, so they
+    would merge into one. None when there are none or the time's kind holds no finer digits."""
+    c = quote_ident(spec.column)
+    if spec.kind == "native":
+        sub = f"epoch_ns({c}) % 1000"
+    elif spec.kind in ("text", "text_tz"):
+        sub = f"epoch_ns(TRY_CAST({c} AS TIMESTAMP_NS)) % 1000"
+    else:
+        return None
+    expr, params = time_expression(spec)
+    key_sql = "".join(f", {quote_ident(k)} AS k{i}" for i, k in enumerate(keys))
+    group = "".join(f", k{i}" for i in range(len(keys)))
+    row = con.execute(
+        "SELECT arg_min(r, s), arg_min(text, s), arg_max(r, s), arg_max(text, s) FROM ("
+        f"SELECT row_number() OVER () AS r, CAST({c} AS VARCHAR) AS text, {expr} AS t, "
+        f"{sub} AS s{key_sql} FROM {source.sql}) WHERE t IS NOT NULL "
+        f"GROUP BY t{group} HAVING min(s) < max(s) ORDER BY min(r) LIMIT 1",
+        params + list(source.params),
+    ).fetchall()
+    if not row:
+        return None
+    first, second = sorted([(int(row[0][0]), row[0][1]), (int(row[0][2]), row[0][3])])
+    return first[0], first[1], second[0], second[1]
 
 
 def _select_parts(

@@ -83,3 +83,23 @@ def test_compare_and_delete_runs(demo_workspace):
     assert not at.exception
     picker = at.selectbox(key="detect_run")
     assert picker.value == 1 and len(picker.options) == 1
+
+
+def test_deleting_a_run_another_session_is_changing_says_so(demo_workspace):
+    """A real write-write conflict: another session is deleting the same run, not yet done."""
+    at = _open()
+    at.button(key="detect_go").click()
+    at.run()
+    other = store.open_workspace(demo_workspace)  # the other analyst's session
+    other.begin()
+    other.execute("DELETE FROM runs WHERE id = 1")
+    at.button(key="detect_delete").click()
+    at.run()
+    assert not at.exception
+    assert any("Another session was changing the same data" in e.value for e in at.error)
+    other.rollback()
+    other.close()
+    at.button(key="detect_delete").click()
+    at.run()
+    assert not at.exception
+    assert any("No runs yet" in i.value for i in at.info), "retrying after the other is done works"

@@ -160,7 +160,7 @@ _SHORT_READ = re.compile(r"Could not read (enough bytes )?from file|Could not re
 def duckdb_failure(exc: BaseException, workspace: object = None) -> WorkspaceError | None:
     """What the CLI and the app say for a DuckDB error a user must act on (a full disk, a
     damaged file, too little memory); None for every other error, which stays a real exception."""
-    refused = write_refused(exc) or unreadable(exc, workspace)
+    refused = write_refused(exc) or unreadable(exc, workspace) or collided(exc)
     if refused is None and isinstance(exc, duckdb.OutOfMemoryException):
         first = str(exc).strip().splitlines()[0]
         return WorkspaceError(
@@ -168,6 +168,20 @@ def duckdb_failure(exc: BaseException, workspace: object = None) -> WorkspaceErr
             "programs, or load the data in smaller files, and retry."
         )
     return refused
+
+
+def collided(exc: BaseException) -> WorkspaceError | None:
+    """A write that met another session's uncommitted change of the same rows (DuckDB's
+    write-write conflict) as one line: DuckDB rolled it back, so trying again is safe."""
+    if not isinstance(exc, duckdb.TransactionException):
+        return None
+    text = str(exc)
+    if "Conflict on" not in text and "write-write conflict" not in text:
+        return None
+    return WorkspaceError(
+        "Another session was changing the same data at the same moment, so this step was undone "
+        "and nothing of it was saved. Try again."
+    )
 
 
 _NO_SPILL_ROOM = "failed to offload data block"

@@ -404,8 +404,12 @@ def test_figures_carry_the_explanations_numbers(demo_runs):
 
 
 def test_explanations_table_and_versioned_cache(workspace):
+    from tests.label_data import make_dataset
+
     assert store.schema_version(workspace) >= 4
     assert "explanations" in store.table_names(workspace)
+    info = make_dataset(workspace)
+    assert runs.execute_run(workspace, runs.RunConfig(dataset_id=info.id, detector="pca")).id == 1
     store.save_explanation(workspace, 1, "run", "tree", 1, {"a": 1}, b"\x00\x01", 0.5)
     assert store.load_explanation(workspace, 1, "run", "tree", 1) == ({"a": 1}, b"\x00\x01")
     assert store.load_explanation(workspace, 1, "run", "tree", 2) is None, "other version"

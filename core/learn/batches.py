@@ -91,7 +91,7 @@ def _append(
     report(0.05, "Loading the model in use")
     model, name, reference = _model_in_use(con, target, run_id)
     report(0.15, "Reading the batch")
-    with store.transaction(con):
+    with store.dataset_turn(con, dataset_id), store.transaction(con):
         batch = ingest_file(
             con, path, f"__batch_{uuid.uuid4().hex}", source_name or Path(path).name
         )

@@ -329,7 +329,8 @@ def save_version(
     byte for byte); otherwise the model is dumped here."""
     data = data if data is not None else dump_model(model)
     record = version_record(con, model, data, dataset_id=info.id, **values)
-    with store.transaction(con):  # one commit: never a run naming a version that is not there
+    # one commit, in the dataset's turn: never a run naming a version that is not there
+    with store.dataset_turn(con, info.id), store.transaction(con):
         if result is not None and record.get("run_id") is None:
             record["run_id"] = store_run(con, info, record, result, duration_s)
             truth = store.get_run(con, record["run_id"]).get("evaluation")

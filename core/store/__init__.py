@@ -71,8 +71,11 @@ from core.store.runs import (
     read_run_scores,
     save_run,
 )
+from core.store.turns import dataset_turn, run_dataset
 
 __all__ = [
+    "dataset_turn",
+    "run_dataset",
     "active_version_id",
     "add_dataset_from_frame",
     "append_readings",

@@ -12,6 +12,7 @@ import pandas as pd
 from core.errors import DataError
 from core.store.connection import quote_ident, transaction
 from core.store.runs import delete_runs_of_dataset
+from core.store.turns import dataset_turn
 from core.types import ASSET, TS, DatasetInfo, QualityReport
 
 _DATASET_COLUMNS = (
@@ -164,14 +165,19 @@ def delete_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int) -> None:
     """Remove a dataset with its readings, ground truth, runs, explanations and model versions,
     all or nothing. Its labels and operating-mode marks stay in their append-only history: an
     analyst's verdicts are never destroyed as a side effect."""
-    info = get_dataset(con, dataset_id)
-    with transaction(con):
-        con.execute(f"DROP TABLE IF EXISTS {quote_ident(info.table_name)}")
-        delete_runs_of_dataset(con, dataset_id)
-        con.execute("DELETE FROM model_promotions WHERE dataset_id = ?", [dataset_id])
-        con.execute("DELETE FROM model_versions WHERE dataset_id = ?", [dataset_id])
-        con.execute("DELETE FROM ground_truth WHERE dataset_id = ?", [dataset_id])
-        con.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
+    with dataset_turn(con, dataset_id, must_exist=False):
+        info = get_dataset(con, dataset_id)
+        with transaction(con):
+            _delete_dataset(con, dataset_id, info.table_name)
+
+
+def _delete_dataset(con: duckdb.DuckDBPyConnection, dataset_id: int, table: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(table)}")
+    delete_runs_of_dataset(con, dataset_id)
+    con.execute("DELETE FROM model_promotions WHERE dataset_id = ?", [dataset_id])
+    con.execute("DELETE FROM model_versions WHERE dataset_id = ?", [dataset_id])
+    con.execute("DELETE FROM ground_truth WHERE dataset_id = ?", [dataset_id])
+    con.execute("DELETE FROM datasets WHERE id = ?", [dataset_id])
 
 
 def _check_sensors(info: DatasetInfo, sensors: Sequence[str] | None) -> list[str]:

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 
 from core.store.connection import quote_ident
+from core.store.turns import dataset_turn, run_dataset
 from core.types import ASSET, TS, DatasetInfo
 
 
@@ -32,22 +33,29 @@ def save_explanation(
     payload: bytes,
     elapsed_s: float,
 ) -> None:
-    """Store (or replace) one explanation."""
-    con.execute(
-        "INSERT OR REPLACE INTO explanations "
-        "(run_id, scope, method, version, created_at, elapsed_s, meta, payload) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            int(run_id),
-            scope,
-            method,
-            int(version),
-            datetime.now(),
-            float(elapsed_s),
-            json.dumps(meta, allow_nan=False),
-            payload,
-        ],
-    )
+    """Store (or replace) one explanation, in its run's dataset's turn: it is a cache, so for a
+    run another session deleted meanwhile nothing is stored (no stray rows)."""
+    dataset_id = run_dataset(con, run_id)
+    if dataset_id is None:
+        return
+    with dataset_turn(con, dataset_id, must_exist=False):
+        if run_dataset(con, run_id) is None:
+            return
+        con.execute(
+            "INSERT OR REPLACE INTO explanations "
+            "(run_id, scope, method, version, created_at, elapsed_s, meta, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                int(run_id),
+                scope,
+                method,
+                int(version),
+                datetime.now(),
+                float(elapsed_s),
+                json.dumps(meta, allow_nan=False),
+                payload,
+            ],
+        )
 
 
 def load_explanation(

@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 
 from core.store.connection import decode_row, json_dumps, transaction
+from core.store.turns import dataset_turn
 
 VERSION_COLUMNS = (
     "id",
@@ -93,8 +94,9 @@ def read_version_model(con: duckdb.DuckDBPyConnection, version_id: int) -> bytes
 def save_version(
     con: duckdb.DuckDBPyConnection, record: dict[str, Any], model: bytes, promote_by: str | None
 ) -> None:
-    """Store a version (and, when ``promote_by`` is given, promote it) all or nothing."""
-    with transaction(con):
+    """Store a version (and, when ``promote_by`` is given, promote it) all or nothing, in its
+    dataset's turn."""
+    with dataset_turn(con, record["dataset_id"]), transaction(con):
         insert_version(con, record, model)
         if promote_by is not None:
             insert_promotion(con, record["dataset_id"], record["id"], promote_by, "")

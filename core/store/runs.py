@@ -17,7 +17,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from core.errors import DataError
 from core.store.connection import decode_row, json_dumps, quote_ident, transaction
+from core.store.turns import dataset_turn, run_dataset
 
 RUN_COLUMNS = (
     "id",
@@ -194,8 +196,9 @@ def save_run(
     events: pd.DataFrame,
     model: bytes | None = None,
 ) -> None:
-    """Store a whole run (record, scores, events and its fitted model's bytes) all or nothing."""
-    with transaction(con):
+    """Store a whole run (record, scores, events and its fitted model's bytes) all or nothing,
+    in its dataset's turn (a dataset deleted meanwhile gets no run)."""
+    with dataset_turn(con, record["dataset_id"]), transaction(con):
         insert_run(con, record)
         insert_run_scores(con, record["id"], scores)
         insert_events(con, record["id"], events)
@@ -249,7 +252,10 @@ def get_runs(con: duckdb.DuckDBPyConnection, run_ids: list[int]) -> list[dict[st
 
 def delete_run(con: duckdb.DuckDBPyConnection, run_id: int) -> None:
     """Remove a run with its scores, events and cached explanations, all or nothing."""
-    with transaction(con):
+    dataset_id = run_dataset(con, run_id)
+    if dataset_id is None:
+        return
+    with dataset_turn(con, dataset_id, must_exist=False), transaction(con):
         con.execute("DELETE FROM explanations WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM run_models WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM events WHERE run_id = ?", [run_id])
@@ -325,7 +331,10 @@ def append_to_run(
 ) -> pd.DataFrame:
     """Add scores of new rows and their events to a stored run, all or nothing; the events get
     ids after the run's last. Returns them as stored."""
-    with transaction(con):
+    dataset_id = run_dataset(con, run_id)
+    if dataset_id is None:
+        raise DataError(f"Run #{run_id} was deleted by another session meanwhile.")
+    with dataset_turn(con, dataset_id), transaction(con):
         [(last,)] = con.execute(
             "SELECT coalesce(max(event_id), 0) FROM events WHERE run_id = ?", [run_id]
         ).fetchall()

@@ -94,3 +94,42 @@ def test_an_explanation_of_a_run_deleted_meanwhile_leaves_no_row(workspace):
     store.delete_run(con.cursor(), run.id)
     store.save_explanation(con.cursor(), run.id, "event:1", "exact", 1, {}, b"x", 0.1)
     assert _orphans(con)["explanations"] == 0
+
+
+def _at_once(con, *writes):
+    """Run the writes in threads with their own cursors, released together; their results."""
+    start = threading.Barrier(len(writes))
+    results: list[object] = [None] * len(writes)
+
+    def go(i: int, write) -> None:
+        cursor = con.cursor()
+        start.wait()
+        try:
+            results[i] = write(cursor)
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            results[i] = exc
+
+    workers = [threading.Thread(target=go, args=(i, w)) for i, w in enumerate(writes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    return results
+
+
+def test_two_uploads_of_one_file_at_once_both_land_under_two_names(workspace, tmp_path):
+    """DuckDB checks the unique name only against what committed: both sessions saw 'pump'
+    free and the second got a raw constraint error."""
+    from core.ingest.pipeline import ingest_file
+
+    con, _ = workspace
+    path = tmp_path / "pump.csv"
+    path.write_text("time,a\n" + "".join(f"2024-01-01 00:{m:02d},{m}\n" for m in range(60)))
+    results = _at_once(con, lambda c: ingest_file(c, path), lambda c: ingest_file(c, path))
+    assert sorted(r.dataset.name for r in results) == ["pump", "pump (2)"], results
+    results = _at_once(
+        con,
+        lambda c: load_demo(c, seed=1, n_assets=1, rows_per_asset=1500),
+        lambda c: load_demo(c, seed=1, n_assets=1, rows_per_asset=1500),
+    )
+    assert sorted(r.name for r in results) == ["Demo plant (seed 1)", "Demo plant (seed 1) (2)"]

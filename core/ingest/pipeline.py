@@ -9,6 +9,7 @@ transaction: a bad file leaves the workspace exactly as it was.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -126,11 +127,18 @@ def _ingest(
         with explained_read_errors(display, kind):
             plan = plan_columns(con, f)
         choose_labels(plan, labels, display)
-        with store.transaction(con):
-            return _store(con, f, plan, name, digest)
+        return store.with_unique_name(lambda: _store_once(con, f, plan, name, digest))
     finally:
         if kind == "excel":
             sql.unregister_frame(con, view)
+
+
+def _store_once(
+    con, f: SourceFile, plan: Plan, name: str | None, digest: Future[str]
+) -> tuple[DatasetInfo, list[str]]:
+    """One all-or-nothing attempt, on a copy of the plan (loading adds notes to it)."""
+    with store.transaction(con):
+        return _store(con, f, copy.deepcopy(plan), name, digest)
 
 
 def _store(

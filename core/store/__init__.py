@@ -30,6 +30,7 @@ from core.store.datasets import (
     readings_table_name,
     sensor_correlation,
     unique_dataset_name,
+    with_unique_name,
 )
 from core.store.explanations import (
     count_readings_before,
@@ -131,5 +132,6 @@ __all__ = [
     "write_refused",
     "duckdb_failure",
     "unique_dataset_name",
+    "with_unique_name",
     "write_with_retry",
 ]

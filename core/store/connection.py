@@ -173,10 +173,17 @@ def duckdb_failure(exc: BaseException, workspace: object = None) -> WorkspaceErr
 def collided(exc: BaseException) -> WorkspaceError | None:
     """A write that met another session's uncommitted change of the same rows (DuckDB's
     write-write conflict) as one line: DuckDB rolled it back, so trying again is safe."""
-    if not isinstance(exc, duckdb.TransactionException):
+    if not isinstance(exc, duckdb.TransactionException | duckdb.ConstraintException):
         return None
     text = str(exc)
-    if "Conflict on" not in text and "write-write conflict" not in text:
+    if "duplicate key" in text.lower():
+        return WorkspaceError(
+            "Another session stored a dataset of the same name at the same moment, so nothing "
+            "of this one was stored. Try again."
+        )
+    if isinstance(exc, duckdb.ConstraintException) or (
+        "Conflict on" not in text and "write-write conflict" not in text
+    ):
         return None
     return WorkspaceError(
         "Another session was changing the same data at the same moment, so this step was undone "

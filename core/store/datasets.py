@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import duckdb
 import pandas as pd
@@ -14,6 +15,8 @@ from core.store.connection import quote_ident, transaction
 from core.store.runs import delete_runs_of_dataset
 from core.store.turns import dataset_turn
 from core.types import ASSET, TS, DatasetInfo, QualityReport
+
+T = TypeVar("T")
 
 _DATASET_COLUMNS = (
     "id, name, table_name, source_file, sha256, layout, n_rows, sensors, assets, "
@@ -39,6 +42,29 @@ def unique_dataset_name(con: duckdb.DuckDBPyConnection, wanted: str) -> str:
     while f"{wanted} ({n})" in taken:
         n += 1
     return f"{wanted} ({n})"
+
+
+def with_unique_name(write: Callable[[], T], attempts: int = 3) -> T:
+    """Run a write that stores a new dataset under `unique_dataset_name`; when another session
+    committed a dataset of the same name first, run it again (it then takes 'name (2)').
+
+    DuckDB checks the unique name only at commit, against what committed meanwhile: two
+    sessions loading `pump.csv` at once both see 'pump' free, and the second commit fails."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+            if not name_taken_meanwhile(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def name_taken_meanwhile(exc: BaseException) -> bool:
+    """A write refused because another session committed the same dataset name first (seen
+    on the insert, or on the commit when the other committed in between)."""
+    return isinstance(exc, duckdb.TransactionException | duckdb.ConstraintException) and (
+        "duplicate key" in str(exc).lower()
+    )
 
 
 def insert_dataset(con: duckdb.DuckDBPyConnection, info: DatasetInfo) -> None:

@@ -9,7 +9,7 @@ changes, machine stops, slow drifts and sensor noise, and faults from `core.synt
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import duckdb
@@ -316,7 +316,7 @@ def store_plant(
     ]
     info = DatasetInfo(
         id=dataset_id,
-        name=store.unique_dataset_name(con, name),
+        name=name,
         table_name=store.readings_table_name(dataset_id),
         source_file=f"demo:seed={seed}",
         sha256=frame_sha256(frame),
@@ -331,4 +331,8 @@ def store_plant(
         quality=_quality_report(frame, sensors, interval, notes),
         has_ground_truth=len(faults) > 0,
     )
-    return store.add_dataset_from_frame(con, info, frame, faults)
+    return store.with_unique_name(
+        lambda: store.add_dataset_from_frame(
+            con, replace(info, name=store.unique_dataset_name(con, name)), frame, faults
+        )
+    )

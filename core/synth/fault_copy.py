@@ -86,7 +86,7 @@ def store_copy(
     copy = replace(
         info,
         id=store.next_dataset_id(con),
-        name=store.unique_dataset_name(con, name),
+        name=name,
         table_name="",
         source_file=source_file,
         sha256=frame_sha256(readings),
@@ -95,7 +95,11 @@ def store_copy(
         has_ground_truth=len(faults) > 0,
     )
     copy = replace(copy, table_name=store.readings_table_name(copy.id))
-    return store.add_dataset_from_frame(con, copy, readings, faults)
+    return store.with_unique_name(
+        lambda: store.add_dataset_from_frame(
+            con, replace(copy, name=store.unique_dataset_name(con, name)), readings, faults
+        )
+    )
 
 
 def _check_share(frame: pd.DataFrame, faults: pd.DataFrame, n_faults: int) -> None:

@@ -234,10 +234,13 @@ def main() -> None:
     parser.add_argument(
         "--no-recenter", action="store_true", help="features without the slow re-centring"
     )
+    parser.add_argument("--recenter", help="re-centring window to try instead, e.g. 2D")
     args = parser.parse_args()
     threadpool_limits(args.threads)
     if args.no_recenter:
         RECENTER["recenter"] = None
+    elif args.recenter:
+        RECENTER["recenter"] = args.recenter
     names = [BASELINE, *args.detectors]
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     if not available("tep"):

@@ -29,7 +29,7 @@ def pump(levels: list[tuple[float, int]], seed: int = 0) -> pd.DataFrame:
     )
 
 
-def test_new_mode_needs_a_drive_sensor_and_several_sensors_outside() -> None:
+def test_new_mode_needs_a_drive_sensor_and_another_sensor_outside() -> None:
     train = np.column_stack([np.linspace(0, 1, 200)] * 4)
     lo, hi = training_ranges(train)  # [-0.5, 1.5] per sensor after widening
     rows = np.array(
@@ -38,10 +38,11 @@ def test_new_mode_needs_a_drive_sensor_and_several_sensors_outside() -> None:
             [3.0, 3.0, 3.0, 0.5],  # driven somewhere new, coupled sensors follow
             [0.5, 3.0, 3.0, 3.0],  # three outside but not the drive: a fault
             [3.0, 0.5, 0.5, 0.5],  # the drive alone: a fault of the drive sensor
+            [3.0, 3.0, 0.5, 0.5],  # the drive and one coupled sensor
         ]
     )
     drives = np.array([True, False, False, False])
-    assert new_mode_rows(rows, lo, hi, drives).tolist() == [False, True, False, False]
+    assert new_mode_rows(rows, lo, hi, drives).tolist() == [False, True, False, False, True]
     assert not new_mode_rows(rows, lo, hi, np.zeros(4, bool)).any()  # no drive: never
     settled = new_mode_rows(rows[[0, 1, 0, 0, 0]], lo, hi, drives, settle=2)
     assert settled.tolist() == [False, True, True, True, False]

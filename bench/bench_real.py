@@ -87,10 +87,14 @@ RECENTER: dict[str, str | None] = {}
 """Set by --no-recenter: the features' re-centring switched off, to measure what it buys."""
 
 
+MODEL: dict[str, bool] = {}
+"""Set by --no-new-modes: rows of unseen operating modes alarm like any other, to measure."""
+
+
 class Vigil:
     def __init__(self, detector: str):
         config = FeatureConfig(**RECENTER)
-        self.model = AnomalyModel(detector=detector, feature_config=config)
+        self.model = AnomalyModel(detector=detector, feature_config=config, **MODEL)
 
     def fit(self, train: pd.DataFrame) -> Vigil:
         self.model.fit(train)
@@ -234,10 +238,18 @@ def main() -> None:
     parser.add_argument(
         "--no-recenter", action="store_true", help="features without the slow re-centring"
     )
+    parser.add_argument("--recenter", help="re-centring window to try instead, e.g. 2D")
+    parser.add_argument(
+        "--no-new-modes", action="store_true", help="unseen operating modes alarm row by row"
+    )
     args = parser.parse_args()
     threadpool_limits(args.threads)
     if args.no_recenter:
         RECENTER["recenter"] = None
+    elif args.recenter:
+        RECENTER["recenter"] = args.recenter
+    if args.no_new_modes:
+        MODEL["new_modes"] = False
     names = [BASELINE, *args.detectors]
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     if not available("tep"):

@@ -85,3 +85,17 @@ def test_score_warns_when_the_training_file_misses_the_data_setpoint(tmp_path):
         assert ("warning: The training window did not cover" in done.stderr) is warned
         if warned:
             assert "main: 75% of its later rows (speed, flow)" in done.stderr
+
+
+def test_a_new_operating_mode_is_named_in_the_warning():
+    """Speed and the flow that follows it beyond training together: a new operating mode."""
+    frame = _pump(2000, later_speed=700.0)
+    train = np.arange(2000) < 600
+    found = asset_coverage("P-1", frame, train, np.zeros(2000, bool), np.zeros(2000, bool))
+    assert found.new_mode == pytest.approx(1000 / 1400, abs=0.01)
+    assert "71% in a new operating mode" in coverage_warning([found])
+    assert "10 times the alarm line" in coverage_warning([found])
+    frame["flow"] = 100 + np.random.default_rng(1).normal(0, 0.5, 2000)  # flow does not follow
+    alone = asset_coverage("P-1", frame, train, np.zeros(2000, bool), train)
+    assert alone.outside > 0.6 and alone.new_mode == 0.0  # the speed reading alone: a fault
+    assert "new operating mode" not in coverage_warning([alone])

@@ -212,3 +212,22 @@ def test_unnamed_sensors_at_zero_after_a_stopless_reference_are_a_fault_not_a_st
     later.loc[600:900, ["xmv_1", "xmv_2"]] = 0.0  # two valves closing together
     later.loc[200:400, ["xmv_1", "xmv_2"]] = 0.3
     assert not detect_machine_off(later, ["xmv_1", "xmv_2", "x"], reference=frame).any()
+
+
+def test_residual_squares_stay_inside_the_training_range() -> None:
+    """A parabola fitted on a day of operating points must not explode past them: the squares a
+    residual model sees are those of values held inside the training range."""
+    plant = toy_plant(n=3 * 1440)
+    fitted = FeatureBuilder().fit(plant.iloc[:1440])
+    later = plant.iloc[1440:].copy()
+    later["speed"] *= 3.0  # far beyond anything training saw
+    z = fitted._scaled(later[fitted.sensors_].to_numpy(dtype=float))
+    p = len(SENSORS)
+    squares = fitted._design(z)[:, p : 2 * p]
+    bound = np.maximum(fitted.square_lo_**2, fitted.square_hi_**2)
+    assert z[:, 0].max() > 2 * fitted.square_hi_[0]
+    assert (squares <= bound + 1e-9).all()
+    assert np.isfinite(fitted.transform(later).values.to_numpy()).all()
+    legacy = FeatureBuilder().fit(plant.iloc[:1440])
+    del legacy.square_lo_  # a model saved before the clip squares inside +-20
+    assert legacy._design(z)[:, p : 2 * p].max() > bound.max()

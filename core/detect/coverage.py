@@ -16,15 +16,11 @@ import numpy as np
 import pandas as pd
 
 from core import store
+from core.detect.machine_state import drive_sensors
+from core.detect.operating_range import NEW_MODE_LINE, new_mode_rows, outside, training_ranges
 from core.detect.runs import get_run, training_mask
 from core.types import ASSET, DEFAULT_ASSET, TS
 
-TAIL = 0.005
-"""Training ranges run from this quantile to its mirror, so a few odd training rows do not
-stretch them."""
-WIDEN = 0.5
-"""Each range is widened by this share of its width on both sides: slow drift the features'
-re-centring absorbs stays inside."""
 WARN_SHARE = 0.2
 """An asset with at least this share of its later running rows outside is worth a warning."""
 
@@ -38,6 +34,8 @@ class AssetCoverage:
     outside: float
     flagged: float
     sensors: list[str]
+    new_mode: float = 0.0
+    """Share of those later rows in a new operating mode (`operating_range.new_mode_rows`)."""
 
 
 def asset_coverage(
@@ -50,14 +48,15 @@ def asset_coverage(
     later = ~train & ~off
     if len(known) == 0 or not later.any():
         return AssetCoverage(asset, 0.0, 0.0, [])
-    lo, hi = np.nanquantile(known, TAIL, axis=0), np.nanquantile(known, 1 - TAIL, axis=0)
-    pad = WIDEN * (hi - lo)
-    beyond = (values[later] < lo - pad) | (values[later] > hi + pad)  # NaN compares False
+    lo, hi = training_ranges(known)
+    beyond = outside(values[later], lo, hi)
     rows = beyond.any(axis=1)
     share = beyond.mean(axis=0)
     ranked = [sensors[j] for j in np.argsort(-share, kind="stable") if share[j] >= 0.01]
     flagged = float(flags[later][rows].mean()) if rows.any() else 0.0
-    return AssetCoverage(asset, float(rows.mean()), flagged, ranked[:3])
+    drives = np.isin(sensors, drive_sensors(readings[train & ~off], sensors))
+    mode = new_mode_rows(values[later], lo, hi, drives)
+    return AssetCoverage(asset, float(rows.mean()), flagged, ranked[:3], float(mode.mean()))
 
 
 def run_coverage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[AssetCoverage]:
@@ -112,11 +111,19 @@ def coverage_warning(items: list[AssetCoverage]) -> str | None:
         f"{c.asset}: {c.outside:.0%} of its later rows"
         + (f" ({', '.join(c.sensors)})" if c.sensors else "")
         + f", {c.flagged:.0%} of them flagged"
+        + (f", {c.new_mode:.0%} in a new operating mode" if c.new_mode >= 0.005 else "")
         for c in poor
     ]
+    modes = any(c.new_mode >= 0.005 for c in poor)
     return (
         "The training window did not cover where the plant went later: "
         + "; ".join(parts)
         + ". The model cannot know those operating points are normal: train on a longer window, "
         "or call its false alarms so on Triage and retrain with false alarms as normal data."
+        + (
+            " In a new operating mode (the drive and its coupled sensors all beyond training) "
+            f"only departures past {NEW_MODE_LINE:g} times the alarm line alarm."
+            if modes
+            else ""
+        )
     )

@@ -22,7 +22,8 @@ import pandas as pd
 from core.detect.detectors.base import Param
 from core.detect.detectors.registry import BaseDetector, make_detector
 from core.detect.features import FeatureBuilder, FeatureConfig, FeatureSet, numeric_sensors
-from core.detect.machine_state import detect_machine_off, detect_transients
+from core.detect.machine_state import detect_machine_off, detect_transients, drive_sensors
+from core.detect.operating_range import NEW_MODE_LINE, new_mode_rows, training_ranges
 from core.errors import ConfigError, DataError
 from core.types import ASSET, DEFAULT_ASSET, TS
 
@@ -72,6 +73,12 @@ class AssetPipeline:
     ``threshold``); None when training held too few such changes to calibrate it."""
     reference: pd.DataFrame | None = None
     """A thinned copy of the training sensors: what running and stopped look like."""
+    range_lo: np.ndarray | None = None
+    range_hi: np.ndarray | None = None
+    drives: np.ndarray | None = None
+    """Each sensor's widened training range (`operating_range.training_ranges`) while running,
+    and which sensors drive the machine; None in a model saved before them (no row is then in a
+    new operating mode)."""
 
     def normalise(self, smoothed: np.ndarray, transient: np.ndarray | None = None) -> np.ndarray:
         """Map smoothed detector scores so the training median is 0 and the alarm line is 1."""
@@ -85,8 +92,9 @@ class AssetPipeline:
 class ScoreResult:
     """Scores row-aligned with the scored frame, plus what events and explanations need.
 
-    ``frame`` has ``ts, asset, score, is_anomaly, is_off`` in the input's row order. ``score`` is
-    normalised per asset so 0 is the training median and 1.0 the alarm line: ``thresholds`` holds
+    ``frame`` has ``ts, asset, score, is_anomaly, is_off, new_mode`` in the input's row order;
+    ``new_mode`` rows lie in an operating mode training never saw, where only a score past
+    `NEW_MODE_LINE` alarms. ``score`` is normalised per asset so 0 is the training median and 1.0 the alarm line: ``thresholds`` holds
     that line in score units (1.0 for every asset), ``raw_thresholds`` in the detector's own
     units. Rows where the machine is off, or restarting, score 0. ``sensor_deviation`` has one
     column per sensor: the largest |robust z| among that sensor's features, i.e. how far the
@@ -153,6 +161,7 @@ class AnomalyModel:
         startup: str = DEFAULT_STARTUP,
         transients: bool = True,
         settling: str = DEFAULT_SETTLING,
+        new_modes: bool = True,
     ):
         self.detector = detector
         self.params = dict(params or {})
@@ -163,6 +172,7 @@ class AnomalyModel:
         self.startup = startup
         self.transients = transients
         self.settling = settling
+        self.new_modes = new_modes
         # Fail fast on a bad configuration, before any data is read.
         make_detector(detector, **self.params)
         if threshold_quantile is not None:
@@ -255,8 +265,20 @@ class AnomalyModel:
         transient_threshold = None
         if self.transients and settling.sum() >= MIN_TRANSIENT_ROWS:
             transient_threshold = max(threshold, self._line(smoothed[settling], med))
+        running = sub[self.sensors_].to_numpy(dtype=np.float64)[~off & ~skip]
+        lo, hi = training_ranges(running)
+        drives = np.isin(self.sensors_, drive_sensors(sub, self.sensors_))
         return AssetPipeline(
-            features, detector, med, threshold, int(usable.sum()), transient_threshold, reference
+            features,
+            detector,
+            med,
+            threshold,
+            int(usable.sum()),
+            transient_threshold,
+            reference,
+            lo,
+            hi,
+            drives,
         )
 
     def _held_out_scores(
@@ -324,6 +346,24 @@ class AnomalyModel:
         mask[order] = sorted_mask
         return mask
 
+    def _new_mode(self, sub: pd.DataFrame, pipe: AssetPipeline) -> np.ndarray:
+        """Rows of ``sub`` (its order) in an operating mode the asset's training never saw.
+
+        The model can hardly judge such rows, and scored like any other they flooded whole runs
+        (demo plants whose first day missed a speed setpoint: see `operating_range`), so only
+        gross departures alarm there (`NEW_MODE_LINE`); the stretches are reported as a new
+        operating mode instead (`new_mode` column, `coverage`). Off with ``new_modes=False``,
+        and for a model saved before the ranges.
+        """
+        if not getattr(self, "new_modes", True) or pipe.range_lo is None or pipe.drives is None:
+            return np.zeros(len(sub), dtype=bool)
+        order = np.argsort(sub[TS].to_numpy(), kind="stable")
+        values = sub[self.sensors_].to_numpy(dtype=np.float64)[order]
+        settle = self._guard_samples(pipe.features)
+        mask = np.zeros(len(sub), dtype=bool)
+        mask[order] = new_mode_rows(values, pipe.range_lo, pipe.range_hi, pipe.drives, settle)
+        return mask
+
     def _guard_samples(self, features: FeatureBuilder) -> int:
         return max(features.warmup_samples, self._samples(self.startup, features))
 
@@ -361,6 +401,7 @@ class AnomalyModel:
         n = len(frame)
         score = np.zeros(n)
         is_off = np.zeros(n, dtype=bool)
+        new_mode = np.zeros(n, dtype=bool)
         deviation = np.zeros((n, len(self.sensors_)), dtype=np.float32)
         thresholds: dict[str, float] = {}
         raw_thresholds: dict[str, float] = {}
@@ -378,6 +419,7 @@ class AnomalyModel:
             quiet = off | _restart_guard(sub, off, self._guard_samples(pipe.features))
             s[quiet | _warmup_mask(sub, pipe.features)] = 0.0
             score[rows], is_off[rows] = s, off
+            new_mode[rows] = self._new_mode(sub, pipe) & ~off
             dev = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
             _attribute_residuals(dev, sub, X, s > 1.0, pipe.features)
             deviation[rows] = dev
@@ -389,8 +431,9 @@ class AnomalyModel:
                 TS: frame[TS].to_numpy(),
                 ASSET: frame[ASSET].to_numpy(),
                 "score": score,
-                "is_anomaly": (score > 1.0) & ~is_off,
+                "is_anomaly": (score > np.where(new_mode, NEW_MODE_LINE, 1.0)) & ~is_off,
                 "is_off": is_off,
+                "new_mode": new_mode,
             }
         )
         dev = pd.DataFrame(deviation, columns=self.sensors_)

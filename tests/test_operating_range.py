@@ -79,3 +79,24 @@ def test_a_fault_at_a_known_speed_still_alarms(scored) -> None:
     flagged = out[True]["is_anomaly"].to_numpy()
     assert flagged[1205:1260].mean() > 0.5
     assert not out[True]["new_mode"].to_numpy()[1200:1260].any()
+
+
+def test_a_version_keeps_the_new_mode_line() -> None:
+    """A retrained version re-normalises the run's score; new-mode rows keep their higher line."""
+    from core.detect.model import ScoreResult
+    from core.learn.learned_model import ScoredParts
+
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=3, freq="1min"),
+            "asset": "p1",
+            "score": 0.0,
+            "is_anomaly": False,
+            "is_off": False,
+            "new_mode": [False, True, True],
+        }
+    )
+    result = ScoreResult(frame, {"p1": 1.0}, pd.DataFrame(), 60.0, "auto", [])
+    combined = np.array([3.0, 3.0, 2 * NEW_MODE_LINE])
+    scored = ScoredParts(result, combined, None, combined).normalised(threshold=1.0)
+    assert scored.frame["is_anomaly"].tolist() == [True, False, True]

@@ -94,9 +94,9 @@ class ScoreResult:
 
     ``frame`` has ``ts, asset, score, is_anomaly, is_off, new_mode`` in the input's row order;
     ``new_mode`` rows lie in an operating mode training never saw, where only a score past
-    `NEW_MODE_LINE` alarms. ``score`` is normalised per asset so 0 is the training median and 1.0 the alarm line: ``thresholds`` holds
-    that line in score units (1.0 for every asset), ``raw_thresholds`` in the detector's own
-    units. Rows where the machine is off, or restarting, score 0. ``sensor_deviation`` has one
+    `NEW_MODE_LINE` alarms. ``score`` is normalised per asset so 0 is the training median and
+    1.0 the alarm line: ``thresholds`` holds that line in score units (1.0 for every asset),
+    ``raw_thresholds`` in the detector's own units. Rows where the machine is off, or restarting, score 0. ``sensor_deviation`` has one
     column per sensor: the largest |robust z| among that sensor's features, i.e. how far the
     sensor is from its training self (events rank their top sensors by it).
     """

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.detect.model import AnomalyModel, ScoreResult
+from core.detect.operating_range import NEW_MODE_LINE
 from core.learn.familiarity import familiarity
 
 Progress = Callable[[float, str], None]
@@ -106,7 +107,8 @@ class ScoredParts:
         off = frame["is_off"].to_numpy(dtype=bool)
         score = np.where(off, 0.0, self.combined / threshold)
         frame["score"] = score
-        frame["is_anomaly"] = (score > 1.0) & ~off
+        line = np.where(frame["new_mode"], NEW_MODE_LINE, 1.0) if "new_mode" in frame else 1.0
+        frame["is_anomaly"] = (score > line) & ~off  # a new operating mode: gross departures only
         r = self.result
         thresholds = {a: threshold for a in r.thresholds}
         return ScoreResult(

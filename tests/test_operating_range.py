@@ -100,3 +100,28 @@ def test_a_version_keeps_the_new_mode_line() -> None:
     combined = np.array([3.0, 3.0, 2 * NEW_MODE_LINE])
     scored = ScoredParts(result, combined, None, combined).normalised(threshold=1.0)
     assert scored.frame["is_anomaly"].tolist() == [True, False, True]
+
+
+def test_new_mode_rows_are_stored_and_shaded_on_the_run_chart(workspace) -> None:
+    """A stored run keeps which rows were in a new mode; its chart shades and names them, so a
+    score above the line of 1 with no event there is explained."""
+    from core import store
+    from core.charts.common import NEW_MODE_COLOR
+    from core.charts.detection import detection_figure
+    from core.detect.run_chart import run_view
+    from core.detect.runs import RunConfig, TrainingWindow, execute_run
+    from tests.label_data import store_frame
+
+    day = [(1000.0, 300), (1200.0, 300)] * 2 + [(1000.0, 240)]
+    frame = pump(day + [(1200.0, 300), (1350.0, 400), (1000.0, 300)]).assign(asset="p1")
+    info = store_frame(workspace, frame)
+    window = TrainingWindow("first_rows", 1440)
+    run = execute_run(workspace, RunConfig(dataset_id=info.id, training=window))
+    scores = store.read_run_scores(workspace, run.id)
+    fast = (frame["speed"] > 1320).to_numpy()
+    assert scores["new_mode"].to_numpy()[fast].mean() > 0.9
+    assert not scores["new_mode"].to_numpy()[:1440].any()
+    shapes = detection_figure(run_view(workspace, run.id)).layout.shapes
+    assert any(s.fillcolor == NEW_MODE_COLOR for s in shapes)
+    names = [a.text for a in detection_figure(run_view(workspace, run.id)).layout.annotations]
+    assert "new operating mode" in names

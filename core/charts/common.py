@@ -12,6 +12,7 @@ __all__ = ["EVENT_COLOR", "FAULT_COLOR", "LABEL_COLOR", "OFF_COLOR", "Shade", "a
 
 EVENT_COLOR = "rgba(234, 88, 12, 0.22)"
 OFF_COLOR = "rgba(100, 116, 139, 0.18)"
+NEW_MODE_COLOR = "rgba(234, 179, 8, 0.14)"
 LABEL_COLOR = "rgba(37, 99, 235, 0.18)"
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.charts.common import EVENT_COLOR, OFF_COLOR, house_layout, titles_left
+from core.charts.common import EVENT_COLOR, NEW_MODE_COLOR, OFF_COLOR, house_layout, titles_left
 from core.charts.downsample import MAX_POINTS, downsample_xy
+from core.detect.operating_range import NEW_MODE_LINE
 from core.detect.run_chart import RunView
 from core.types import TS
 
@@ -127,6 +128,12 @@ def _add_stretches(fig: go.Figure, view: RunView) -> None:
     labels += [_label(a, "machine off", "#475569") for a, _ in _widest(off, MAX_LABELS)]
     if off:
         _legend_swatch(fig, "machine off", OFF_COLOR)
+    if "new_mode" in view.scores:  # a higher alarm line there: say why scores pass 1 silently
+        new = merge_intervals(flag_intervals(view.scores[TS], view.scores["new_mode"]))
+        shapes += [_shade(a, b, fillcolor=NEW_MODE_COLOR, line_width=0) for a, b in new]
+        labels += [_label(a, "new operating mode", "#a16207") for a, _ in _widest(new, 2)]
+        if new:
+            _legend_swatch(fig, f"new operating mode (line x{NEW_MODE_LINE:g})", NEW_MODE_COLOR)
 
     starts, ends = pd.to_datetime(view.events["start"]), pd.to_datetime(view.events["end"])
     events = merge_intervals(list(zip(starts, ends, strict=True)))

@@ -253,6 +253,12 @@ def m007_run_models(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def m008_new_mode(con: duckdb.DuckDBPyConnection) -> None:
+    """Per score, whether the row lay in an operating mode training never saw (its alarm line is
+    higher there): charts shade it and line previews keep it. Runs stored before say no."""
+    con.execute("ALTER TABLE run_scores ADD COLUMN new_mode BOOLEAN DEFAULT false")
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
@@ -263,6 +269,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (5, "models", m005_models),
     (6, "label_heads", m006_label_heads),
     (7, "run_models", m007_run_models),
+    (8, "new_mode", m008_new_mode),
 ]
 
 

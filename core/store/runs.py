@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -41,7 +42,7 @@ RUN_COLUMNS = (
 )
 _JSON_COLUMNS = ("params", "training", "thresholds", "versions", "evaluation")
 
-SCORE_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off")
+SCORE_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "new_mode")
 EVENT_COLUMNS = (
     "event_id",
     "asset",
@@ -63,6 +64,7 @@ _SCORES_SCHEMA = pa.schema(
         ("score", pa.float64()),
         ("is_anomaly", pa.bool_()),
         ("is_off", pa.bool_()),
+        ("new_mode", pa.bool_()),
     ]
 )
 _EVENTS_SCHEMA = pa.schema(
@@ -96,6 +98,11 @@ def _scores_table(scores: pd.DataFrame) -> pa.Table:
             "score": scores["score"].to_numpy(dtype="float64"),
             "is_anomaly": scores["is_anomaly"].fillna(False).to_numpy(dtype=bool),
             "is_off": scores["is_off"].fillna(False).to_numpy(dtype=bool),
+            "new_mode": (
+                scores["new_mode"].fillna(False).to_numpy(dtype=bool)
+                if "new_mode" in scores
+                else np.zeros(len(scores), dtype=bool)
+            ),
         },
         schema=_SCORES_SCHEMA,
     )
@@ -155,8 +162,8 @@ def insert_run_scores(con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.Da
         con,
         view,
         _scores_table(scores),
-        "INSERT INTO run_scores (run_id, asset, ts, score, is_anomaly, is_off) "
-        f"SELECT ?, asset, ts, score, is_anomaly, is_off FROM {quote_ident(view)}",
+        "INSERT INTO run_scores (run_id, asset, ts, score, is_anomaly, is_off, new_mode) "
+        f"SELECT ?, asset, ts, score, is_anomaly, is_off, new_mode FROM {quote_ident(view)}",
         [run_id],
     )
 
@@ -281,7 +288,7 @@ def read_run_scores(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pd.DataFrame:
-    """Scores of a run (ts, asset, score, is_anomaly, is_off) ordered by asset and time."""
+    """Scores of a run (ts, asset, score, is_anomaly, is_off, new_mode) ordered by asset, time."""
     where, params = ["run_id = ?"], [run_id]
     if asset is not None:
         where.append("asset = ?")

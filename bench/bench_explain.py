@@ -18,6 +18,8 @@
    new process, in the same run. Medians of ``--first-repeat`` processes. Target: ``auto`` under
    1 s. ``version`` is a run a model version made (retrained from labels on an ``auto`` run, with
    its label classifier): explained with the version's own model.
+   ``--model-load``: only the stored IForest model's load (`load_fitted`) against bare
+   ``skops.io.loads`` of the same bytes.
 3. Model-agnostic: a LOF run on a one-pump plant; its top event explained with default limits,
    first in a fresh process state (re-fit, shap's numba compilation), then a second event warm.
 """
@@ -163,6 +165,31 @@ def child_page_call(db: str, run_id: int, event_id: int, rows_out: str) -> dict:
     }
 
 
+def bench_model_load(rows: int, repeat: int) -> None:
+    """A stored IForest run's model loaded as explanations load it (`load_fitted`: format check,
+    trust audit, frames restored) against bare ``skops.io.loads`` of the same bytes with the
+    same trusted types: what Vigil's checks add to skops' own cost."""
+    import skops.io as sio
+
+    from core.detect import model_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        con = store.open_workspace(Path(tmp) / "load.duckdb")
+        info = load_demo(con, seed=7, n_assets=3, rows_per_asset=rows, name="load bench")
+        run = runs.execute_run(con, runs.RunConfig(dataset_id=info.id, detector="iforest"))
+        data = store.read_run_model(con, run.id)
+        con.close()
+    trusted = list(model_file.trusted_types())
+    ours = [_timed(lambda: model_file.load_fitted(data))[0] for _ in range(repeat)]
+    bare = [_timed(lambda: sio.loads(data, trusted=trusted))[0] for _ in range(repeat)]
+    ratio = statistics.median(ours) / statistics.median(bare)
+    print(
+        f"iforest model load ({len(data) / 1e6:.1f} MB): vigil {statistics.median(ours):.3f} s, "
+        f"bare skops.io.loads {statistics.median(bare):.3f} s (medians of {repeat}), "
+        f"ratio {ratio:.2f}x"
+    )
+
+
 def child_bare_tree(db: str, run_id: int, asset: str, rows: str) -> dict:
     """In a fresh process: bare ``shap.TreeExplainer(forest).shap_values`` on given rows (the
     forest is loaded untimed; shap's import is timed on its own)."""
@@ -279,6 +306,7 @@ def main() -> None:
     )
     parser.add_argument("--first-repeat", type=int, default=3, help="fresh processes each")
     parser.add_argument("--only-first-event", action="store_true")
+    parser.add_argument("--model-load", action="store_true", help="only the model-load bench")
     parser.add_argument("--child-page", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--child-bare", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -289,6 +317,9 @@ def main() -> None:
     if args.child_bare:
         db, run_id, asset, rows = args.child_bare
         print(json.dumps(child_bare_tree(db, int(run_id), asset, rows)))
+        return
+    if args.model_load:
+        bench_model_load(args.plant_rows, args.repeat)
         return
     bench_first_event(args.plant_rows, args.detectors.split(","), args.first_repeat)
     if args.only_first_event:

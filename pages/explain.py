@@ -55,6 +55,7 @@ def event_view(run_id: int) -> None:
         key=f"explain_point_{run_id}_{event_id}",
     )  # fmt: skip
     left.plotly_chart(charts.contribution_figure(expl, point, level), key="explain_waterfall")
+    left.markdown(explain.method_text(expl, point))
     if explain.members_text(expl, point):
         left.caption(explain.members_text(expl, point))
     right.plotly_chart(charts.heatmap_figure(expl, level), key="explain_heatmap")

@@ -24,7 +24,7 @@ ALLOWED = {
     "store": set(),
     "ingest": {"store"},
     "detect": {"store"},
-    "explain": {"detect", "store"},
+    "explain": {"learn", "detect", "store"},
     "labels": {"detect", "store"},
     "learn": {"labels", "detect", "ingest", "store"},
     "synth": {"labels", "detect", "store"},

@@ -67,6 +67,9 @@ def test_exact_waterfalls_sum_to_the_run_score_in_their_title(plant, detector):
         assert bars[:-1].sum() == pytest.approx(bars[-1], rel=0.01)
         assert bars[-1] == pytest.approx(_title_score(water), rel=0.01, abs=0.006)
         assert bars[-1] == pytest.approx(expl.rows["score"].iloc[row], rel=0.01)
+    words = explain.method_text(expl, expl.peak)  # the page states the method in plain words
+    assert words.startswith("**Method: exact** (") and "no sampling" in words
+    assert ("TreeSHAP" in words) == (detector == "iforest")
 
 
 def test_permutation_fallback_shows_what_it_leaves_unexplained(plant):
@@ -84,6 +87,9 @@ def test_permutation_fallback_shows_what_it_leaves_unexplained(plant):
     if share > 1e-3:
         label = next(str(y) for y in water.y if str(y).startswith("unexplained"))
         assert f"{share:.0%} of the score" in label
+    words = explain.method_text(expl, row)
+    assert words.startswith("**Method: permutation SHAP**, an estimate")
+    assert f"{share:.0%} of the score at this point is left unexplained" in words
 
 
 def test_every_detector_but_lof_and_ocsvm_is_explained_exactly():

@@ -262,14 +262,17 @@ def test_report_on_a_version_in_use_shows_every_model_version(copy_of):
         version = learning.retrain(con, learning.RetrainConfig(info.id), "ana").version
         versions.promote(con, version.id, "ana", "for the report")
         report = build_report(con, info, "ana")
-        pdf = report_bytes(report, "pdf")
+        pdf, html = report_bytes(report, "pdf"), report_bytes(report, "html").decode()
     finally:
         con.close()
     assert report.overview.run.id == version.run_id and report.story.in_use.id == version.id
-    explained = [e for e in report.events if e.explanation is not None]
-    for item in report.events:  # an event without an explanation says so and names its sensors
-        assert item.explanation is not None or "as detection ranked them" in item.drivers
+    assert report.events, "the version's run has events"
+    assert all(e.explanation is not None and e.note is None for e in report.events), [
+        e.note for e in report.events
+    ]
     pages, text, images = pdf_text(pdf)
-    assert images == 1 + 2 * len(explained) + 1, "timeline, explanations, alarms per version"
+    assert images == 1 + 2 * len(report.events) + 1, "timeline, explanations, alarms per version"
     flat = " ".join(text.split())
     assert f"v{version.id}" in flat and "run #" in flat and "held-out F1" in flat
+    for both in (flat, html):  # explained with the version's own model, never "not explained"
+        assert f"model version v{version.id}" in both and "Not explained" not in both

@@ -88,3 +88,15 @@ def test_a_model_from_a_newer_incompatible_vigil_is_refused_in_one_sentence(plan
         assert "Vigil 9.0.0" in message and "upgrade Vigil" in message
         assert message.count(". ") == 0 and "\n" not in message  # one sentence
     assert load_fitted(data) is not None  # the same file at today's format loads
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda d: b"not a zip at all", lambda d: d[: len(d) // 2], lambda d: d[:40] + d[80:]],
+    ids=["foreign", "truncated", "torn"],
+)
+def test_a_damaged_model_file_is_one_clear_error(plant_run, damage):
+    """Loading reads the file once, in skops: whatever breaks there is a DataError, no traceback."""
+    with pytest.raises(DataError, match="not a skops model file Vigil can read") as caught:
+        load_fitted(damage(plant_run[3]))
+    assert str(caught.value).startswith("This is not a skops model file")

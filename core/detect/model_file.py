@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from core.detect.model import AnomalyModel, AssetPipeline
 from core.errors import DataError
@@ -178,6 +179,15 @@ def _zip_files(data: bytes) -> dict[zipfile.ZipInfo, bytes] | None:
         return None  # not a zip: skops' own check names the problem
 
 
+def _zip_member(data: bytes, name: str) -> bytes | None:
+    """One file of the zip, without inflating the others (a forest's file holds thousands)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            return z.read(name) if name in z.NameToInfo else None
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return None
+
+
 def _zip(files: dict[zipfile.ZipInfo, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
@@ -200,8 +210,7 @@ def with_meta(data: bytes, meta: dict[str, Any]) -> bytes:
 
 def read_meta(data: bytes) -> dict[str, Any] | None:
     """``vigil.json`` of a model file, or None (files saved before it, foreign files)."""
-    files = _zip_files(data) or {}
-    raw = next((c for i, c in files.items() if i.filename == META_NAME), None)
+    raw = _zip_member(data, META_NAME)
     try:
         return None if raw is None else json.loads(raw)
     except ValueError:
@@ -223,12 +232,11 @@ def check_format(data: bytes) -> None:
 def _with_current_modules(data: bytes) -> bytes:
     """The file with every former Vigil module path replaced by today's, so files saved by an
     older Vigil load (the trust check then sees only today's paths)."""
-    files = _zip_files(data)
-    schema = next((i for i in files or {} if i.filename == "schema.json"), None)
-    if schema is None:
+    raw = _zip_member(data, "schema.json")
+    if raw is None:
         return data
     try:
-        tree = json.loads(files[schema])
+        tree = json.loads(raw)
     except ValueError:
         return data
 
@@ -252,6 +260,8 @@ def _with_current_modules(data: bytes) -> bytes:
     tree, changed = renamed(tree)
     if not changed:
         return data
+    files = _zip_files(data) or {}
+    schema = next(i for i in files if i.filename == "schema.json")
     files[schema] = json.dumps(tree).encode()
     return _zip(files)
 
@@ -263,9 +273,8 @@ def dump_fitted(model: Any) -> bytes:
     return with_meta(data, describe(model))
 
 
-def untrusted_types(data: bytes, extra: Sequence[str] = ()) -> list[str]:
-    """Types in a skops file that Vigil does not trust (empty when the file is safe to load)."""
-    data = _with_current_modules(data)
+def _untrusted(data: bytes, extra: Sequence[str]) -> list[str]:
+    """`untrusted_types` of a file whose module paths are current."""
     try:
         found = sio.get_untrusted_types(data=data)
     except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
@@ -274,22 +283,30 @@ def untrusted_types(data: bytes, extra: Sequence[str] = ()) -> list[str]:
     return sorted(t for t in found if t not in allowed)
 
 
+def untrusted_types(data: bytes, extra: Sequence[str] = ()) -> list[str]:
+    """Types in a skops file that Vigil does not trust (empty when the file is safe to load)."""
+    return _untrusted(_with_current_modules(data), extra)
+
+
 def load_fitted(data: bytes, extra: Sequence[str] = (), expect: tuple[type, ...] = ()) -> Any:
     """Load skops bytes after the format and trusted-types checks; refuse otherwise.
 
     ``extra`` are further trusted type names, ``expect`` the classes the caller accepts
-    (default: `AnomalyModel`)."""
+    (default: `AnomalyModel`). skops audits the file's types against the trusted list before
+    it constructs anything, so the file is read once (the list of untrusted types is only
+    worked out to name them when it refuses)."""
     check_format(data)
     data = _with_current_modules(data)
-    unknown = untrusted_types(data, extra)
-    if unknown:
+    try:
+        model = sio.loads(data, trusted=list(trusted_types(extra)))
+    except UntrustedTypesFoundException:
+        unknown = _untrusted(data, extra)
         raise DataError(
             "Refusing to load this model file: it contains types Vigil does not trust "
             f"({', '.join(unknown)}). Only models saved by Vigil can be loaded."
-        )
-    allowed = trusted_types(extra)
-    trusted = [t for t in sio.get_untrusted_types(data=data) if t in allowed]
-    model = sio.loads(data, trusted=trusted)
+        ) from None
+    except Exception as exc:  # a corrupt or foreign file: skops raises many kinds
+        raise DataError(f"This is not a skops model file Vigil can read: {exc}") from exc
     if not isinstance(model, expect or (AnomalyModel,)):
         raise DataError(f"This model file holds a {type(model).__name__}, not a Vigil model.")
     return _map_frames(model, _frame_from_state)

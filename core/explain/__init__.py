@@ -12,6 +12,7 @@ from core.explain.service import (
     explain_event,
     explain_run,
     members_text,
+    method_text,
     point_labels,
     top_sensors_text,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "explain_event",
     "explain_run",
     "members_text",
+    "method_text",
     "point_labels",
     "top_sensors_text",
 ]

@@ -22,7 +22,8 @@ import pandas as pd
 from core import store
 from core.detect import runs
 from core.detect.model import AnomalyModel
-from core.explain.methods import DEFAULT_LIMITS, ExplainLimits, ModelExplainer
+from core.explain import versioned
+from core.explain.methods import DEFAULT_LIMITS, ExplainLimits, ModelExplainer, method_for_detector
 from core.types import DatasetInfo
 
 Progress = Callable[[float, str], None]
@@ -45,10 +46,23 @@ class FittedRun:
     explainer: ModelExplainer
     fit_seconds: float
     notes: list[str] = field(default_factory=list)
+    version: versioned.VersionFactor | None = None
+    """Runs a model version made: the version's score on top of its base model."""
+    method: str = ""
+    """How it is explained (`run_method`: the key its explanations are cached under)."""
 
     @property
     def model(self) -> AnomalyModel:
         return self.explainer.model
+
+
+def run_method(con: duckdb.DuckDBPyConnection, run: runs.RunSummary) -> str:
+    """The explanation method of a run, known before its model is loaded (the cache key); a
+    version run's is its base detector's."""
+    if run.detector == versioned.VERSION:
+        record = versioned.version_record(con, run)
+        return method_for_detector(str(record["detector"]), record.get("params"))
+    return method_for_detector(run.detector, run.params)
 
 
 def run_config(run: runs.RunSummary) -> runs.RunConfig:
@@ -92,27 +106,56 @@ def fitted_run(
         started = time.perf_counter()
         if progress is not None:
             progress(0.0, f"Loading run #{run.id}'s model")
-        model, notes = source(con, run), []
-        train = lambda: runs.prepare(con, run_config(run))[2]  # noqa: E731
-        if model is None:
-            model, frame = _refit(con, run, progress)
-            train = lambda: frame  # noqa: E731
-            notes.append(
-                f"Run #{run.id} was stored before runs kept their fitted model: its model was "
-                "re-fitted from the run's settings for this explanation."
-            )
-        fitted = FittedRun(
-            run,
-            info,
-            ModelExplainer(model, train, limits),
-            round(time.perf_counter() - started, 3),
-            notes,
-        )
+        if run.detector == versioned.VERSION:
+            fitted = _version_fitted(con, run, info, limits, started)
+        else:
+            fitted = _run_fitted(con, run, info, limits, source, progress, started)
+        fitted.method = run_method(con, run)
     with _CACHE_LOCK:
         _CACHE[key] = fitted
         while len(_CACHE) > MAX_MODELS:
             _CACHE.popitem(last=False)
     return fitted
+
+
+def _run_fitted(
+    con: duckdb.DuckDBPyConnection,
+    run: runs.RunSummary,
+    info: DatasetInfo,
+    limits: ExplainLimits,
+    source: ModelSource,
+    progress: Progress | None,
+    started: float,
+) -> FittedRun:
+    """A detection run's stored model (re-fitted for a run stored before runs kept theirs)."""
+    model, notes = source(con, run), []
+    train = lambda: runs.prepare(con, run_config(run))[2]  # noqa: E731
+    if model is None:
+        model, frame = _refit(con, run, progress)
+        train = lambda: frame  # noqa: E731
+        notes.append(
+            f"Run #{run.id} was stored before runs kept their fitted model: its model was "
+            "re-fitted from the run's settings for this explanation."
+        )
+    explainer = ModelExplainer(model, train, limits)
+    return FittedRun(run, info, explainer, round(time.perf_counter() - started, 3), notes)
+
+
+def _version_fitted(
+    con: duckdb.DuckDBPyConnection,
+    run: runs.RunSummary,
+    info: DatasetInfo,
+    limits: ExplainLimits,
+    started: float,
+) -> FittedRun:
+    """A version run's model: the version's own (base model, classifier, alarm line)."""
+    record = versioned.version_record(con, run)
+    learned = versioned.load_version_model(con, run)
+    factor = versioned.VersionFactor(learned, int(record["id"]))
+    config = versioned.base_config(run, record)
+    train = lambda: runs.prepare(con, config)[2]  # noqa: E731
+    explainer = ModelExplainer(learned.base, train, limits, factor=factor)
+    return FittedRun(run, info, explainer, round(time.perf_counter() - started, 3), version=factor)
 
 
 def _refit(

@@ -104,6 +104,7 @@ class RowValues:
     data: np.ndarray  # (n, p) feature values (robust z)
     members: dict[str, np.ndarray] | None = None  # ensembles: each member's normalised score
     model_score: np.ndarray | None = None  # (n, 2) the run's score recomputed: see _run_scores
+    factor: np.ndarray | None = None  # (n,) version runs: base model's score -> the run's
 
 
 def method_for_detector(name: str, params: dict[str, Any] | None = None) -> str:
@@ -243,11 +244,18 @@ def _frozen_robust_z(det: RobustZDetector, med: np.ndarray, spread: np.ndarray) 
     return lambda Z: _aggregate(np.abs(np.asarray(Z) - med) / spread, det.agg)
 
 
+RunFactor = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Per point, what the model's run score is multiplied by to give the run's score: called with
+the points' features (n, p) and the model's run score against each alarm line (n, 2), returns
+(n, 2). A model version's label classifier and alarm line (`core.explain.versioned`)."""
+
+
 class ModelExplainer:
     """A fitted `AnomalyModel` and what explaining it needs, built once per pipeline and reused.
 
     ``train`` (the frame the model was fitted on, or a function that reads it) is only needed
     for permutation backgrounds, so exact explanations of a stored model never read it.
+    ``factor`` carries the model's run score to the run's (a version's), point by point.
     """
 
     def __init__(
@@ -255,10 +263,12 @@ class ModelExplainer:
         model: AnomalyModel,
         train: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
         limits: ExplainLimits = DEFAULT_LIMITS,
+        factor: RunFactor | None = None,
     ):
         self.model = model
         self._train = train
         self.limits = limits
+        self.factor = factor
         self._trees: dict[int, Any] = {}
         self._backgrounds: dict[int, np.ndarray] = {}
         self._lock = threading.RLock()
@@ -383,9 +393,14 @@ class ModelExplainer:
             n = len(picks)
             out = RowValues(np.arange(n), values, base, np.zeros(n), X.astype(np.float32))
         _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
+        factor = None
+        if self.factor is not None:
+            factor = self.factor(X[out.positions], _run_scores(pipe, smoothed))
         out.positions = order[out.positions]
         out.model_score = _run_scores(pipe, smoothed)
-        _to_run_units(pipe, out, None if stored is None else np.asarray(stored)[out.positions])
+        _to_run_units(
+            pipe, out, None if stored is None else np.asarray(stored)[out.positions], factor
+        )
         if progress is not None:
             progress(1.0, f"Explained {len(done)} points ({method})")
         if isinstance(pipe.detector, EnsembleDetector) and done:
@@ -506,11 +521,16 @@ def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
     return np.column_stack([pipe.normalise(smoothed), pipe.normalise(smoothed, settling)])
 
 
-def _to_run_units(pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None) -> None:
+def _to_run_units(
+    pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None, factor: np.ndarray | None
+) -> None:
     """Rescale raw-score values as the run's score is rescaled (training median 0, alarm line
-    1), against the line each stored score used (the one it is closer to); ``target`` becomes
-    the run's score as the model computes it."""
+    1), against the line each stored score used (the one it is closer to), then by ``factor``
+    (n, 2: a version's, per point and line; None: 1); ``target`` becomes the run's score as the
+    model computes it."""
     n = len(out.base)
+    if factor is not None:
+        out.model_score = out.model_score * factor
     column = np.zeros(n, dtype=np.int64)
     if stored is not None and n:
         gaps = np.abs(out.model_score - stored.astype(np.float64)[:, None])
@@ -520,6 +540,9 @@ def _to_run_units(pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None
     if pipe.transient_threshold is not None:
         line[transient] = pipe.transient_threshold
     scale = line - pipe.center
+    if factor is not None:
+        out.factor = factor[np.arange(n), column]
+        scale = scale / out.factor
     out.values = out.values / scale[:, None]
     out.base = (out.base - pipe.center) / scale
     out.target = out.model_score[np.arange(n), column] if n else np.zeros(0)

@@ -17,10 +17,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.explain.methods import ADDITIVE, LIMITS, PCA_EXACT, PERMUTATION, TREE, WINDOW_EXACT
+
 EXPLAIN_VERSION = 2
 """Format and algorithm version of cached explanations; bump it to invalidate the cache."""
 RUN_SCOPE = "run"
 ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "in_scope")
+LABEL_FACTOR = "label_factor"
+"""Row column of a version run with a label classifier: the factor it set at each point."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,6 +148,41 @@ def members_text(explanation: Explanation, row: int) -> str:
         f"Members at this point, each normalised on its training scores: {parts}. "
         "The combined score mixes them; the values above explain the combination."
     )
+
+
+_EXACT_NAMES = {
+    TREE: "TreeSHAP on the Isolation Forest's trees",
+    PCA_EXACT: "PCA's T² and SPE split per feature",
+    LIMITS: "closed-form Shapley values of the per-feature limits",
+    ADDITIVE: "each member of the averaged ensemble split in closed form",
+    WINDOW_EXACT: "the autoencoder's reconstruction error per feature",
+}
+
+
+def method_text(explanation: Explanation, row: int) -> str:
+    """The method in plain words at one point: exact (which) or permutation SHAP with the share
+    of the score it leaves unexplained; for a version run, the factor its labels set there."""
+    share = explanation.unexplained_share(row)
+    if explanation.method == PERMUTATION:
+        text = (
+            "**Method: permutation SHAP**, an estimate from sampled feature orders: "
+            f"{share:.0%} of the score at this point is left unexplained (its own bar)."
+        )
+    else:
+        name = _EXACT_NAMES.get(explanation.method, explanation.method)
+        text = f"**Method: exact** ({name}), no sampling: the bars add up to the score."
+        if share > 0.01:
+            text += f" {share:.0%} is left over here (the score is clipped at 0)."
+    if LABEL_FACTOR in explanation.rows:
+        factor = float(explanation.rows[LABEL_FACTOR].iloc[row])
+        like = "confirmed faults" if factor > 1 else "false alarms"
+        text += (
+            f" Its label classifier multiplied the base model's score by {factor:.2f} at this "
+            f"point (it looks like the analysts' {like})."
+            if abs(factor - 1) > 0.005
+            else " Its label classifier left the base model's score as it is at this point."
+        )
+    return text
 
 
 def point_labels(explanation: Explanation) -> list[str]:

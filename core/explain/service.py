@@ -20,16 +20,16 @@ import pandas as pd
 from core import store
 from core.detect import runs
 from core.errors import DataError
-from core.explain.fitted import FittedRun, fitted_run
+from core.explain.fitted import FittedRun, fitted_run, run_method
 from core.explain.methods import (
     DEFAULT_LIMITS,
     PERMUTATION,
     ExplainLimits,
     RowValues,
-    method_for_detector,
 )
 from core.explain.result import (
     EXPLAIN_VERSION,
+    LABEL_FACTOR,
     ROW_COLUMNS,
     RUN_SCOPE,
     Explanation,
@@ -39,6 +39,7 @@ from core.explain.result import (
     event_options,
     event_scope,
     members_text,
+    method_text,
     point_labels,
     top_sensors_text,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "explain_points",
     "explain_run",
     "members_text",
+    "method_text",
     "point_labels",
     "top_sensors_text",
 ]
@@ -76,9 +78,7 @@ def cached_explanation(
     """The stored explanation of a run's event (``event_scope(id)``) or of the whole run
     (``"run"``), or None: pages use it to show progress only when something must be computed."""
     run = runs.get_run(con, run_id)
-    hit = store.load_explanation(
-        con, run_id, scope, method_for_detector(run.detector, run.params), EXPLAIN_VERSION
-    )
+    hit = store.load_explanation(con, run_id, scope, run_method(con, run), EXPLAIN_VERSION)
     return None if hit is None else decode(run_id, scope, *hit)
 
 
@@ -222,7 +222,7 @@ def _explain_rows(
 ) -> Explanation:
     """Explain ``rows`` (run score rows in priority order) of any assets; results in time order."""
     limits = fitted.explainer.limits
-    method = method_for_detector(fitted.run.detector, fitted.run.params)
+    method = fitted.method
     deadline = started + limits.time_budget_s if method == PERMUTATION else None
     assets = list(dict.fromkeys(rows[ASSET].astype(str)))
     kept, results = [], []
@@ -244,6 +244,9 @@ def _explain_rows(
     if results[0].members is not None:
         for m in results[0].members:
             table[f"member_{m}"] = np.concatenate([r.members[m] for r in results])[order]
+    version = fitted.version
+    if version is not None and version.has_classifier:  # the labels' factor, shown per point
+        table[LABEL_FACTOR] = cat("factor") * version.model.threshold
     notes = list(fitted.notes) + _fidelity_notes(fitted, table, cat("model_score"))
     if len(table) < len(rows):
         notes.append(
@@ -257,6 +260,8 @@ def _explain_rows(
         f"{fitted.model.smooth} points, rescaled so the training median is 0 and the asset's "
         "alarm line 1), so the bars add up to the score in the chart's title."
     )
+    if fitted.version is not None:
+        description += fitted.version.words(cat("factor"))
     peak = None
     if peak_ts is not None and len(table):
         gaps = np.abs(table[TS].to_numpy() - np.datetime64(pd.Timestamp(peak_ts)))
@@ -364,7 +369,7 @@ def explain_event(
     ts = pd.to_datetime(scores[TS])
     in_event = ((ts >= start) & (ts <= end)).to_numpy()
     peak = int(np.argmin(np.abs((ts - pd.Timestamp(event["peak_ts"])).to_numpy())))
-    method = method_for_detector(fitted.run.detector, fitted.run.params)
+    method = fitted.method
     cap = limits.agnostic_rows if method == PERMUTATION else limits.exact_rows
     rows = scores.assign(in_scope=in_event).iloc[_priority(in_event, peak, cap)]
     _stage(progress, 0.4, 0.45)(0.0, f"Explaining {len(rows)} points ({method})")
@@ -417,7 +422,7 @@ def explain_run(
     started = time.perf_counter()
     fitted = fitted_run(con, run_id, progress=_stage(progress, 0.0, 0.4), limits=limits)
     scores = store.read_run_scores(con, run_id)
-    method = method_for_detector(fitted.run.detector, fitted.run.params)
+    method = fitted.method
     n = limits.run_rows_agnostic if method == PERMUTATION else limits.run_rows
     rows = _run_sample(scores, n, limits.seed)
     if rows.empty:

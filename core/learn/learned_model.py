@@ -60,8 +60,12 @@ class LearnedModel:
 
     def classifier_input(self, data: pd.DataFrame, u: np.ndarray) -> np.ndarray:
         """What the classifier sees: the unsupervised features of every row plus its score."""
-        feats = self.base.transform(data).values.to_numpy(dtype=np.float32)
-        return np.column_stack([feats, u.astype(np.float32)])
+        return self.classifier_rows(self.base.transform(data).values.to_numpy(), u)
+
+    @staticmethod
+    def classifier_rows(features: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The classifier's input from rows' features and their unsupervised scores."""
+        return np.column_stack([features.astype(np.float32), u.astype(np.float32)])
 
     def trust(self, X: np.ndarray | None) -> np.ndarray | None:
         """The classifier's trust per row of its input (None: trusted everywhere)."""

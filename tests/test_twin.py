@@ -52,23 +52,48 @@ def test_the_twin_keeps_the_frame_and_the_stops_and_no_real_value(demo):
         assert twin[sensor].between(lo, hi).all()
 
 
-def test_the_demo_twin_passes_its_distribution_and_privacy_checks(report):
+def test_the_demo_twin_passes_its_whole_report(report):
     """The thresholds (core.synth.fidelity): KS <= 0.1 per sensor (or the real data's own
     half-to-half KS), correlation change <= 0.1, autocorrelation change <= 0.1 up to an hour,
-    <= 5% of twin windows nearer real ones than the closest 5% of real windows, no near copy."""
-    checks = {c.name: c for c in report.checks}
-    for name in (
-        "sensors beyond their KS limit",
-        "largest correlation change",
-        "largest autocorrelation change",
-        "twin windows closer than real ones",
-        "near copies of real windows",
-    ):
-        assert checks[name].passed, (name, checks[name].value)
+    train on twin / test on real F1 within 0.05 of train on real, <= 5% of twin windows nearer
+    real ones than the closest 5% of real windows, no near copy."""
+    failed = [(c.name, c.value) for c in report.checks if not c.passed]
+    assert not failed and report.passed
     assert (report.sensors["ks"] <= report.sensors["ks_limit"]).all()
-    # Train on twin, test on real: the twin-trained detector finds real faults, though its F1
-    # is not yet within 0.05 of the real-trained one (measured 0.82 against 0.91).
-    assert report.f1_real > 0.85 and report.f1_twin > 0.7
+    assert report.f1_real > 0.85 and abs(report.f1_twin - report.f1_real) <= 0.05
+
+
+def _roughness_at_the_bounds(values: np.ndarray) -> float:
+    """Mean step in the outer deciles of a sensor's values over the mean step mid-range."""
+    step, at = np.abs(np.diff(values)), values[1:]
+    lo, q1, q3, hi = np.quantile(at, [0.1, 0.3, 0.7, 0.9])
+    return step[(at < lo) | (at > hi)].mean() / step[(at > q1) & (at < q3)].mean()
+
+
+def test_a_bounded_sensor_moves_slowly_near_its_bounds_in_the_twin_too():
+    """A valve wandering between its stops (85 + 10 tanh of a slow wander, as in the demo)
+    hardly moves near a stop. A Gaussian surrogate moved it as fast everywhere (ratio 0.95
+    against the real 0.53), and a detector trained on that twin took the real valve's calm
+    spells near its stops for a stuck sensor (the F1 gap of 0.09-0.17)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(1)
+    n, a = 20_000, np.exp(-1 / 480)
+    wander = lfilter([1], [1, -a], rng.standard_normal(n) * np.sqrt(1 - a * a))
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="1min"),
+            "asset": "V-1",
+            "speed_rpm": 1480 + 1.5 * rng.standard_normal(n),
+            "valve_position_pct": 85 + 10 * np.tanh(wander) + 0.2 * rng.standard_normal(n),
+        }
+    )
+    real = _roughness_at_the_bounds(frame["valve_position_pct"].to_numpy())
+    assert real < 0.6, "the real valve is calmer near its stops"
+    for seed in range(3):
+        twin = make_twin(frame, ["speed_rpm", "valve_position_pct"], seed=seed)
+        ratio = _roughness_at_the_bounds(twin["valve_position_pct"].to_numpy())
+        assert abs(np.log(ratio / real)) < np.log(1.6), (seed, ratio, real)
 
 
 def test_the_privacy_check_catches_a_twin_that_copies_the_plant(demo):

@@ -11,7 +11,14 @@ from core.detect.evaluation import label_points
 from core.errors import DataError
 from core.synth.demo import SENSORS, generate_plant, load_demo
 from core.synth.fidelity import fidelity_report, window_distances
-from core.synth.twin import make_twin, twin_of_dataset, twin_with_report
+from core.synth.twin import (
+    make_twin,
+    twin_of_dataset,
+    twin_pair,
+    twin_source,
+    twin_with_report,
+)
+from tests.test_fault_copy import normal_plant
 from tests.test_ingest import _cli
 
 
@@ -126,6 +133,36 @@ def test_a_stored_twin_carries_ground_truth_only_when_asked(con):
     assert made.name == f"Twin of {info.name}" and not made.has_ground_truth
     assert "no real readings" in made.quality.notes[-1]
     assert len(report.checks) == 6
+
+
+@pytest.mark.parametrize(
+    ("make", "layout", "source_file"),
+    [
+        (
+            lambda con: load_demo(con, seed=3, n_assets=1, rows_per_asset=2000),
+            "demo",
+            "demo:seed=3",
+        ),
+        (lambda con: normal_plant(con, n=1500), "wide", "pumps.csv"),
+    ],
+)
+def test_a_stored_twin_records_what_it_is_and_where_it_came_from(con, make, layout, source_file):
+    """Not "demo" (the twin of the demo plant is not the demo plant, nor a file): layout
+    "twin", its source and seed in the source file, and a note saying which source (what it
+    was) and which seed; the report finds the pair from either side."""
+    info = make(con)
+    made, _ = twin_with_report(con, info.id, seed=4)
+    stored = store.get_dataset(con, made.id)
+    assert (stored.layout, stored.source_file) == ("twin", f"twin:dataset={info.id}:seed=4")
+    assert stored.quality.notes == [
+        f"Synthetic twin of {info.name!r} (dataset {info.id}, {layout} layout, from "
+        f"{source_file}; seed 4): no real readings."
+    ]
+    assert twin_source(stored) == (info.id, 4) and twin_source(info) is None
+    for side in (info, stored):
+        assert [d.id for d in twin_pair(con, side)] == [info.id, made.id]
+    store.delete_dataset(con, info.id)
+    assert twin_pair(con, stored) is None, "a twin whose source is gone has no pair"
 
 
 def test_a_source_without_faults_is_graded_on_injected_ones(con):

@@ -23,6 +23,7 @@ twin, and every sensor stays within its source range.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -371,17 +372,70 @@ def twin_of_dataset(
     return TwinResult(info, real, readings, clean, truth, faults, seed)
 
 
+TWIN_LAYOUT = "twin"
+"""The layout a stored twin records: generated, not loaded from a file (nor the demo plant)."""
+_TWIN_SOURCE = re.compile(r"twin:dataset=(\d+):seed=(\d+)")
+
+
 def store_twin(
     con: duckdb.DuckDBPyConnection, twin: TwinResult, name: str | None = None
 ) -> DatasetInfo:
-    """Store a twin as a new dataset (all or nothing) beside its source."""
+    """Store a twin as a new dataset (all or nothing) beside its source: layout "twin", its
+    source file ``twin:dataset=<source id>:seed=<seed>`` (how `twin_source` finds the source)
+    and a note naming the source, what it was and the seed."""
     info = twin.source
     carried = f" carrying its {len(twin.faults)} injected faults" if len(twin.faults) else ""
-    note = f"Synthetic twin of {info.name!r} (seed {twin.seed}){carried}: no real readings."
-    blank = replace(info, quality=replace(info.quality, notes=[]))
+    note = (
+        f"Synthetic twin of {info.name!r} (dataset {info.id}, {info.layout} layout, from "
+        f"{info.source_file}; seed {twin.seed}){carried}: no real readings."
+    )
+    blank = replace(info, layout=TWIN_LAYOUT, quality=replace(info.quality, notes=[]))
     wanted = (name or "").strip() or f"Twin of {info.name}"
-    source = f"twin of {info.source_file} (seed {twin.seed})"
+    source = f"twin:dataset={info.id}:seed={twin.seed}"
     return store_copy(con, blank, twin.readings, twin.faults, wanted, source, note)
+
+
+def twin_source(info: DatasetInfo) -> tuple[int, int] | None:
+    """(source dataset id, seed) of a stored twin; None for any other dataset."""
+    found = _TWIN_SOURCE.fullmatch(info.source_file) if info.layout == TWIN_LAYOUT else None
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def twin_pair(
+    con: duckdb.DuckDBPyConnection, info: DatasetInfo
+) -> tuple[DatasetInfo, DatasetInfo] | None:
+    """(source, twin) for a dataset: itself and its newest stored twin, or its source and
+    itself when it is a twin; None when it has neither (or its source was deleted)."""
+    datasets = store.list_datasets(con)
+    mine = twin_source(info)
+    if mine is not None:
+        source = next((d for d in datasets if d.id == mine[0]), None)
+        return None if source is None else (source, info)
+    twins = [d for d in datasets if (twin_source(d) or (None,))[0] == info.id]
+    return (info, max(twins, key=lambda d: d.id)) if twins else None
+
+
+def stored_twin_report(
+    con: duckdb.DuckDBPyConnection,
+    source: DatasetInfo,
+    twin: DatasetInfo,
+    progress: Progress | None = None,
+) -> FidelityReport:
+    """The fidelity and privacy report of a stored twin against its stored source (the faults
+    a twin carries are kept out of what its detector learns from, as the source's are)."""
+    real = store.read_readings(con, source)
+    readings = store.read_readings(con, twin)
+    if len(readings) != len(real) or not (readings[TS].to_numpy() == real[TS].to_numpy()).all():
+        raise DataError(
+            f"Dataset {twin.name!r} no longer lines up with its source {source.name!r} row by "
+            "row (rows were appended to one of them): make the twin again."
+        )
+    carried = store.read_ground_truth(con, twin.id) if twin.has_ground_truth else None
+    twin_skip = label_points(readings, carried)[0] if carried is not None else None
+    truth = known_faults(con, source)
+    return fidelity_report(
+        real, readings, source.sensors, truth, twin_exclude=twin_skip, progress=progress
+    )
 
 
 def check_twin_path(path: Path) -> Path:

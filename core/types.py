@@ -89,7 +89,7 @@ class DatasetInfo:
     table_name: str
     source_file: str
     sha256: str
-    layout: str  # "wide", "long" or "demo"
+    layout: str  # "wide", "long", "demo" or "twin"
     n_rows: int
     sensors: list[str]
     assets: list[str]

@@ -7,7 +7,7 @@ import duckdb
 import streamlit as st
 
 from core import store
-from core.share.report import twin_section
+from core.share.report import twin_note, twin_section
 from core.synth import confirmed_kinds, transplant_confirmed
 from core.synth.twin import twin_with_report
 from pages import ui
@@ -91,12 +91,9 @@ def _show(name: str, report) -> None:
         "privacy report."
     )
     st.dataframe(report.table(), hide_index=True, width="stretch")
-    st.caption(
-        f"Train on twin, test on real: F1 {report.f1_twin:.3f} against {report.f1_real:.3f} "
-        "trained on the real data, on the same real faults."
-    )
+    st.caption(twin_note(report))
     st.dataframe(report.sensors, hide_index=True, width="stretch")
-    page = f"<!doctype html><meta charset='utf-8'><body>{twin_section(report, name)}</body>"
+    page = f"<!doctype html><meta charset='utf-8'><body>{twin_section(report, f'Synthetic twin {name}')}</body>"
     st.download_button(
         "Download the report (HTML)", page, file_name="twin_report.html", mime="text/html"
     )

@@ -11,7 +11,14 @@ from core.detect.evaluation import label_points
 from core.errors import DataError
 from core.synth.demo import SENSORS, generate_plant, load_demo
 from core.synth.fidelity import fidelity_report, window_distances
-from core.synth.twin import make_twin, twin_of_dataset, twin_with_report
+from core.synth.twin import (
+    make_twin,
+    twin_of_dataset,
+    twin_pair,
+    twin_source,
+    twin_with_report,
+)
+from tests.test_fault_copy import normal_plant
 from tests.test_ingest import _cli
 
 
@@ -52,23 +59,48 @@ def test_the_twin_keeps_the_frame_and_the_stops_and_no_real_value(demo):
         assert twin[sensor].between(lo, hi).all()
 
 
-def test_the_demo_twin_passes_its_distribution_and_privacy_checks(report):
+def test_the_demo_twin_passes_its_whole_report(report):
     """The thresholds (core.synth.fidelity): KS <= 0.1 per sensor (or the real data's own
     half-to-half KS), correlation change <= 0.1, autocorrelation change <= 0.1 up to an hour,
-    <= 5% of twin windows nearer real ones than the closest 5% of real windows, no near copy."""
-    checks = {c.name: c for c in report.checks}
-    for name in (
-        "sensors beyond their KS limit",
-        "largest correlation change",
-        "largest autocorrelation change",
-        "twin windows closer than real ones",
-        "near copies of real windows",
-    ):
-        assert checks[name].passed, (name, checks[name].value)
+    train on twin / test on real F1 within 0.05 of train on real, <= 5% of twin windows nearer
+    real ones than the closest 5% of real windows, no near copy."""
+    failed = [(c.name, c.value) for c in report.checks if not c.passed]
+    assert not failed and report.passed
     assert (report.sensors["ks"] <= report.sensors["ks_limit"]).all()
-    # Train on twin, test on real: the twin-trained detector finds real faults, though its F1
-    # is not yet within 0.05 of the real-trained one (measured 0.82 against 0.91).
-    assert report.f1_real > 0.85 and report.f1_twin > 0.7
+    assert report.f1_real > 0.85 and abs(report.f1_twin - report.f1_real) <= 0.05
+
+
+def _roughness_at_the_bounds(values: np.ndarray) -> float:
+    """Mean step in the outer deciles of a sensor's values over the mean step mid-range."""
+    step, at = np.abs(np.diff(values)), values[1:]
+    lo, q1, q3, hi = np.quantile(at, [0.1, 0.3, 0.7, 0.9])
+    return step[(at < lo) | (at > hi)].mean() / step[(at > q1) & (at < q3)].mean()
+
+
+def test_a_bounded_sensor_moves_slowly_near_its_bounds_in_the_twin_too():
+    """A valve wandering between its stops (85 + 10 tanh of a slow wander, as in the demo)
+    hardly moves near a stop. A Gaussian surrogate moved it as fast everywhere (ratio 0.95
+    against the real 0.53), and a detector trained on that twin took the real valve's calm
+    spells near its stops for a stuck sensor (the F1 gap of 0.09-0.17)."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(1)
+    n, a = 20_000, np.exp(-1 / 480)
+    wander = lfilter([1], [1, -a], rng.standard_normal(n) * np.sqrt(1 - a * a))
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="1min"),
+            "asset": "V-1",
+            "speed_rpm": 1480 + 1.5 * rng.standard_normal(n),
+            "valve_position_pct": 85 + 10 * np.tanh(wander) + 0.2 * rng.standard_normal(n),
+        }
+    )
+    real = _roughness_at_the_bounds(frame["valve_position_pct"].to_numpy())
+    assert real < 0.6, "the real valve is calmer near its stops"
+    for seed in range(3):
+        twin = make_twin(frame, ["speed_rpm", "valve_position_pct"], seed=seed)
+        ratio = _roughness_at_the_bounds(twin["valve_position_pct"].to_numpy())
+        assert abs(np.log(ratio / real)) < np.log(1.6), (seed, ratio, real)
 
 
 def test_the_privacy_check_catches_a_twin_that_copies_the_plant(demo):
@@ -101,6 +133,36 @@ def test_a_stored_twin_carries_ground_truth_only_when_asked(con):
     assert made.name == f"Twin of {info.name}" and not made.has_ground_truth
     assert "no real readings" in made.quality.notes[-1]
     assert len(report.checks) == 6
+
+
+@pytest.mark.parametrize(
+    ("make", "layout", "source_file"),
+    [
+        (
+            lambda con: load_demo(con, seed=3, n_assets=1, rows_per_asset=2000),
+            "demo",
+            "demo:seed=3",
+        ),
+        (lambda con: normal_plant(con, n=1500), "wide", "pumps.csv"),
+    ],
+)
+def test_a_stored_twin_records_what_it_is_and_where_it_came_from(con, make, layout, source_file):
+    """Not "demo" (the twin of the demo plant is not the demo plant, nor a file): layout
+    "twin", its source and seed in the source file, and a note saying which source (what it
+    was) and which seed; the report finds the pair from either side."""
+    info = make(con)
+    made, _ = twin_with_report(con, info.id, seed=4)
+    stored = store.get_dataset(con, made.id)
+    assert (stored.layout, stored.source_file) == ("twin", f"twin:dataset={info.id}:seed=4")
+    assert stored.quality.notes == [
+        f"Synthetic twin of {info.name!r} (dataset {info.id}, {layout} layout, from "
+        f"{source_file}; seed 4): no real readings."
+    ]
+    assert twin_source(stored) == (info.id, 4) and twin_source(info) is None
+    for side in (info, stored):
+        assert [d.id for d in twin_pair(con, side)] == [info.id, made.id]
+    store.delete_dataset(con, info.id)
+    assert twin_pair(con, stored) is None, "a twin whose source is gone has no pair"
 
 
 def test_a_source_without_faults_is_graded_on_injected_ones(con):

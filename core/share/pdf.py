@@ -18,7 +18,7 @@ from fpdf.enums import XPos, YPos
 
 from core.charts.images import Progress, png_images
 from core.charts.overview import alarms_history_figure, events_timeline
-from core.share.report import STORY_NOTE, Report, story_table
+from core.share.report import STORY_NOTE, Report, story_table, twin_note
 
 FONTS = [
     (
@@ -199,4 +199,14 @@ def pdf_report(report: Report, progress: Progress | None = None) -> bytes:
         doc.picture(next(images))
         doc.para(STORY_NOTE, size=8, grey=True)
         doc.frame(story_table(report.story))
+    if report.twin is not None and report.twin.fidelity is None:
+        doc.heading(report.twin.title, keep=15)
+        doc.para(report.twin.note, size=8, grey=True)
+    elif report.twin is not None:
+        fidelity = report.twin.fidelity
+        verdict = "passes every check" if fidelity.passed else "fails at least one check"
+        doc.heading(f"{report.twin.title}: {verdict}", keep=60)
+        doc.frame(fidelity.table(), widths=(14, 6, 5, 5, 30))
+        doc.para(twin_note(fidelity), size=8, grey=True)
+        doc.frame(fidelity.sensors.round(3))
     return bytes(doc.output())

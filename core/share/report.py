@@ -20,10 +20,11 @@ import plotly.graph_objects as go
 
 from core.charts.explain import contribution_figure, heatmap_figure
 from core.charts.overview import alarms_history_figure, events_timeline
-from core.errors import ConfigError, CoreError
+from core.errors import ConfigError, CoreError, DataError
 from core.explain import Explanation, explain_event, top_sensors_text
 from core.share.overview import ModelStory, Overview, dataset_overview, events_export, model_story
 from core.synth.fidelity import FidelityReport
+from core.synth.twin import stored_twin_report, twin_pair
 from core.types import DatasetInfo
 
 Progress = Callable[[float, str], None]
@@ -82,6 +83,22 @@ class ExplainedEvent:
         return [contribution_figure(self.explanation), heatmap_figure(self.explanation)]
 
 
+@dataclass(frozen=True, eq=False)
+class TwinPart:
+    """A synthetic twin of the dataset (or the dataset as a twin) with its fidelity and privacy
+    report, measured against its source when the report is built."""
+
+    source: DatasetInfo
+    twin: DatasetInfo
+    fidelity: FidelityReport | None
+    note: str = ""
+    """Why there is no report (the twin no longer lines up with its source), else empty."""
+
+    @property
+    def title(self) -> str:
+        return f"Synthetic twin {self.twin.name!r} of {self.source.name!r}"
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything the report shows, whatever the format."""
@@ -91,6 +108,7 @@ class Report:
     events: list[ExplainedEvent]
     generated_by: str
     generated_at: datetime
+    twin: TwinPart | None = None
 
     @property
     def title(self) -> str:
@@ -171,15 +189,34 @@ def build_report(
     progress: Progress | None = None,
 ) -> Report:
     """The report of a dataset's run in use; explains its ``top_events`` most severe events
-    (cached explanations are reused). ``progress(fraction, message)`` reports."""
+    (cached explanations are reused), and measures the dataset's synthetic twin (its newest, or
+    the dataset itself when it is one) against its source. ``progress(fraction, message)``
+    reports."""
     if top_events < 0:
         raise ConfigError(f"The number of events to explain must be 0 or more. Got {top_events}.")
     overview = dataset_overview(con, info)
     story = model_story(con, info)
-    events = _explained(con, overview, top_events, progress)
+    pair = twin_pair(con, info)
+    share = 1.0 if pair is None else 0.4
+    events = _explained(con, overview, top_events, _part(progress, 0.0, share))
+    twin = None
+    if pair is not None:
+        try:
+            fidelity = stored_twin_report(con, *pair, progress=_part(progress, share, 1.0))
+        except DataError as exc:  # a stale twin must not cost the plant its report
+            twin = TwinPart(pair[0], pair[1], None, f"Not measured: {exc}")
+        else:
+            twin = TwinPart(pair[0], pair[1], fidelity)
     if progress is not None:
         progress(1.0, "Report ready")
-    return Report(overview, story, events, generated_by, datetime.now())
+    return Report(overview, story, events, generated_by, datetime.now(), twin)
+
+
+def _part(progress: Progress | None, start: float, end: float) -> Progress | None:
+    """``progress`` for one step of the work, from ``start`` to ``end`` of the whole."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(start + (end - start) * fraction, message)
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -247,8 +284,9 @@ def _events_section(report: Report) -> str:
     return "".join(parts)
 
 
-def twin_section(report: FidelityReport | None, twin_name: str = "") -> str:
-    """The twin's fidelity and privacy checks and per-sensor distances, as an HTML section."""
+def twin_section(report: FidelityReport | None, title: str = "") -> str:
+    """The twin's fidelity and privacy checks and per-sensor distances, as an HTML section
+    headed ``title`` (default "Synthetic twin")."""
     if report is None:
         return ""
     verdict = "passes every check" if report.passed else "fails at least one check"
@@ -258,14 +296,27 @@ def twin_section(report: FidelityReport | None, twin_name: str = "") -> str:
     sensors = report.sensors.to_html(
         index=False, border=0, classes="t", float_format="{:.3f}".format
     )
-    title = f"Synthetic twin {html.escape(twin_name)}".strip()
-    note = (
-        f"Train on twin, test on real: F1 {report.f1_twin:.3f} against {report.f1_real:.3f} "
-        "trained on the real data, graded on the same real faults."
-    )
+    title = html.escape(title or "Synthetic twin")
+    note = twin_note(report)
     return (
         f"<h2>{title}: {verdict}</h2>{checks}<p class='sub'>{html.escape(note)}</p>"
         f"<h3>Per sensor (worst asset)</h3>{sensors}"
+    )
+
+
+def _twin_part(part: TwinPart | None) -> str:
+    if part is None:
+        return ""
+    if part.fidelity is None:
+        return f"<h2>{html.escape(part.title)}</h2><p class='sub'>{html.escape(part.note)}</p>"
+    return twin_section(part.fidelity, part.title)
+
+
+def twin_note(report: FidelityReport) -> str:
+    """What the detector check measured, in words (shared by HTML and PDF)."""
+    return (
+        f"Train on twin, test on real: F1 {report.f1_twin:.3f} against {report.f1_real:.3f} "
+        "trained on the real data, graded on the same real faults."
     )
 
 
@@ -297,4 +348,5 @@ table.t th,table.t td{{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text
 <h2>Most severe open events</h2>{events}
 {_events_section(report)}
 {_story_section(report)}
+{_twin_part(report.twin)}
 </body></html>"""

@@ -104,9 +104,11 @@ def fidelity_report(
     exclude: np.ndarray | None = None,
     detector: str = "auto",
     progress: Progress | None = None,
+    twin_exclude: np.ndarray | None = None,
 ) -> FidelityReport:
     """Compare ``twin`` with ``real`` (row-aligned: same ts and asset per row) on ``truth``,
-    the real faults the detectors are graded on; ``exclude`` marks real rows that are faulty.
+    the real faults the detectors are graded on; ``exclude`` marks real rows that are faulty,
+    ``twin_exclude`` twin rows that carry faults (neither detector learns from its faults).
     Without known faults, `GRADING_FAULTS` per asset are injected into a copy of the real data
     to grade on (the same for both detectors)."""
     sensors = list(sensors)
@@ -121,7 +123,7 @@ def fidelity_report(
     beyond = int(np.sum(np.asarray(ks) > limits))
     _step(progress, 0.2, "Training a detector on the real data and one on the twin")
     taught = skip if graded is real else label_points(graded, truth)[0]
-    f1_real, f1_twin = _train_on_twin(graded, twin, truth, taught, detector)
+    f1_real, f1_twin = _train_on_twin(graded, twin, truth, taught, twin_exclude, detector)
     _step(progress, 0.8, "Measuring distances between windows")
     twin_d, real_d = window_distances(real, twin, sensors)
     _step(progress, 1.0, "Done")
@@ -219,6 +221,7 @@ def _train_on_twin(
     twin: pd.DataFrame,
     truth: pd.DataFrame,
     skip: np.ndarray,
+    twin_skip: np.ndarray | None,
     detector: str,
 ) -> tuple[float, float]:
     """F1 on the real second half of each asset: trained on the real first half vs the twin's."""
@@ -227,7 +230,8 @@ def _train_on_twin(
         first[rows[: len(rows) // 2]] = True
     test = real[~first].reset_index(drop=True)
     f1 = []
-    for train, exclude in ((real[first], skip[first]), (twin[first], None)):
+    twin_first = None if twin_skip is None else np.asarray(twin_skip, bool)[first]
+    for train, exclude in ((real[first], skip[first]), (twin[first], twin_first)):
         model = AnomalyModel(detector).fit(train.reset_index(drop=True), exclude=exclude)
         f1.append(evaluate(model.score(test).frame, truth).f1)
     return f1[0], f1[1]

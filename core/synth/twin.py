@@ -4,17 +4,26 @@ real stretch of values, so plant data can be shared, taught and graded without l
 Per asset the readings are split into a *level* and a *residual*. The level is the median of each
 operating mode (running rows clustered with k-means, stops their own mode), held over the
 source's mode schedule and passed through a first-order lag per sensor (fitted: temperatures
-follow a step slowly, speed at once). The residual (readings minus level) is replaced by a
-multivariate Fourier surrogate: every frequency keeps its amplitude in every sensor and gets one
-random phase shared by all sensors, so each sensor's spectrum (hence autocorrelation) and every
-cross-spectrum (hence the correlation matrix) are kept while the sequence of values is new
-(Prichard and Theiler, 1994). Rows the analysts or the ground truth mark as faulty are left out
-of the model, so the twin is normal operation; sensors that read one constant value while the
-machine is stopped do so in the twin, and every sensor stays within its source range.
+follow a step slowly, speed at once), plus whatever part of the residual moves with it (least
+squares on the levels: a lag's misfit, a mode whose mean is not its median). The residual
+(readings minus level) is replaced by a multivariate Fourier surrogate of its Gaussian copula:
+each sensor's residual is mapped to normal scores through its ranks, every frequency keeps its
+amplitude in every sensor and gets one random phase shared by all sensors, and the result is read
+back through the sensor's own quantiles (amplitude-adjusted surrogates, Schreiber and Schmitz
+2000; shared phases: Prichard and Theiler, 1994). So each sensor's spectrum (hence
+autocorrelation), the cross-spectra (hence the correlation matrix) and each sensor's distribution
+are kept while the sequence of values is new. Reading back through the quantiles keeps what a
+plain Gaussian surrogate loses: a bounded sensor (a valve wandering between its stops) moves
+slowly near its bounds and fast in between, so its roughness depends on where it is; a detector
+trained on a Gaussian twin took the real valve's calm spells near its stops for a stuck sensor.
+Rows the analysts or the ground truth mark as faulty are left out of the model, so the twin is
+normal operation; sensors that read one constant value while the machine is stopped do so in the
+twin, and every sensor stays within its source range.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +53,9 @@ _FIT_ROWS = 5_000
 _TRANSITION_ROWS = 5
 _OUTLIER_SPREADS = 6.0
 _NOISE_ROWS = 15
+_LOUDNESS_BINS = 10
+"""Deciles of a sensor's slow part, each with the loudness of its fast part (see
+`copula_surrogate`)."""
 _ELBOW = 0.7
 """Modes stop at the k after which one more cluster explains less than 30% of what is left."""
 
@@ -105,8 +117,14 @@ def _asset_twin(
     residual = filled - level
     residual[skip | _near_changes(modes, _TRANSITION_ROWS)] = np.nan
     residual[_outlying(residual)] = np.nan
+    # What moves with the level belongs to it: left in the residual, its tie to the mode
+    # schedule would be lost by the surrogate and change every correlation with a slow sensor.
+    shift = _level_part(residual, level, np.isfinite(residual).all(axis=1))
+    level, residual = level + shift, residual - shift
     residual = pd.DataFrame(residual).interpolate(limit_direction="both").fillna(0.0).to_numpy()
-    twin = level + _per_mode_noise(fourier_surrogate(residual, rng), residual, modes)
+    fresh = _per_mode_noise(copula_surrogate(residual, rng), residual, modes)
+    # The real residual is uncorrelated with the level now; so is the twin's (not by chance).
+    twin = level + fresh - _level_part(fresh, level, np.ones(len(fresh), bool))
     normal = ~skip & ~missing.any(axis=1)
     for j in range(twin.shape[1]):
         stopped = values[off & normal, j]
@@ -117,6 +135,14 @@ def _asset_twin(
             twin[:, j] = _fold(twin[:, j], seen.min(), seen.max())
     twin[missing] = np.nan
     return twin
+
+
+def _level_part(x: np.ndarray, level: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The zero-mean part of ``x`` that moves with the level (least squares on ``rows``)."""
+    lv = level - level[rows].mean(axis=0)
+    xc = np.where(np.isfinite(x), x, 0.0) - np.nanmean(x[rows], axis=0)
+    coef = np.linalg.lstsq(lv[rows], xc[rows], rcond=None)[0]
+    return lv @ coef
 
 
 def _fold(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -251,6 +277,51 @@ def fourier_surrogate(residual: np.ndarray, rng: np.random.Generator) -> np.ndar
     return np.fft.irfft(spectrum * phases[:, None], n=n, axis=0)
 
 
+def copula_surrogate(residual: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A multivariate Fourier surrogate of the residual's slow part (a short moving average) in
+    its Gaussian copula, read back through each column's quantiles, plus its fast part with the
+    loudness the real fast part has at that quantile of the slow part.
+
+    The slow part keeps its distribution; the fast part (noise, quick steps of a wander) keeps
+    how it depends on where the sensor is: a valve between its stops moves quickly mid-range
+    and hardly at all near a stop. Slow and fast parts share one set of phases, so their
+    cross-spectra stay. Slow values are interpolated between sorted real ones.
+    """
+    from scipy.ndimage import uniform_filter1d
+    from scipy.special import ndtr, ndtri
+
+    n, m = residual.shape
+    slow = uniform_filter1d(residual, _NOISE_ROWS, axis=0, mode="nearest")
+    ranks = slow.argsort(axis=0, kind="stable").argsort(axis=0, kind="stable")
+    normal = ndtri((ranks + 0.5) / n)
+    fresh = fourier_surrogate(np.hstack([normal, residual - slow]), rng)
+    share = ndtr(fresh[:, :m] / normal.std(axis=0))
+    pos = share * (n - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = pos - lo
+    cols = np.arange(m)
+    ordered = np.sort(slow, axis=0)
+    level = ordered[lo, cols] * (1 - w) + ordered[hi, cols] * w
+    real_bin = np.minimum(ranks * _LOUDNESS_BINS // n, _LOUDNESS_BINS - 1)
+    twin_bin = np.minimum((share * _LOUDNESS_BINS).astype(int), _LOUDNESS_BINS - 1)
+    return level + _loudness(residual - slow, real_bin, fresh[:, m:], twin_bin)
+
+
+def _loudness(
+    real: np.ndarray, real_bin: np.ndarray, twin: np.ndarray, twin_bin: np.ndarray
+) -> np.ndarray:
+    """``twin`` rescaled so its spread in each bin matches ``real``'s in the same bin."""
+    out = twin.copy()
+    for j in range(real.shape[1]):
+        for b in range(_LOUDNESS_BINS):
+            mine, theirs = twin_bin[:, j] == b, real_bin[:, j] == b
+            have = twin[mine, j].std() if mine.sum() > 1 else 0.0
+            if have > 0 and theirs.sum() > 1:
+                out[mine, j] *= real[theirs, j].std() / have
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class TwinResult:
     """A dataset's twin, what it was learnt from, and the faults it carries (if asked)."""
@@ -301,17 +372,70 @@ def twin_of_dataset(
     return TwinResult(info, real, readings, clean, truth, faults, seed)
 
 
+TWIN_LAYOUT = "twin"
+"""The layout a stored twin records: generated, not loaded from a file (nor the demo plant)."""
+_TWIN_SOURCE = re.compile(r"twin:dataset=(\d+):seed=(\d+)")
+
+
 def store_twin(
     con: duckdb.DuckDBPyConnection, twin: TwinResult, name: str | None = None
 ) -> DatasetInfo:
-    """Store a twin as a new dataset (all or nothing) beside its source."""
+    """Store a twin as a new dataset (all or nothing) beside its source: layout "twin", its
+    source file ``twin:dataset=<source id>:seed=<seed>`` (how `twin_source` finds the source)
+    and a note naming the source, what it was and the seed."""
     info = twin.source
     carried = f" carrying its {len(twin.faults)} injected faults" if len(twin.faults) else ""
-    note = f"Synthetic twin of {info.name!r} (seed {twin.seed}){carried}: no real readings."
-    blank = replace(info, quality=replace(info.quality, notes=[]))
+    note = (
+        f"Synthetic twin of {info.name!r} (dataset {info.id}, {info.layout} layout, from "
+        f"{info.source_file}; seed {twin.seed}){carried}: no real readings."
+    )
+    blank = replace(info, layout=TWIN_LAYOUT, quality=replace(info.quality, notes=[]))
     wanted = (name or "").strip() or f"Twin of {info.name}"
-    source = f"twin of {info.source_file} (seed {twin.seed})"
+    source = f"twin:dataset={info.id}:seed={twin.seed}"
     return store_copy(con, blank, twin.readings, twin.faults, wanted, source, note)
+
+
+def twin_source(info: DatasetInfo) -> tuple[int, int] | None:
+    """(source dataset id, seed) of a stored twin; None for any other dataset."""
+    found = _TWIN_SOURCE.fullmatch(info.source_file) if info.layout == TWIN_LAYOUT else None
+    return (int(found[1]), int(found[2])) if found else None
+
+
+def twin_pair(
+    con: duckdb.DuckDBPyConnection, info: DatasetInfo
+) -> tuple[DatasetInfo, DatasetInfo] | None:
+    """(source, twin) for a dataset: itself and its newest stored twin, or its source and
+    itself when it is a twin; None when it has neither (or its source was deleted)."""
+    datasets = store.list_datasets(con)
+    mine = twin_source(info)
+    if mine is not None:
+        source = next((d for d in datasets if d.id == mine[0]), None)
+        return None if source is None else (source, info)
+    twins = [d for d in datasets if (twin_source(d) or (None,))[0] == info.id]
+    return (info, max(twins, key=lambda d: d.id)) if twins else None
+
+
+def stored_twin_report(
+    con: duckdb.DuckDBPyConnection,
+    source: DatasetInfo,
+    twin: DatasetInfo,
+    progress: Progress | None = None,
+) -> FidelityReport:
+    """The fidelity and privacy report of a stored twin against its stored source (the faults
+    a twin carries are kept out of what its detector learns from, as the source's are)."""
+    real = store.read_readings(con, source)
+    readings = store.read_readings(con, twin)
+    if len(readings) != len(real) or not (readings[TS].to_numpy() == real[TS].to_numpy()).all():
+        raise DataError(
+            f"Dataset {twin.name!r} no longer lines up with its source {source.name!r} row by "
+            "row (rows were appended to one of them): make the twin again."
+        )
+    carried = store.read_ground_truth(con, twin.id) if twin.has_ground_truth else None
+    twin_skip = label_points(readings, carried)[0] if carried is not None else None
+    truth = known_faults(con, source)
+    return fidelity_report(
+        real, readings, source.sensors, truth, twin_exclude=twin_skip, progress=progress
+    )
 
 
 def check_twin_path(path: Path) -> Path:

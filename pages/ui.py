@@ -145,7 +145,8 @@ def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
                 format_func=lambda i: names[i],
                 key="sidebar_dataset",
             )
-            set_active_dataset(chosen_id)
+            # the picker now shows the choice: no `_PICK`, which would put it back over the next one
+            st.session_state[ACTIVE_DATASET] = chosen_id
             chosen = next(d for d in all_sets if d.id == chosen_id)
             st.caption(
                 f"{chosen.n_rows:,} rows · {len(chosen.sensors)} sensors · "

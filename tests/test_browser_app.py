@@ -72,3 +72,26 @@ def test_a_workbook_upload_says_what_it_did_with_each_sheet(tmp_path):
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert "2 asset(s)" in sidebar.inner_text()
         assert page.get_by_text("Your workspace is empty").count() == 0
+
+
+def test_picking_another_dataset_in_the_sidebar_switches_the_page(tmp_path):
+    from core import store
+    from core.synth.demo import load_demo
+
+    path = tmp_path / "w.duckdb"
+    con = store.open_workspace(path)
+    load_demo(con, seed=1, n_assets=1, rows_per_asset=2000, name="Alpha")
+    load_demo(con, seed=2, n_assets=2, rows_per_asset=2000, name="Beta")
+    con.close()
+    with streamlit_server(path) as url, chromium_page() as page:
+        page.goto(f"{url}/explore")
+        wait_for_app(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        sidebar.get_by_text("4,000 rows").wait_for()
+        sidebar.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="Alpha").click()
+        wait_for_app(page)
+        sidebar.get_by_text("2,000 rows · 10 sensors · 1 asset(s)").wait_for()
+        page.get_by_role("link", name="Detect").click()
+        wait_for_app(page)
+        sidebar.get_by_text("2,000 rows · 10 sensors · 1 asset(s)").wait_for()

@@ -107,7 +107,8 @@ if not metrics:
 view = detect.run_view(con, run_id, asset, sensors or None)
 st.plotly_chart(detection_figure(view), key="detect_chart")
 st.caption(
-    "Score 1 is the alarm line. Orange: events · grey: machine off · red outline: known faults."
+    "Score 1 is the alarm line. Orange: events · grey: machine off · yellow: a new operating mode "
+    "(only scores past 10 alarm there) · red outline: known faults."
 )
 st.subheader(f"Events ({run.n_events}, most severe first)")
 events = events_table(detect.run_events(con, run_id))

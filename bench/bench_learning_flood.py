@@ -44,6 +44,7 @@ from core.detect.evaluation import label_points  # noqa: E402
 from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
 from core.learn import active, versions  # noqa: E402
 from core.learn import retraining as learning  # noqa: E402
+from core.learn.thresholds import ALARM_SHARE  # noqa: E402
 from core.synth.ageing import aged  # noqa: E402
 from core.synth.demo import generate_plant, store_plant  # noqa: E402
 
@@ -121,7 +122,9 @@ def measure(base: dict, base_scores: pd.DataFrame, scores: pd.DataFrame, now: di
     }
 
 
-def simulate(seed: int, spreads: float, rounds: int, per_round: int, folder: Path) -> list[dict]:
+def simulate(
+    seed: int, spreads: float, rounds: int, per_round: int, share: float, folder: Path
+) -> list[dict]:
     """The flooded start, then `rounds` rounds of verdicts and retraining, on one plant: per
     round the version at its own line and at the line its labels alone asked for."""
     con = store.open_workspace(folder / f"flood_{seed}.duckdb")
@@ -146,7 +149,7 @@ def simulate(seed: int, spreads: float, rounds: int, per_round: int, folder: Pat
             break
         label_suggestions(con, info.id, todo, truth)
         verdicts += len(todo)
-        config = learning.RetrainConfig(info.id, learn_false_alarms=True)
+        config = learning.RetrainConfig(info.id, learn_false_alarms=True, alarm_share=share)
         result = learning.retrain(con, config, ANALYST)
         seconds = time.perf_counter() - started
         if result.comparison.proposed:
@@ -179,11 +182,16 @@ def main() -> None:
     parser.add_argument("--spreads", type=float, default=1.0, help="ageing by the last row")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--per-round", type=int, default=5)
+    parser.add_argument(
+        "--alarm-share", type=float, default=ALARM_SHARE, help="RetrainConfig.alarm_share"
+    )
     args = parser.parse_args()
     pd.set_option("display.width", 160)
     table = over_plants(
         args.seeds,
-        lambda seed, folder: simulate(seed, args.spreads, args.rounds, args.per_round, folder),
+        lambda seed, folder: simulate(
+            seed, args.spreads, args.rounds, args.per_round, args.alarm_share, folder
+        ),
     )
     at10 = table[table["verdicts"] >= 10]
     at10 = at10[at10["round"] == at10.groupby("seed")["round"].transform("min")]

@@ -83,13 +83,14 @@ with retrain_tab, st.form("learn_retrain"):
         "the stretches you called false alarms become normal data. On aged demo plants 10 "
         "verdicts cut false alarms 25-500x (bench/bench_learning_flood.py).",
     )
-    if labels_now.empty:
-        st.caption("Retraining needs at least one label: review events on **Triage** first.")
+    refusal = learn.retrain_refusal(labels_now, info.name)
+    if refusal:
+        st.info(ui.plain(refusal))
     if st.form_submit_button(
         "Retrain with labels",
         type="primary",
         icon=":material/school:",
-        disabled=labels_now.empty,
+        disabled=refusal is not None,
     ):
         config = learn.RetrainConfig(
             info.id,

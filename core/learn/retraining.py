@@ -78,6 +78,8 @@ class RetrainConfig:
     detector: str | None = None
     params: dict[str, Any] | None = None
     training: TrainingWindow | None = None
+    alarm_share: float = ALARM_SHARE
+    """With false alarms taught: the share of the unsupervised run's alarms the line keeps."""
 
 
 @dataclass(frozen=True)
@@ -183,11 +185,17 @@ def retrain(
     report = progress or (lambda f, m: None)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"Unknown objective {config.objective!r}; use {' or '.join(OBJECTIVES)}.")
+    if not 0 <= config.alarm_share <= 1:
+        raise ConfigError(
+            f"The alarm share must be in [0, 1] (0: no cap). Got {config.alarm_share} instead."
+        )
     run_config = _settings(con, config)
     report(0.02, "Reading the data and labels")
     info, assets, train, data = prepare(con, run_config)
     labels = labels_mod.current_labels(con, info.id).reset_index(drop=True)
-    _check_labels(labels, info.name)
+    refusal = retrain_refusal(labels, info.name)
+    if refusal:
+        raise DataError(refusal)
     snapshot, watermark = label_snapshot(con, info.id)
     interval = float(info.interval_seconds or 60.0)
     own = run_config.training.kind != "dataset"  # a reference dataset has its own labels
@@ -235,7 +243,7 @@ def retrain(
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
     from_labels = tune_threshold(preview, config.objective, config.budget_per_day)
     cap, keep = (
-        _alarm_cap(con, info.id, data, labels, run_config.training, interval, off)
+        _alarm_cap(con, info.id, data, labels, run_config.training, interval, off, config)
         if len(extra)
         else (None, {})
     )
@@ -244,7 +252,7 @@ def retrain(
     if limit is not None and limit < from_labels:
         notes.append(
             f"Alarm line lowered to {threshold / from_labels:.2g}x the labels' best line: taught "
-            f"false alarms as normal, it still alarms on {ALARM_SHARE:.0%} of the rows "
+            f"false alarms as normal, it still alarms on {config.alarm_share:.0%} of the rows "
             f"{keep['run']} alarmed on ({keep['rate']:.1%} of rows no confirmed label covers)."
         )
     held = held_out_alarms(
@@ -319,14 +327,16 @@ def _false_alarm_rows(
     return data[keep], set(np.unique(giver[keep]).tolist())
 
 
-def _check_labels(labels: pd.DataFrame, name: str) -> None:
-    """Retraining needs a verdict to learn from: without one it would only copy the run."""
-    if not labels["verdict"].isin(["confirmed", "false_alarm"]).any():
-        unsure = f" ({len(labels)} unsure only)" if len(labels) else ""
-        raise DataError(
-            f"Dataset {name!r} has no confirmed or false-alarm labels yet{unsure}, so there is "
-            "nothing to retrain from: review events on the Triage page first."
-        )
+def retrain_refusal(labels: pd.DataFrame, name: str) -> str | None:
+    """Why retraining ``name`` would teach nothing (no confirmed or false-alarm verdict: it
+    would only copy the run into a version), else None. The Learn page disables its button."""
+    if labels["verdict"].isin(["confirmed", "false_alarm"]).any():
+        return None
+    unsure = f" ({len(labels)} unsure only)" if len(labels) else ""
+    return (
+        f"Dataset {name!r} has no confirmed or false-alarm labels yet{unsure}, so there is "
+        "nothing to retrain from: review events on the Triage page first."
+    )
 
 
 def _alarm_cap(
@@ -337,8 +347,9 @@ def _alarm_cap(
     window: TrainingWindow,
     interval: float,
     off: np.ndarray,
+    config: RetrainConfig,
 ) -> tuple[Callable[[np.ndarray], float | None] | None, dict[str, Any]]:
-    """The cap on the alarm line of a model taught false alarms: it keeps `ALARM_SHARE` of the
+    """The cap on the alarm line of a model taught false alarms: it keeps ``alarm_share`` of the
     latest unsupervised run's alarms on rows after the training window that no confirmed label
     covers (None without such a run); and what it was measured on."""
     past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
@@ -352,7 +363,7 @@ def _alarm_cap(
         return None, {}
     rate = float(flags.to_numpy()[rows].astype(bool).mean())
     return (
-        lambda combined: share_line(combined, rows, ALARM_SHARE * rate),
+        lambda combined: share_line(combined, rows, config.alarm_share * rate),
         {"run": f"run #{past[0].id}", "rate": rate},
     )
 

@@ -13,15 +13,20 @@ simulated analyst of `bench_learning.py` gives verdicts on the top five of "what
 false alarm), the model is retrained with those labels, false alarms taught as normal
 (`RetrainConfig(learn_false_alarms=True)`), and the new version is promoted when proposed.
 
-Per round: the false-alarm rate on normal rows after the training day (all of them, and only
-those no label reviewed: there the model learned nothing from a verdict), the faults found, and
-the faults lost since the unsupervised run (and how many of those it had found amid a flood:
-more than half of the `FLOOD_HOURS` before the fault alarmed too, so the flood, not the fault,
-raised the alarm), the faults the unsupervised run finds when its line is raised to the same false-alarm rate
-(``knob_found``: what turning the threshold knob alone would buy), and the faults the model finds
-with its line moved to half the unsupervised run's false-alarm rate (``half_fa_found``: the
-operating point the target names). Target after 10 verdicts: false-alarm rate at most half the
-unsupervised run's, every fault it found still found.
+Per round, for the unsupervised run (round 0) and each new version at its own alarm line
+(``own``: what retraining picked, `RetrainConfig.alarm_share` of the flood's alarms kept when
+false alarms are taught) and at the line its labels alone asked for (``labels only``: the F1
+line of `core.learn.thresholds.tune_threshold`, the line before the alarm share, the same model
+rescaled in the same run): the false-alarm rate on normal rows after the training day (``fa``;
+``fa_unreviewed`` only on rows no label reviewed) and its ratio to the unsupervised run's, the
+faults found, how many of those the unsupervised run found are still found (``kept``) and how
+many of those it found by their own merit (``kept_merit``: not amid a flood, where more than
+half of the `FLOOD_HOURS` before the fault alarmed too, so the flood, not the fault, raised the
+alarm), the faults the unsupervised run finds with its line raised to the same false-alarm rate
+(``knob``: what turning the threshold knob alone buys), and the faults the model finds with
+its line moved to half the unsupervised run's false-alarm rate (``half_fa_found``). Target
+after 10 verdicts: false-alarm rate at most half the unsupervised run's, every fault it found
+still found (both counts are judged; faults are found by the event rule of `grade`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_learning import ANALYST, label_suggestions, over_plants  # noqa: E402
+from bench_learning import ANALYST, label_suggestions, over_plants, unreviewed_rows  # noqa: E402
 
 from core import store  # noqa: E402
 from core.detect.evaluation import label_points  # noqa: E402
@@ -140,7 +145,7 @@ def simulate(
     curve[0]["half_fa_found"] = (
         f"{found_at_rate(base_scores, base, base['false_alarm'] / 2)}/{base['faults']}"
     )
-    curve[0]["seconds"] = float("nan")
+    curve[0]["fa_unreviewed"], curve[0]["seconds"] = base["false_alarm"], float("nan")
     run_id, verdicts = run.id, 0
     for r in range(1, rounds + 1):
         started = time.perf_counter()
@@ -165,6 +170,9 @@ def simulate(
             now = grade(frame, truth, window)
             row = {"seed": seed, "round": r, "verdicts": verdicts, "line": line}
             row |= measure(base, base_scores, frame, now)
+            fresh = unreviewed_rows(con, info, frame).to_numpy() & now["normal"]
+            flags = frame["is_anomaly"].to_numpy(dtype=bool)
+            row["fa_unreviewed"] = float(flags[fresh].mean()) if fresh.any() else float("nan")
             row["half_fa_found"] = (
                 f"{found_at_rate(frame, now, base['false_alarm'] / 2)}/{now['faults']}"
             )
@@ -198,7 +206,17 @@ def main() -> None:
     if at10.empty:
         return
     print("\nAfter 10 verdicts (fa_ratio: false alarms / the unsupervised run's, same plant):")
-    shown = ["line", "fa", "fa_ratio", "found", "kept", "kept_merit", "knob", "half_fa_found"]
+    shown = [
+        "line",
+        "fa",
+        "fa_ratio",
+        "fa_unreviewed",
+        "found",
+        "kept",
+        "kept_merit",
+        "knob",
+        "half_fa_found",
+    ]
     print(at10.set_index("seed")[shown].round(4).to_string())
     for line, rows in at10.groupby("line", sort=False):
         halved = bool((rows["fa_ratio"] <= 0.5).all())

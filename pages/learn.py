@@ -82,8 +82,8 @@ with retrain_tab, st.form("learn_retrain"):
         help="For a model that floods (trained on too little, or before the plant changed): "
         "the stretches you called false alarms become normal data, and the alarm line keeps a "
         "quarter of the first run's alarms so weak faults stay found. On aged demo plants 10 "
-        "verdicts cut false alarms about 5x and kept every fault the flood found on 4 of 4 "
-        "plants (bench/bench_learning_flood.py).",
+        "verdicts cut false alarms about 5x and kept every fault the flood found on 5 of 8 "
+        "plants, 0 of 8 without that share (bench/bench_learning_flood.py).",
     )
     refusal = learn.retrain_refusal(labels_now, info.name)
     if refusal:

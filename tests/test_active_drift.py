@@ -12,7 +12,7 @@ from core.labels import history as labels
 from core.labels import triage
 from core.learn import active, drift, versions
 from core.learn import retraining as learning
-from tests.test_learning import at, make_dataset, toy_frame
+from tests.test_learning import add_labels, at, make_dataset, toy_frame
 
 
 def events(peaks, sensors=None) -> pd.DataFrame:
@@ -83,6 +83,7 @@ def test_drift_report_flags_the_shifted_sensor_only(workspace):
     info = make_dataset(workspace, frame)
     with pytest.raises(DataError, match="Promote a model version first"):
         drift.drift_report(workspace, info.id)
+    add_labels(workspace, info, [("p1", 100, 110, "false_alarm")])  # retraining needs a verdict
     version = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
     versions.promote(workspace, version.id, "tester")
     report = drift.drift_report(workspace, info.id, period="2h")

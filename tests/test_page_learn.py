@@ -83,3 +83,37 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
         con.close()
     assert {m.label: shown(m) for m in at.metric}["Active model"].startswith("v")
     assert len(at.dataframe) >= 2, "versions table and the label-next list"
+
+
+def test_unsure_labels_only_disable_retrain_with_the_reason(labelled_demo):
+    path, info, run = labelled_demo
+    con = store.open_workspace(path)
+    ids = labels.current_labels(con, info.id)["label_id"].astype(int).tolist()
+    labels.update_labels(con, ids[:1], "ann", {"verdict": "unsure"})
+    labels.delete_labels(con, ids[1:], "ann")
+    con.close()
+    at = open_app("pages/learn.py")
+    assert not at.exception
+    assert any("(1 unsure only), so there is nothing to retrain" in shown(i) for i in at.info)
+    assert next(b for b in at.button if b.label == "Retrain with labels").disabled
+
+
+def test_verdicts_withdrawn_before_the_click_retrain_nothing(labelled_demo):
+    """Another analyst deletes every verdict while the page is open: the click reruns the page,
+    which reads the labels again, refuses in one message and saves no version."""
+    path, info, run = labelled_demo
+    at = open_app("pages/learn.py")
+    retrain = next(b for b in at.button if b.label == "Retrain with labels")
+    assert not retrain.disabled
+    con = store.open_workspace(path)
+    labels.delete_labels(con, labels.current_labels(con, info.id)["label_id"].tolist(), "bob")
+    con.close()
+    retrain.click().run()
+    assert not at.exception, at.exception
+    assert any("nothing to retrain from" in shown(i) for i in at.info)
+    assert next(b for b in at.button if b.label == "Retrain with labels").disabled
+    con = store.open_workspace(path)
+    try:
+        assert versions.list_versions(con, info.id) == []
+    finally:
+        con.close()

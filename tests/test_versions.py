@@ -13,6 +13,8 @@ import skops.io as sio
 from core import store
 from core.detect import runs
 from core.errors import DataError
+from core.labels import history as labels
+from core.labels.history import LabelDraft
 from core.learn import familiarity, versions
 from core.learn import retraining as learning
 from core.learn.learned_model import LearnedModel
@@ -215,6 +217,10 @@ def test_a_version_is_graded_like_a_run_after_its_training_window(workspace):
 
     info = load_demo(workspace, seed=7, rows_per_asset=3000)
     run = runs.execute_run(workspace, runs.RunConfig(info.id))
+    quiet = store.read_run_scores(workspace, run.id).iloc[:10]  # a verdict that moves nothing
+    assert quiet["score"].max() < 1.0
+    draft = LabelDraft(quiet["asset"].iloc[0], quiet["ts"].min(), quiet["ts"].max(), "false_alarm")
+    labels.create_labels(workspace, info.id, [draft], "tester")
     version = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
     graded = version.metrics["ground_truth"]
     assert version.threshold == 1.0 and graded["f1"] == pytest.approx(run.evaluation["f1"])

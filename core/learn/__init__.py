@@ -20,6 +20,7 @@ from core.learn.retraining import (
     RetrainConfig,
     label_snapshot,
     retrain,
+    retrain_refusal,
     save_threshold,
     version_preview,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "load_version",
     "promote",
     "retrain",
+    "retrain_refusal",
     "run_in_use",
     "save_threshold",
     "suggest",

@@ -49,7 +49,13 @@ from core.learn.semi_supervised import (
     label_folds,
     label_metrics,
 )
-from core.learn.thresholds import OBJECTIVES, ThresholdPreview, tune_threshold
+from core.learn.thresholds import (
+    ALARM_SHARE,
+    OBJECTIVES,
+    ThresholdPreview,
+    share_line,
+    tune_threshold,
+)
 from core.store import labels as label_store
 from core.types import ASSET, TS
 
@@ -72,6 +78,8 @@ class RetrainConfig:
     detector: str | None = None
     params: dict[str, Any] | None = None
     training: TrainingWindow | None = None
+    alarm_share: float = ALARM_SHARE
+    """With false alarms taught: the share of the unsupervised run's alarms the line keeps."""
 
 
 @dataclass(frozen=True)
@@ -177,10 +185,17 @@ def retrain(
     report = progress or (lambda f, m: None)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"Unknown objective {config.objective!r}; use {' or '.join(OBJECTIVES)}.")
+    if not 0 <= config.alarm_share <= 1:
+        raise ConfigError(
+            f"The alarm share must be in [0, 1] (0: no cap). Got {config.alarm_share} instead."
+        )
     run_config = _settings(con, config)
     report(0.02, "Reading the data and labels")
     info, assets, train, data = prepare(con, run_config)
     labels = labels_mod.current_labels(con, info.id).reset_index(drop=True)
+    refusal = retrain_refusal(labels, info.name)
+    if refusal:
+        raise DataError(refusal)
     snapshot, watermark = label_snapshot(con, info.id)
     interval = float(info.interval_seconds or 60.0)
     own = run_config.training.kind != "dataset"  # a reference dataset has its own labels
@@ -226,9 +241,22 @@ def retrain(
         model.familiar = None
     report(0.8, "Tuning the threshold on the labels")
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
-    threshold = tune_threshold(preview, config.objective, config.budget_per_day)
+    from_labels = tune_threshold(preview, config.objective, config.budget_per_day)
+    cap, keep = (
+        _alarm_cap(con, info.id, data, labels, run_config.training, interval, off, config)
+        if len(extra)
+        else (None, {})
+    )
+    limit = None if cap is None else cap(fitted.combined)
+    threshold = from_labels if limit is None else min(from_labels, limit)
+    if limit is not None and limit < from_labels:
+        notes.append(
+            f"Alarm line lowered to {threshold / from_labels:.2g}x the labels' best line: taught "
+            f"false alarms as normal, it still alarms on {config.alarm_share:.0%} of the rows "
+            f"{keep['run']} alarmed on ({keep['rate']:.1%} of rows no confirmed label covers)."
+        )
     held = held_out_alarms(
-        fitted.by_fold, points, fold, ts, asset, config.objective, config.budget_per_day
+        fitted.by_fold, points, fold, ts, asset, config.objective, config.budget_per_day, cap
     )
     trained_on = set(np.unique(owner[owner >= 0]).tolist()) | taught  # these shaped the model
     held = {i: a for i, a in held.items() if i not in trained_on}
@@ -273,6 +301,7 @@ def retrain(
             "comparison": comparison.to_dict(),
             "labels": labels["verdict"].value_counts().to_dict() if len(labels) else {},
             "not_graded": sorted(int(ids[i]) for i in trained_on),
+            "line": {"from_labels": from_labels, "alarm_share_cap": limit, **keep},
         },
         notes=" ".join(notes),
         created_by=analyst,
@@ -296,6 +325,47 @@ def _false_alarm_rows(
     keep = (giver >= 0) & ~training_mask(data, window)
     keep &= confirmed_owner(data, labels, interval, margin) < 0
     return data[keep], set(np.unique(giver[keep]).tolist())
+
+
+def retrain_refusal(labels: pd.DataFrame, name: str) -> str | None:
+    """Why retraining ``name`` would teach nothing (no confirmed or false-alarm verdict: it
+    would only copy the run into a version), else None. The Learn page disables its button."""
+    if labels["verdict"].isin(["confirmed", "false_alarm"]).any():
+        return None
+    unsure = f" ({len(labels)} unsure only)" if len(labels) else ""
+    return (
+        f"Dataset {name!r} has no confirmed or false-alarm labels yet{unsure}, so there is "
+        "nothing to retrain from: review events on the Triage page first."
+    )
+
+
+def _alarm_cap(
+    con: duckdb.DuckDBPyConnection,
+    dataset_id: int,
+    data: pd.DataFrame,
+    labels: pd.DataFrame,
+    window: TrainingWindow,
+    interval: float,
+    off: np.ndarray,
+    config: RetrainConfig,
+) -> tuple[Callable[[np.ndarray], float | None] | None, dict[str, Any]]:
+    """The cap on the alarm line of a model taught false alarms: it keeps ``alarm_share`` of the
+    latest unsupervised run's alarms on rows after the training window that no confirmed label
+    covers (None without such a run); and what it was measured on."""
+    past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
+    if not past:
+        return None, {}
+    scores = store.read_run_scores(con, past[0].id)[[TS, ASSET, "is_anomaly"]]
+    flags = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")["is_anomaly"]
+    judged = ~training_mask(data, window) & ~off & flags.notna().to_numpy()
+    rows = np.flatnonzero(judged & (confirmed_owner(data, labels, interval, 0) < 0))
+    if len(rows) == 0:
+        return None, {}
+    rate = float(flags.to_numpy()[rows].astype(bool).mean())
+    return (
+        lambda combined: share_line(combined, rows, config.alarm_share * rate),
+        {"run": f"run #{past[0].id}", "rate": rate},
+    )
 
 
 def _check_rows(used: pd.DataFrame, assets: list[str], window: TrainingWindow) -> None:

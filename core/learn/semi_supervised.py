@@ -134,8 +134,10 @@ def held_out_alarms(
     asset: np.ndarray,
     objective: str,
     budget_per_day: float | None,
+    cap: Callable[[np.ndarray], float | None] | None = None,
 ) -> dict[int, bool]:
-    """Per label: does it alarm under the classifier and threshold fitted without its fold?"""
+    """Per label: does it alarm under the classifier and threshold fitted without its fold?
+    ``cap(combined)`` lowers each fold's threshold as retraining lowers the version's."""
     out: dict[int, bool] = {}
     for k, combined in by_fold.items():
         peaks = points.peaks(combined)
@@ -145,6 +147,8 @@ def held_out_alarms(
             combined, ts, asset, train[codes == POSITIVE], train[codes == NEGATIVE]
         )
         t = tune_threshold(preview, objective, budget_per_day)
+        limit = None if cap is None else cap(combined)
+        t = t if limit is None else min(t, limit)
         out.update({int(i): bool(peaks[i] > t) for i in peaks.index if fold[i] == k})
     return out
 

@@ -1,0 +1,131 @@
+"""Retraining a model that floods: with false alarms taught as normal, the alarm line keeps a
+share of the flood's alarms (so weak faults the flood found stay found); a retrain without a
+single verdict refuses in one line (core and CLI) and saves nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core import store
+from core.detect.runs import RunConfig, TrainingWindow, execute_run, list_runs
+from core.errors import ConfigError, DataError
+from core.learn import retraining as learning
+from core.learn import versions
+from core.learn.thresholds import ALARM_SHARE, share_line
+from tests.label_data import SENSORS
+from tests.test_learning import add_labels, make_dataset, toy_frame
+
+WINDOW = TrainingWindow("first_rows", 450)
+STRONG = (700, 720)
+WEAK = [(1000, 1015), (1300, 1315)]
+SPANS = [("p1", *STRONG, "confirmed")] + [
+    ("p1", a, a + 50, "false_alarm") for a in (550, 850, 1150)
+]
+
+
+def flooding_plant(con):
+    """One asset that drifts away from its training window (its run alarms on most later
+    rows), with a strong fault and two weak ones (0.6 on a sensor with noise 0.3)."""
+    n = 1500
+    faults = [("p1", *STRONG, "temp", 6.0)] + [("p1", a, b, "temp", 0.6) for a, b in WEAK]
+    frame = toy_frame(assets=("p1",), n=n, walk=0.0, faults=faults)
+    ramp = np.clip((np.arange(n) - 450) / (n - 450), 0, None)
+    for i, sensor in enumerate(SENSORS):
+        frame[sensor] += 1.2 * (i + 1) * ramp
+    info = make_dataset(con, frame)
+    return info, execute_run(con, RunConfig(info.id, training=WINDOW))
+
+
+@pytest.mark.parametrize(
+    "score, rate, line",
+    [
+        (np.arange(1, 101) / 100, 0.25, 0.7525),  # 25 of 100 rows lie above
+        (np.arange(1, 101) / 100, 0.0, None),  # no share to keep: no cap
+        (np.r_[np.zeros(90), np.ones(10)], 0.25, None),  # at a score of 0: any line keeps fewer
+        (np.array([]), 0.25, None),
+    ],
+)
+def test_share_line_keeps_the_share_above_it(score, rate, line):
+    got = share_line(score, np.arange(len(score)), rate)
+    assert got == (None if line is None else pytest.approx(line))
+    if got is not None:
+        assert (score > got).mean() == pytest.approx(rate, abs=0.01)
+
+
+def test_taught_false_alarms_keep_a_share_of_the_floods_alarms(workspace):
+    info, run = flooding_plant(workspace)
+    first = store.read_run_scores(workspace, run.id)["is_anomaly"].to_numpy()
+    assert first[450:].mean() > 0.5, "the unsupervised run floods"
+    assert all(first[a : b + 1].any() for a, b in WEAK), "and finds the weak faults in it"
+    add_labels(workspace, info, SPANS)
+
+    plain = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
+    assert plain.metrics["line"]["alarm_share_cap"] is None, "nothing taught: the labels' line"
+    assert plain.threshold == pytest.approx(plain.metrics["line"]["from_labels"])
+
+    config = learning.RetrainConfig(info.id, learn_false_alarms=True)
+    version = learning.retrain(workspace, config, "tester").version
+    line = version.metrics["line"]
+    assert version.threshold == pytest.approx(line["alarm_share_cap"])
+    assert version.threshold < line["from_labels"]
+    assert line["run"] == f"run #{run.id}" and "Alarm line lowered" in version.notes
+    scores = store.read_run_scores(workspace, version.run_id)
+    flags, score = scores["is_anomaly"].to_numpy(), scores["score"].to_numpy()
+    judged = np.r_[450 : STRONG[0], STRONG[1] + 1 : 1500]  # after the window, not confirmed
+    assert flags[judged].mean() == pytest.approx(ALARM_SHARE * line["rate"], rel=0.05)
+    assert flags[judged].mean() < first[judged].mean() / 2, "at least halved"
+    at_labels_line = score * version.threshold / line["from_labels"] > 1.0
+    for a, b in WEAK:
+        assert flags[a : b + 1].any(), "a weak fault the flood found stays found"
+        assert not at_labels_line[a : b + 1].any(), "the labels' line alone lost it"
+    assert flags[STRONG[0] : STRONG[1] + 1].any()
+
+
+@pytest.mark.parametrize(
+    "spans, message",
+    [
+        ([], "has no confirmed or false-alarm labels yet, so there is nothing to retrain"),
+        ([("p1", 100, 110, "unsure")], r"labels yet \(1 unsure only\)"),
+    ],
+)
+def test_retrain_without_a_verdict_refuses_and_saves_nothing(workspace, spans, message):
+    info = make_dataset(workspace, toy_frame(n=900))
+    execute_run(workspace, RunConfig(info.id))
+    add_labels(workspace, info, spans)
+    with pytest.raises(DataError, match=message):
+        learning.retrain(workspace, learning.RetrainConfig(info.id), "tester")
+    assert versions.list_versions(workspace, info.id) == []
+    assert len(list_runs(workspace, info.id)) == 1, "no version's run either"
+
+
+def test_an_alarm_share_outside_zero_to_one_is_refused(workspace):
+    info = make_dataset(workspace, toy_frame(n=900))
+    add_labels(workspace, info, [("p1", 100, 110, "false_alarm")])
+    with pytest.raises(ConfigError, match=r"alarm share must be in \[0, 1\].*Got 1.5 instead"):
+        learning.retrain(workspace, learning.RetrainConfig(info.id, alarm_share=1.5), "tester")
+    assert versions.list_versions(workspace, info.id) == []
+
+
+def test_cli_retrain_without_a_verdict_exits_2_in_one_line(tmp_path):
+    path = tmp_path / "workspace.duckdb"
+    con = store.open_workspace(path)
+    info = make_dataset(con, toy_frame(n=900))
+    con.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "core", "retrain", "--db", str(path), "--dataset", info.name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "nothing to retrain from" in done.stderr
+    assert done.stderr.startswith("error: "), done.stderr
+    con = store.open_workspace(path)
+    try:
+        assert versions.list_versions(con, info.id) == []
+    finally:
+        con.close()

@@ -7,8 +7,9 @@ the training data, and whether there are enough for a semi-supervised model.
   the alarm line still reads the whole window (see `core.detect.model`). Optionally
   (``learn_false_alarms``) false alarms outside the training window join it, with
   `CONTEXT_SAMPLES` samples on each side (rolling features need the lead-in): normal behaviour
-  the detector had not seen. Off by default: on demo plants it cut false alarms further but
-  lost recall on some plants, and those labels can no longer be graded.
+  the detector had not seen. Off by default, as those labels can no longer be graded; on, the
+  retrained line keeps a share of the unsupervised run's alarms (`learn.thresholds.ALARM_SHARE`)
+  so weak faults taught rows look like are not lost.
 """
 
 from __future__ import annotations

@@ -125,3 +125,31 @@ def test_new_mode_rows_are_stored_and_shaded_on_the_run_chart(workspace) -> None
     assert any(s.fillcolor == NEW_MODE_COLOR for s in shapes)
     names = [a.text for a in detection_figure(run_view(workspace, run.id)).layout.annotations]
     assert "new operating mode" in names
+
+
+def test_a_versions_threshold_preview_keeps_the_new_mode_line(workspace) -> None:
+    """The Threshold tab's preview at the version's own line alarms where the version alarms:
+    a new operating mode's scores above 1 (but under 10) are not counted as alarms."""
+    from core import store
+    from core.detect.runs import RunConfig, TrainingWindow, execute_run
+    from core.labels.points import label_points
+    from core.learn import retraining as learning
+    from core.learn.thresholds import ThresholdPreview
+    from tests.label_data import store_frame
+    from tests.test_learning import add_labels
+
+    day = [(1000.0, 300), (1200.0, 300)] * 2 + [(1000.0, 240)]
+    frame = pump(day + [(1200.0, 300), (1350.0, 400), (1000.0, 300), (1200.0, 440)])
+    frame.loc[2640:2700, "current"] += 3.0
+    info = store_frame(workspace, frame.assign(asset="p1"))
+    window = TrainingWindow("first_rows", 1440)
+    execute_run(workspace, RunConfig(dataset_id=info.id, training=window))
+    add_labels(workspace, info, [("p1", 2640, 2700, "confirmed")])
+    version = learning.retrain(workspace, learning.RetrainConfig(info.id), "tester").version
+    scores = store.read_run_scores(workspace, version.run_id)
+    assert scores["new_mode"].any() and (scores["score"] > 1)[scores["new_mode"]].any()
+    flagged = np.where(scores["is_anomaly"], 2.0, 0.0)
+    points = label_points(scores, pd.DataFrame(), 60.0, is_off=scores["is_off"].to_numpy())
+    stored = ThresholdPreview.from_points(flagged, scores["ts"].to_numpy(), scores["asset"], points)
+    preview = learning.version_preview(workspace, version.id)
+    assert preview.at(1.0).alarms == stored.at(1.0).alarms

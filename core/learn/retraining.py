@@ -17,6 +17,7 @@ import pandas as pd
 
 from core import store
 from core.detect.model import AnomalyModel
+from core.detect.operating_range import NEW_MODE_LINE
 from core.detect.runs import (
     MIN_TRAINING_ROWS,
     RunConfig,
@@ -391,7 +392,9 @@ def version_preview(con: duckdb.DuckDBPyConnection, version_id: int) -> Threshol
         raise DataError(f"Model v{version_id} has no scores on its dataset to preview.")
     info = store.get_dataset(con, version.dataset_id)
     scores = store.read_run_scores(con, version.run_id)
-    score = scores["score"].to_numpy(dtype=np.float64)
+    # in multiples of each row's own line: a new operating mode alarms only past NEW_MODE_LINE
+    line = np.where(scores["new_mode"].fillna(False).to_numpy(dtype=bool), NEW_MODE_LINE, 1.0)
+    score = scores["score"].to_numpy(dtype=np.float64) / line
     labels = labels_mod.current_labels(con, version.dataset_id)
     off = scores["is_off"].to_numpy(dtype=bool)
     points = label_points(scores, labels, float(info.interval_seconds or 60.0), is_off=off)

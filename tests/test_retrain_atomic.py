@@ -76,6 +76,17 @@ KILLS = 8
 SCORES_BYTES = 20_000
 
 
+def _retrainer(path: Path, dataset_id: int) -> subprocess.Popen:
+    """A second process retraining the dataset in a loop (it prints "saving", then "saved")."""
+    return subprocess.Popen(
+        [sys.executable, "-c", RETRAINER, str(path), str(dataset_id)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _wait_for_scores(wal: Path, timeout: float = 30.0) -> None:
     """Return as soon as the write-ahead log has grown by a run's scores (tens of kB; the ids a
     retrain reserves first add only bytes): the instant a commit of the scores landed."""
@@ -97,13 +108,7 @@ def test_a_retrain_killed_at_any_moment_never_leaves_a_run_without_its_version(t
     con.close()
     rng = random.Random(14)
     for kill in range(KILLS):
-        child = subprocess.Popen(
-            [sys.executable, "-c", RETRAINER, str(path), str(dataset_id)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        child = _retrainer(path, dataset_id)
         assert child.stdout.readline() == "saving\n", child.stderr.read()
         if kill % 2 == 0:
             _wait_for_scores(Path(f"{path}.wal"))
@@ -117,13 +122,7 @@ def test_a_retrain_killed_at_any_moment_never_leaves_a_run_without_its_version(t
         con.close()
     # the kills above may all land before a commit on a loaded machine: one retrain that
     # finishes, then a kill as the next one saves, keeps the test from passing on nothing
-    child = subprocess.Popen(
-        [sys.executable, "-c", RETRAINER, str(path), str(dataset_id)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = _retrainer(path, dataset_id)
     lines = [child.stdout.readline() for _ in range(3)]
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=60)

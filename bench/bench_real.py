@@ -83,8 +83,9 @@ class Baseline:
         return Scored(s, s > 1.0)
 
 
-RECENTER: dict[str, str | None] = {}
-"""Set by --no-recenter: the features' re-centring switched off, to measure what it buys."""
+RECENTER: dict[str, str | bool | None] = {}
+"""Set by --no-recenter / --recenter / --no-rescale: the features' re-centring switched off or
+changed, to measure what it buys."""
 
 
 MODEL: dict[str, bool] = {}
@@ -240,6 +241,9 @@ def main() -> None:
     )
     parser.add_argument("--recenter", help="re-centring window to try instead, e.g. 2D")
     parser.add_argument(
+        "--no-rescale", action="store_true", help="features without the lasting-widening scale"
+    )
+    parser.add_argument(
         "--no-new-modes", action="store_true", help="unseen operating modes alarm row by row"
     )
     args = parser.parse_args()
@@ -248,6 +252,8 @@ def main() -> None:
         RECENTER["recenter"] = None
     elif args.recenter:
         RECENTER["recenter"] = args.recenter
+    if args.no_rescale:
+        RECENTER["rescale"] = False
     if args.no_new_modes:
         MODEL["new_modes"] = False
     names = [BASELINE, *args.detectors]

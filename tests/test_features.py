@@ -231,3 +231,27 @@ def test_residual_squares_stay_inside_the_training_range() -> None:
     legacy = FeatureBuilder().fit(plant.iloc[:1440])
     del legacy.square_lo_  # a model saved before the clip squares inside +-20
     assert legacy._design(z)[:, p : 2 * p].max() > bound.max()
+
+
+def test_lasting_widening_from_drift_is_scaled_back_while_a_fault_still_stands_out() -> None:
+    """Drift moves a residual model's operating point (its squares), so re-centring alone
+    leaves residuals many times wider than training for days: the rows alarm by the thousand.
+    Widening that lasts over half the re-centring window is scaled back; a three-hour fault
+    on top of it is still many times the drifted rows' size."""
+    n = 12 * 1440
+    plant = toy_plant(n=n, seed=3)
+    ramp = np.clip((np.arange(n) - 1440) / (n - 1440), 0, 1)
+    aged = plant.copy()
+    aged["current"] += ramp * 3 * plant["current"].iloc[:1440].std()
+    aged["speed"] += ramp * 150
+    aged.loc[n - 300 : n - 120, "current"] += 4 * plant["current"].iloc[:1440].std()
+    late, fault = slice(n - 2 * 1440, n - 400), slice(n - 280, n - 130)
+    sizes = {}
+    for rescale in (True, False):
+        fitted = FeatureBuilder(FeatureConfig(rescale=rescale)).fit(aged.iloc[:1440])
+        resid = fitted.transform(aged).values.abs()
+        sizes[rescale] = resid.iloc[late].median(), resid["current__resid"].iloc[fault].median()
+    normal, at_fault = sizes[True]
+    assert sizes[False][0].max() > 8  # the flood without the scale
+    assert normal.filter(like="__resid").max() < 3.5
+    assert at_fault > 5 * normal["current__resid"]

@@ -38,6 +38,7 @@ from core.detect.windows import (
     fft_bands,
     out_of_range_limits,
     past_median_baseline,
+    past_spread_factor,
     robust_center_scale,
     rolling_stats,
     rolling_sum,
@@ -76,6 +77,10 @@ half a robust spread over two weeks): false alarms 9.4% without, 4.5% with, the 
 Tennessee Eastman unchanged (its 48-hour test files are shorter than half the window). A change
 that lasts over 2.5 days becomes the new normal; a steady degradation still shows, as the change
 of the last 2.5 days."""
+TYPICAL_FLOOR = 0.3
+"""Least training width (median |z|; 0.67 for a normal feature) a feature's lasting widening is
+measured against: one flat for most of training would otherwise be scaled back by any lasting
+movement."""
 RIDGE_FOLDS = 5
 """Contiguous time blocks for choosing the ridge strength and for out-of-fold residuals."""
 
@@ -105,6 +110,9 @@ class FeatureConfig:
     """Window of the slow re-centring of every feature (e.g. '7D'), or None for none: each
     feature is measured from the median of its past window (`past_median_baseline`), so slow
     drift of a baseline is followed while any change shorter than half the window is not."""
+    rescale: bool = True
+    """With ``recenter``: features that have lasted wider than in training over that window
+    are scaled back by it (`windows.past_spread_factor`)."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.families) - set(ALL_FAMILIES))
@@ -125,6 +133,14 @@ class FeatureConfig:
         seconds = pd.Timedelta(self.window).total_seconds()
         n = int(round(seconds / max(interval_seconds, EPS)))
         return int(np.clip(n, self.min_window, self.max_window))
+
+
+def rescaled(features: FeatureBuilder) -> bool:
+    """Whether a fitted builder scales lasting widening back (`windows.past_spread_factor`):
+    off in a model saved before, or without re-centring."""
+    cfg = features.config
+    on = getattr(cfg, "rescale", False) and getattr(cfg, "recenter", None) is not None
+    return bool(on and getattr(features, "feature_typical_", None) is not None)
 
 
 def duration_seconds(value: str, what: str, example: str) -> float:
@@ -277,7 +293,10 @@ class FeatureBuilder:
             d = thin(d) if len(d) else np.abs(np.diff(z, axis=0))
             self.rough_clip_ = np.maximum(np.quantile(d, cfg.rough_clip_quantile, axis=0), 1e-6)
         feats, names, sensor_of = self._features_sorted(z, pieces, oof)
-        self.feature_center_, self.feature_scale_ = robust_center_scale(thin(feats[learn]))
+        sample = thin(feats[learn])
+        self.feature_center_, self.feature_scale_ = robust_center_scale(sample)
+        typical = np.nanmedian(np.abs((sample - self.feature_center_) / self.feature_scale_), 0)
+        self.feature_typical_ = np.maximum(np.nan_to_num(typical, nan=1.0), TYPICAL_FLOOR)
         self.feature_names_, self.sensor_of_ = names, sensor_of
         return feats, order, pieces
 
@@ -552,8 +571,11 @@ class FeatureBuilder:
         np.nan_to_num(feats, copy=False, nan=0.0, posinf=_Z_CLIP, neginf=-_Z_CLIP)
         if self.config.recenter is not None and ts is not None:
             window = pd.Timedelta(self.config.recenter).value
+            rescale = rescaled(self)
             for p in pieces:
                 feats[p] -= past_median_baseline(feats[p], ts[p], window)
+                if rescale:
+                    feats[p] /= past_spread_factor(feats[p], ts[p], window, self.feature_typical_)
         np.clip(feats, -_Z_CLIP, _Z_CLIP, out=feats)
         values = np.empty(feats.shape, dtype=np.float32)
         values[order] = feats

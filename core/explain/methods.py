@@ -37,7 +37,7 @@ from core.detect.detectors.registry import (
     ZMaxDetector,
     _aggregate,  # the robust z row aggregation; see robust_z_reference
 )
-from core.detect.features import FeatureBuilder
+from core.detect.features import FeatureBuilder, rescaled
 from core.detect.machine_state import detect_machine_off
 from core.detect.model import AnomalyModel, AssetPipeline, smooth_scores
 from core.detect.windows import RECENTER_BUCKETS
@@ -209,6 +209,8 @@ def context_rows(features: FeatureBuilder) -> int:
     recenter = getattr(features.config, "recenter", None)
     if recenter is not None:  # the re-centring window, one bucket more, on full-history features
         seconds = pd.Timedelta(recenter).total_seconds() * (1 + 1 / RECENTER_BUCKETS)
+        if rescaled(features):  # the spread factor reads a window of re-centred features
+            seconds *= 2
         rows += int(np.ceil(seconds / features.interval_seconds_))
     return int(rows) + 1
 

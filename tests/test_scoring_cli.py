@@ -47,7 +47,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "extra_sensor": data.assign(torque=1.0).to_csv(index=False),
         "missing_sensor": data.drop(columns=["temp"]).to_csv(index=False),
         "bad_time": data.assign(timestamp="yesterday").to_csv(index=False),
-        "short_train": train.iloc[:60].to_csv(index=False),  # an hour: warm-up eats half
+        # 55 minutes: rolling windows shrink to 5 samples (`short_training_window`), the warm-up
+        # of 10 rows leaves 45 to learn from, under the 50 needed
+        "short_train": train.iloc[:55].to_csv(index=False),
         "all_empty": data.assign(**{s: np.nan for s in SENSORS}).to_csv(index=False),
         "empty_sensor": data.assign(flow=np.nan).to_csv(index=False),
         "dup_train": train.to_csv(index=False).replace("vibration", "speed", 1),
@@ -131,7 +133,7 @@ def test_threshold_quantile_and_detector_options(
         ),
         ("train", "data", ["--detector", "magic"], "Unknown detector 'magic'"),
         ("train", "data", ["--threshold-quantile", "1.5"], "must be in (0.5, 1). Got 1.5"),
-        ("short_train", "data", [], "only 30 can be learnt from"),
+        ("short_train", "data", [], "only 45 can be learnt from"),
         ("train", "data", ["--detector", "autoencoder", "--param", "window=0"], "in [1, 64]"),
         ("train", "data", ["--param", "window=3"], "Unknown parameter 'window' for detector"),
         ("train", "data", ["--detector", "lof", "--param", "n_neighbors=x"], "must be int"),
@@ -150,6 +152,21 @@ def test_bad_input_exits_2_with_one_line_and_no_output(
     assert message in lines[0]
     assert not out.exists()
     assert not list(files["folder"].glob(f".{out.name}.*"))  # no temp file left either
+
+
+def test_semicolon_files_score_like_comma_files(
+    files: dict[str, Path], default_run: tuple[subprocess.CompletedProcess, Path]
+) -> None:
+    """The pump rig of issue 13 ships ';'-separated CSVs: read as one column, they had "no
+    timestamp column"."""
+    semi = {}
+    for role in ("train", "data"):
+        semi[role] = files["folder"] / f"semi_{role}.csv"
+        pd.read_csv(files[role], dtype=str).to_csv(semi[role], index=False, sep=";")
+    out = files["folder"] / "out_semi.csv"
+    done = _run("--train", semi["train"], "--data", semi["data"], "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == default_run[1].read_text()
 
 
 @pytest.mark.parametrize("value", ["1e300", "inf"])

@@ -50,6 +50,18 @@ HELD_OUT_ROWS = 20_000
 """Training windows shorter than this (usable rows per asset) calibrate the alarm line on
 held-out scores (see `AnomalyModel._held_out_scores`)."""
 HELD_OUT_FOLDS = 5
+POT_QUANTILE = 0.9
+"""Peaks over threshold (`pot_line`): the tail is fitted above this quantile of the scores."""
+POT_EXCEEDANCE = 0.0016
+"""Share of (clean) rows above the POT line: as deep into the tail as the default rule reaches
+on an exponential tail (median + 2.5 x (95th percentile - median): 1 row in 600)."""
+MIN_POT_PEAKS = 10
+POT_LINE = "peaks over threshold for bounded scores"
+"""What `pot_line` bought Isolation Forest, against the default rule (bench/bench_short.py, 32
+rig-like recordings trained on 400 rows: false alarms 1.3% -> 12.2%, recall 0.23 -> 0.68, F1
+0.38 -> 0.75; the static robust z 33% and 0.69. bench/bench_real.py: Tennessee Eastman false
+alarms 0.0% -> 1.0%, DR_18 0.52 -> 0.73; demo plants without drift 0.0% -> 0.8%, faults found
+0 -> 8 of 50). Other detectors keep the default rule."""
 POOLED = "__pooled__"
 """Key of the fallback pipeline for assets not seen in training."""
 THRESHOLD_QUANTILE = Param("threshold_quantile", float, 0.5, 1.0, low_open=True, high_open=True)
@@ -260,11 +272,12 @@ class AnomalyModel:
             raw[calibrate & skip] = detector.score(X[calibrate & skip])
         smoothed = _smooth_in_time(raw, sub, self.smooth)
         med = float(np.nanmedian(smoothed[usable]))
-        threshold = self._line(smoothed[calibrate], med)
+        bounded = detector.bounded
+        threshold = self._line(smoothed[calibrate], med, bounded)
         settling = calibrate & self._transients(sub, features)
         transient_threshold = None
         if self.transients and settling.sum() >= MIN_TRANSIENT_ROWS:
-            transient_threshold = max(threshold, self._line(smoothed[settling], med))
+            transient_threshold = max(threshold, self._line(smoothed[settling], med, bounded))
         running = sub[self.sensors_].to_numpy(dtype=np.float64)[~off & ~skip]
         lo, hi = training_ranges(running)
         drives = np.isin(self.sensors_, drive_sensors(sub, self.sensors_))
@@ -322,9 +335,13 @@ class AnomalyModel:
             out[block] = refit.score(Xu[block])
         return out
 
-    def _line(self, smoothed: np.ndarray, med: float) -> float:
-        """The alarm line in raw detector units (see DEFAULT_QUANTILE)."""
-        if self.threshold_quantile is None:
+    def _line(self, smoothed: np.ndarray, med: float, bounded: bool = False) -> float:
+        """The alarm line in raw detector units (see DEFAULT_QUANTILE; `pot_line` for a
+        detector whose scores are ``bounded``)."""
+        pot = pot_line(smoothed) if bounded and self.threshold_quantile is None else None
+        if pot is not None and pot > med:
+            line = pot
+        elif self.threshold_quantile is None:
             line = med + self.margin * (float(np.nanquantile(smoothed, DEFAULT_QUANTILE)) - med)
         else:
             line = float(np.nanquantile(smoothed, self.threshold_quantile))
@@ -446,6 +463,35 @@ class AnomalyModel:
             list(self.sensors_),
             raw_thresholds,
         )
+
+
+def pot_line(scores: np.ndarray) -> float | None:
+    """Alarm line by peaks over threshold: a generalised Pareto fitted to the scores above their
+    `POT_QUANTILE`, read at `POT_EXCEEDANCE`; None when the tail is too thin to fit.
+
+    For bounded scores (Isolation Forest). The default rule extrapolates the 95th percentile as
+    if the tail were exponential, which suits unbounded scores, but a bounded score's tail ends
+    (a negative shape): on 400-row training windows the line sat past every held-out score and
+    past most faults (`POT_LINE` has the figures). The shape is held in [-0.5, 0]: never a
+    heavier tail than exponential (a short window's largest scores are too few to say so), and
+    not past -0.5, where the fit stops being regular.
+    """
+    from scipy import stats  # lazy: scipy.stats costs ~0.3 s to import
+
+    x = np.asarray(scores, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return None
+    u = float(np.quantile(x, POT_QUANTILE))
+    y = x[x > u] - u
+    if len(y) < MIN_POT_PEAKS or not np.ptp(y) > 0:
+        return None
+    shape, _, scale = stats.genpareto.fit(y, floc=0)
+    if not -0.5 <= shape <= 0.0:
+        shape = float(np.clip(shape, -0.5, 0.0))
+        _, _, scale = stats.genpareto.fit(y, fc=shape, floc=0)
+    tail = POT_EXCEEDANCE / (len(y) / len(x))
+    return u + float(stats.genpareto.ppf(1.0 - tail, shape, scale=scale))
 
 
 def _report(progress: Progress | None, fraction: float, message: str) -> None:

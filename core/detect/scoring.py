@@ -78,16 +78,17 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> WideCsv:
     """Read, check and clean one wide CSV (every problem a `DataError` naming the file)."""
     path = Path(path)
     _check_file(path, role)
+    sep = _delimiter(path)
     try:
-        sample = pd.read_csv(path, nrows=_SNIFF_ROWS, dtype=str)
+        sample = pd.read_csv(path, nrows=_SNIFF_ROWS, dtype=str, sep=sep)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     if sample.empty:
         raise DataError(f"The {role} file {str(path)!r} has a header but no rows.")
-    _check_unique_names(path, role)
+    _check_unique_names(path, role, sep)
     time_col = _find_time_column(sample, role)
     try:
-        frame = pd.read_csv(path, dtype={time_col: str})
+        frame = pd.read_csv(path, dtype={time_col: str}, sep=sep)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"The {role} file {str(path)!r} is not a readable CSV: {exc}") from exc
     original = frame[time_col]
@@ -119,10 +120,21 @@ def read_wide_csv(path: str | os.PathLike, role: str) -> WideCsv:
     return WideCsv(frame, original, _clear_out_of_range(frame, original))
 
 
-def _check_unique_names(path: Path, role: str) -> None:
+def _delimiter(path: Path) -> str:
+    """The delimiter of the header: ',' unless ';', tab or '|' splits it into more fields.
+
+    Exports from European plants and labelled benchmarks (the pump rig of issue 13) separate
+    fields with ';'; read with ',' their one wide column held no timestamp column."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+    fields = {d: len(next(csv.reader([header], delimiter=d), [])) for d in (",", ";", "\t", "|")}
+    return max(fields, key=lambda d: (fields[d], d == ","))
+
+
+def _check_unique_names(path: Path, role: str, sep: str = ",") -> None:
     """pandas renames a repeated column ('speed' -> 'speed.1'): refuse it by its real name."""
     with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        names = [n.strip() for n in next(csv.reader(handle), [])]
+        names = [n.strip() for n in next(csv.reader(handle, delimiter=sep), [])]
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if name in seen:

@@ -115,6 +115,10 @@ class BaseDetector:
     param_limits: ClassVar[dict[str, Param]] = {"contamination": CONTAMINATION}
     row_wise: ClassVar[bool] = True
     """False for detectors whose score of a row depends on earlier rows (no chunking)."""
+    bounded: ClassVar[bool] = False
+    """True for scores with a finite upper end (Isolation Forest's lie below 0): their tail
+    stops short of where an exponential tail would run, so the alarm line is fitted to the tail
+    by peaks over threshold instead (`core.detect.model.pot_line`)."""
     contamination: float = 0.005
 
     @classmethod

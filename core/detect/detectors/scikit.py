@@ -17,6 +17,7 @@ from core.detect.detectors.base import CONTAMINATION, BaseDetector, Param
 class IForestDetector(BaseDetector):
     """Isolation Forest: random splits isolate rare points in few steps. Fast, assumption-free."""
 
+    bounded: ClassVar[bool] = True  # score = -2 ** (-E[h] / c): always in (-1, 0)
     param_limits: ClassVar[dict[str, Param]] = {
         "n_estimators": Param("n_estimators", int, 10, 1000, help="number of trees"),
         "max_samples": Param("max_samples", int, 16, 100_000, help="rows per tree"),

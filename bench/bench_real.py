@@ -89,7 +89,8 @@ changed, to measure what it buys."""
 
 
 MODEL: dict[str, bool] = {}
-"""Set by --no-new-modes: rows of unseen operating modes alarm like any other, to measure."""
+"""Set by --no-new-modes / --no-lift: rows of unseen operating modes alarm like any other, or
+scores are not divided by their lasting level, to measure what each buys."""
 
 
 class Vigil:
@@ -246,6 +247,9 @@ def main() -> None:
     parser.add_argument(
         "--no-new-modes", action="store_true", help="unseen operating modes alarm row by row"
     )
+    parser.add_argument(
+        "--no-lift", action="store_true", help="scores not divided by their lasting level"
+    )
     args = parser.parse_args()
     threadpool_limits(args.threads)
     if args.no_recenter:
@@ -256,6 +260,8 @@ def main() -> None:
         RECENTER["rescale"] = False
     if args.no_new_modes:
         MODEL["new_modes"] = False
+    if args.no_lift:
+        MODEL["lift"] = False
     names = [BASELINE, *args.detectors]
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     if not available("tep"):

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from core.detect.windows import SPREAD_KNEE, past_spread_factor
+from core.detect.windows import (
+    LASTING_SCORE,
+    SPREAD_KNEE,
+    lasting_score_lift,
+    past_spread_factor,
+)
 
 DAY = 1440
 WINDOW = pd.Timedelta("5D").value
@@ -39,3 +45,16 @@ def test_without_history_the_factor_is_one() -> None:
     dev = np.full((50, 3), 100.0)
     assert (past_spread_factor(dev, _minutes(50), WINDOW, np.ones(3)) == 1.0).all()
     assert past_spread_factor(dev[:0], _minutes(0), WINDOW, np.ones(3)).shape == (0, 3)
+
+
+def test_scores_that_run_high_for_days_lift_the_line_and_a_short_burst_does_not() -> None:
+    n = 12 * DAY
+    score = np.full(n, 0.2)
+    score[-DAY : -DAY + 360] = 8.0  # six hours of a fault
+    assert (lasting_score_lift(score, _minutes(n), WINDOW) == 1.0).all()
+    score[3 * DAY :] = 1.5  # the plant has moved on from training
+    score[-DAY : -DAY + 360] = 8.0
+    lift = lasting_score_lift(score, _minutes(n), WINDOW)
+    assert lift[: 3 * DAY].max() == 1.0
+    assert lift[-1] == pytest.approx(1.5 / LASTING_SCORE)
+    assert (score / lift)[-DAY + 100] > 2.5  # the fault still stands out

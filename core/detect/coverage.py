@@ -23,6 +23,8 @@ from core.types import ASSET, DEFAULT_ASSET, TS
 
 WARN_SHARE = 0.2
 """An asset with at least this share of its later running rows outside is worth a warning."""
+LIFT_SHARE = 0.05
+"""An asset with at least this share of its later running rows lifted is worth a warning."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,22 @@ class AssetCoverage:
     sensors: list[str]
     new_mode: float = 0.0
     """Share of those later rows in a new operating mode (`operating_range.new_mode_rows`)."""
+    lifted: float = 0.0
+    lift: float = 1.0
+    """Share of those later rows whose score was divided by the lasting level of the scores
+    before them (`windows.lasting_score_lift`), and the largest such divisor."""
 
 
 def asset_coverage(
-    asset: str, readings: pd.DataFrame, train: np.ndarray, off: np.ndarray, flags: np.ndarray
+    asset: str,
+    readings: pd.DataFrame,
+    train: np.ndarray,
+    off: np.ndarray,
+    flags: np.ndarray,
+    lift: np.ndarray | None = None,
 ) -> AssetCoverage:
-    """Coverage of one asset's rows (time order); ``train``, ``off`` and ``flags`` per row."""
+    """Coverage of one asset's rows (time order); ``train``, ``off``, ``flags`` and ``lift``
+    (None: 1) per row."""
     sensors = [c for c in readings.columns if c not in (TS, ASSET)]
     values = readings[sensors].to_numpy(dtype=np.float64)
     known = values[train & ~off]
@@ -56,7 +68,16 @@ def asset_coverage(
     flagged = float(flags[later][rows].mean()) if rows.any() else 0.0
     drives = np.isin(sensors, drive_sensors(readings[train & ~off], sensors))
     mode = new_mode_rows(values[later], lo, hi, drives)
-    return AssetCoverage(asset, float(rows.mean()), flagged, ranked[:3], float(mode.mean()))
+    lifts = np.ones(int(later.sum())) if lift is None else np.nan_to_num(lift[later], nan=1.0)
+    return AssetCoverage(
+        asset,
+        float(rows.mean()),
+        flagged,
+        ranked[:3],
+        float(mode.mean()),
+        float((lifts > 1.0).mean()),
+        float(lifts.max(initial=1.0)),
+    )
 
 
 def run_coverage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[AssetCoverage]:
@@ -75,7 +96,8 @@ def run_coverage(con: duckdb.DuckDBPyConnection, run_id: int) -> list[AssetCover
         off = rows["is_off"].to_numpy(dtype=bool)
         flags = rows["is_anomaly"].to_numpy(dtype=bool)
         sensors = rows[[TS, ASSET, *info.sensors]]
-        out.append(asset_coverage(str(asset), sensors, train, off, flags))
+        lift = rows["lift"].to_numpy(dtype=np.float64) if "lift" in rows else None
+        out.append(asset_coverage(str(asset), sensors, train, off, flags, lift))
     return out
 
 
@@ -89,6 +111,7 @@ def split_coverage(
     right = data.assign(**{ASSET: data.get(ASSET, DEFAULT_ASSET)})[[TS, ASSET, *sensors]]
     off = scored["is_off"].to_numpy(dtype=bool)
     flags = scored["is_anomaly"].to_numpy(dtype=bool)
+    lift = scored["lift"].to_numpy(dtype=np.float64) if "lift" in scored else np.ones(len(off))
     out = []
     for asset in pd.unique(right[ASSET].astype(str)):
         mine_train = left[left[ASSET].astype(str) == asset]
@@ -96,14 +119,44 @@ def split_coverage(
         frame = pd.concat([mine_train, right[here]], ignore_index=True)
         known = np.r_[np.ones(len(mine_train), bool), np.zeros(int(here.sum()), bool)]
         pad = np.zeros(len(mine_train), bool)
+        ones = np.ones(len(mine_train))
         out.append(
-            asset_coverage(asset, frame, known, np.r_[pad, off[here]], np.r_[pad, flags[here]])
+            asset_coverage(
+                asset,
+                frame,
+                known,
+                np.r_[pad, off[here]],
+                np.r_[pad, flags[here]],
+                np.r_[ones, lift[here]],
+            )
         )
     return out
 
 
 def coverage_warning(items: list[AssetCoverage]) -> str | None:
-    """One sentence naming the assets whose later data the training window did not cover."""
+    """What an analyst should know of where the plant went after training: the assets whose
+    later data the training window did not cover, and those whose line the lasting level of
+    their scores raised (`lift_sentence`)."""
+    parts = [p for p in (_outside_sentence(items), lift_sentence(items)) if p]
+    return " ".join(parts) if parts else None
+
+
+def lift_sentence(items: list[AssetCoverage]) -> str | None:
+    """The assets whose scores ran above half the line for days, so the run raised their line."""
+    lifted = [c for c in items if c.lifted >= LIFT_SHARE]
+    if not lifted:
+        return None
+    parts = [f"{c.asset} on {c.lifted:.0%} of its later rows, up to {c.lift:.1f}x" for c in lifted]
+    return (
+        "The plant has moved on from training: scores ran above half the alarm line for days, "
+        "so the line was raised with them ("
+        + "; ".join(parts)
+        + "). Only what stands out from those days alarms there; retrain on a recent window "
+        "to judge it against normal again."
+    )
+
+
+def _outside_sentence(items: list[AssetCoverage]) -> str | None:
     poor = [c for c in items if c.outside >= WARN_SHARE]
     if not poor:
         return None

@@ -24,6 +24,7 @@ from core.detect.detectors.registry import BaseDetector, make_detector
 from core.detect.features import FeatureBuilder, FeatureConfig, FeatureSet, numeric_sensors
 from core.detect.machine_state import detect_machine_off, detect_transients, drive_sensors
 from core.detect.operating_range import NEW_MODE_LINE, new_mode_rows, training_ranges
+from core.detect.windows import lasting_score_lift
 from core.errors import ConfigError, DataError
 from core.types import ASSET, DEFAULT_ASSET, TS
 
@@ -174,6 +175,7 @@ class AnomalyModel:
         transients: bool = True,
         settling: str = DEFAULT_SETTLING,
         new_modes: bool = True,
+        lift: bool = True,
     ):
         self.detector = detector
         self.params = dict(params or {})
@@ -185,6 +187,7 @@ class AnomalyModel:
         self.transients = transients
         self.settling = settling
         self.new_modes = new_modes
+        self.lift = lift
         # Fail fast on a bad configuration, before any data is read.
         make_detector(detector, **self.params)
         if threshold_quantile is not None:
@@ -215,6 +218,7 @@ class AnomalyModel:
         self.sensors_ = numeric_sensors(frame)
         if not self.sensors_:
             raise DataError("The training data has no numeric sensor columns.")
+        self.lifts_ = bool(self.lift)  # a model saved before lifts never lifts its scores
         groups = _asset_groups(frame)
         self.pipelines_: dict[str, AssetPipeline] = {}
         for i, (asset, rows) in enumerate(groups.items()):
@@ -381,6 +385,19 @@ class AnomalyModel:
         mask[order] = new_mode_rows(values, pipe.range_lo, pipe.range_hi, pipe.drives, settle)
         return mask
 
+    def _lift(self, sub: pd.DataFrame, score: np.ndarray) -> np.ndarray:
+        """Per row of one asset, what its score is divided by: the lasting level of the scores
+        before it (`windows.lasting_score_lift`); 1 without re-centring or in a model saved
+        before lifts."""
+        window = getattr(self.feature_config, "recenter", None)
+        if not getattr(self, "lifts_", False) or window is None or len(score) == 0:
+            return np.ones(len(score))
+        ts = pd.to_datetime(sub[TS]).to_numpy(dtype="datetime64[ns]")
+        order = np.argsort(ts, kind="stable")
+        lift = np.empty(len(score))
+        lift[order] = lasting_score_lift(score[order], ts[order], pd.Timedelta(window).value)
+        return lift
+
     def _guard_samples(self, features: FeatureBuilder) -> int:
         return max(features.warmup_samples, self._samples(self.startup, features))
 
@@ -419,6 +436,7 @@ class AnomalyModel:
         score = np.zeros(n)
         is_off = np.zeros(n, dtype=bool)
         new_mode = np.zeros(n, dtype=bool)
+        lift = np.ones(n)
         deviation = np.zeros((n, len(self.sensors_)), dtype=np.float32)
         thresholds: dict[str, float] = {}
         raw_thresholds: dict[str, float] = {}
@@ -435,6 +453,8 @@ class AnomalyModel:
             off = detect_machine_off(sub, self.sensors_, reference=pipe.reference)
             quiet = off | _restart_guard(sub, off, self._guard_samples(pipe.features))
             s[quiet | _warmup_mask(sub, pipe.features)] = 0.0
+            lift[rows] = self._lift(sub, s)
+            s /= lift[rows]
             score[rows], is_off[rows] = s, off
             new_mode[rows] = self._new_mode(sub, pipe) & ~off
             dev = _sensor_deviation(X, list(fs.values.columns), fs.sensor_of, self)
@@ -451,6 +471,7 @@ class AnomalyModel:
                 "is_anomaly": (score > np.where(new_mode, NEW_MODE_LINE, 1.0)) & ~is_off,
                 "is_off": is_off,
                 "new_mode": new_mode,
+                "lift": lift,
             }
         )
         dev = pd.DataFrame(deviation, columns=self.sensors_)

@@ -367,6 +367,7 @@ class ModelExplainer:
         deadline: float | None = None,
         priority: np.ndarray | None = None,
         stored: np.ndarray | None = None,
+        lift: np.ndarray | None = None,
     ) -> RowValues:
         """Explain rows of ``asset`` given as (readings stretch, target positions) pairs.
 
@@ -374,7 +375,8 @@ class ModelExplainer:
         (`context_rows`); features are computed on the whole stretch, as when the run scored.
         Targets are explained in ``priority`` order (ranks over all windows' targets; default:
         as given), so when the time budget stops permutation SHAP the most important are done.
-        ``stored`` (the run's scores at the targets) says which alarm line each score used.
+        ``stored`` (the run's scores at the targets) says which alarm line each score used;
+        ``lift`` (per target, None: 1) is what the run divided each score by.
         The result's ``positions`` index the targets of all windows, concatenated in order.
         Features and model calls are batched across windows: per-call costs dominate.
         """
@@ -395,13 +397,16 @@ class ModelExplainer:
             n = len(picks)
             out = RowValues(np.arange(n), values, base, np.zeros(n), X.astype(np.float32))
         _, smoothed = _trailing_scores(pipe.detector, mats, done, smooth)
+        lifts = None if lift is None else np.asarray(lift, dtype=np.float64)[order[out.positions]]
         factor = None
-        if self.factor is not None:
-            factor = self.factor(X[out.positions], _run_scores(pipe, smoothed))
+        if self.factor is not None:  # a version's classifier reads the run's (lifted) score
+            seen = _run_scores(pipe, smoothed)
+            seen = seen if lifts is None else seen / np.maximum(lifts, 1e-12)[:, None]
+            factor = self.factor(X[out.positions], seen)
         out.positions = order[out.positions]
         out.model_score = _run_scores(pipe, smoothed)
         _to_run_units(
-            pipe, out, None if stored is None else np.asarray(stored)[out.positions], factor
+            pipe, out, None if stored is None else np.asarray(stored)[out.positions], factor, lifts
         )
         if progress is not None:
             progress(1.0, f"Explained {len(done)} points ({method})")
@@ -524,15 +529,21 @@ def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
 
 
 def _to_run_units(
-    pipe: AssetPipeline, out: RowValues, stored: np.ndarray | None, factor: np.ndarray | None
+    pipe: AssetPipeline,
+    out: RowValues,
+    stored: np.ndarray | None,
+    factor: np.ndarray | None,
+    lift: np.ndarray | None = None,
 ) -> None:
     """Rescale raw-score values as the run's score is rescaled (training median 0, alarm line
     1), against the line each stored score used (the one it is closer to), then by ``factor``
-    (n, 2: a version's, per point and line; None: 1); ``target`` becomes the run's score as the
-    model computes it."""
+    (n, 2: a version's, per point and line; None: 1) and ``lift`` (n: what the run divided
+    each score by; None: 1); ``target`` becomes the run's score as the model computes it."""
     n = len(out.base)
     if factor is not None:
         out.model_score = out.model_score * factor
+    lifts = np.ones(n) if lift is None else np.maximum(np.nan_to_num(lift, nan=1.0), 1e-12)
+    out.model_score = out.model_score / lifts[:, None]
     column = np.zeros(n, dtype=np.int64)
     if stored is not None and n:
         gaps = np.abs(out.model_score - stored.astype(np.float64)[:, None])
@@ -541,7 +552,7 @@ def _to_run_units(
     line = np.full(n, pipe.threshold)
     if pipe.transient_threshold is not None:
         line[transient] = pipe.transient_threshold
-    scale = line - pipe.center
+    scale = (line - pipe.center) * lifts
     if factor is not None:
         out.factor = factor[np.arange(n), column]
         scale = scale / out.factor

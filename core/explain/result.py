@@ -22,7 +22,7 @@ from core.explain.methods import ADDITIVE, LIMITS, PCA_EXACT, PERMUTATION, TREE,
 EXPLAIN_VERSION = 2
 """Format and algorithm version of cached explanations; bump it to invalidate the cache."""
 RUN_SCOPE = "run"
-ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "in_scope")
+ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "lift", "in_scope")
 LABEL_FACTOR = "label_factor"
 """Row column of a version run with a label classifier: the factor it set at each point."""
 

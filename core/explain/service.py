@@ -169,9 +169,10 @@ def _explain_asset(
     progress: Progress,
     deadline: float | None,
     stored: np.ndarray | None = None,
+    lift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, RowValues]:
     """Explain one asset's rows at timestamps ``targets`` (priority order; ``stored``: the
-    run's scores there).
+    run's scores there, ``lift``: what each was divided by).
 
     Each target needs the history its features are built from; targets whose histories overlap
     share one stretch of readings. Returns the indices of ``targets`` explained (the time
@@ -206,6 +207,7 @@ def _explain_asset(
         deadline=deadline,
         priority=flat,
         stored=None if stored is None else np.asarray(stored, dtype=np.float64)[flat],
+        lift=None if lift is None else np.asarray(lift, dtype=np.float64)[flat],
     )
     return flat[rv.positions], rv
 
@@ -229,8 +231,9 @@ def _explain_rows(
     for k, asset in enumerate(assets):
         sub = rows[rows[ASSET].astype(str) == asset]
         report = _stage(progress, k / len(assets), (k + 1) / len(assets))
+        lift = sub["lift"].fillna(1.0).to_numpy(np.float64) if "lift" in sub else None
         done, rv = _explain_asset(
-            con, fitted, asset, sub[TS], report, deadline, sub["score"].to_numpy(np.float64)
+            con, fitted, asset, sub[TS], report, deadline, sub["score"].to_numpy(np.float64), lift
         )
         kept.append(sub.iloc[done])
         results.append(rv)
@@ -260,6 +263,12 @@ def _explain_rows(
         f"{fitted.model.smooth} points, rescaled so the training median is 0 and the asset's "
         "alarm line 1), so the bars add up to the score in the chart's title."
     )
+    lifted = table["lift"].to_numpy(np.float64) if "lift" in table else np.ones(0)
+    if (lifted > 1.0).any():
+        description += (
+            f" Where the asset's scores had run above half the line for days, the score is "
+            f"divided by that lasting level (up to {lifted.max():.1f}x here), and so are the bars."
+        )
     if fitted.version is not None:
         description += fitted.version.words(cat("factor"))
     peak = None
@@ -451,7 +460,12 @@ def explain_points(
     started = time.perf_counter()
     fitted = fitted_run(con, run_id, progress=_stage(progress, 0.0, 0.3), limits=limits)
     rows = points.copy()
-    for column, default in (("score", np.nan), ("is_anomaly", False), ("is_off", False)):
+    for column, default in (
+        ("score", np.nan),
+        ("is_anomaly", False),
+        ("is_off", False),
+        ("lift", 1.0),
+    ):
         if column not in rows:
             rows[column] = default
     rows["in_scope"] = True

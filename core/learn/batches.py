@@ -30,9 +30,10 @@ from core.learn.drift import PSI_DRIFT, compare_samples
 from core.learn.learned_model import LearnedModel
 from core.types import ASSET, TS, DatasetInfo
 
-HISTORY = pd.Timedelta(days=6)
-"""Readings before the batch that its rows are scored with: the features' 5-day re-centring and
-rolling windows need them, so a batch's scores are those a full re-score would give."""
+HISTORY = pd.Timedelta(days=16)
+"""Readings before the batch that its rows are scored with, so a batch's scores are those a full
+re-score would give: the scores' lift reads 5 days of scores, whose features' spread factor reads
+5 days of re-centred features, whose 5-day re-centring reads the 5 before (and a bucket each)."""
 REFERENCE_ROWS = 5_000
 """Training rows kept to compare a batch with, when the model keeps no sample of its own."""
 

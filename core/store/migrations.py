@@ -259,6 +259,12 @@ def m008_new_mode(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE run_scores ADD COLUMN new_mode BOOLEAN DEFAULT false")
 
 
+def m009_lift(con: duckdb.DuckDBPyConnection) -> None:
+    """Per score, what it was divided by for the lasting level of the scores before it
+    (`windows.lasting_score_lift`): explanations rescale by it. Runs stored before: 1."""
+    con.execute("ALTER TABLE run_scores ADD COLUMN lift DOUBLE DEFAULT 1.0")
+
+
 # --- slots for later migrations (keep the order; append only) ---
 
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
@@ -270,6 +276,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (6, "label_heads", m006_label_heads),
     (7, "run_models", m007_run_models),
     (8, "new_mode", m008_new_mode),
+    (9, "lift", m009_lift),
 ]
 
 

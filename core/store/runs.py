@@ -42,7 +42,7 @@ RUN_COLUMNS = (
 )
 _JSON_COLUMNS = ("params", "training", "thresholds", "versions", "evaluation")
 
-SCORE_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "new_mode")
+SCORE_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "new_mode", "lift")
 EVENT_COLUMNS = (
     "event_id",
     "asset",
@@ -65,6 +65,7 @@ _SCORES_SCHEMA = pa.schema(
         ("is_anomaly", pa.bool_()),
         ("is_off", pa.bool_()),
         ("new_mode", pa.bool_()),
+        ("lift", pa.float64()),
     ]
 )
 _EVENTS_SCHEMA = pa.schema(
@@ -102,6 +103,11 @@ def _scores_table(scores: pd.DataFrame) -> pa.Table:
                 scores["new_mode"].fillna(False).to_numpy(dtype=bool)
                 if "new_mode" in scores
                 else np.zeros(len(scores), dtype=bool)
+            ),
+            "lift": (
+                scores["lift"].fillna(1.0).to_numpy(dtype="float64")
+                if "lift" in scores
+                else np.ones(len(scores))
             ),
         },
         schema=_SCORES_SCHEMA,
@@ -156,14 +162,15 @@ def _insert_registered(
 
 
 def insert_run_scores(con: duckdb.DuckDBPyConnection, run_id: int, scores: pd.DataFrame) -> None:
-    """Bulk-insert per-timestamp scores (ts, asset, score, is_anomaly, is_off) of a run."""
+    """Bulk-insert per-timestamp scores (ts, asset, score, is_anomaly, is_off, new_mode, lift)
+    of a run."""
     view = f"_run_scores_{int(run_id)}"
     _insert_registered(
         con,
         view,
         _scores_table(scores),
-        "INSERT INTO run_scores (run_id, asset, ts, score, is_anomaly, is_off, new_mode) "
-        f"SELECT ?, asset, ts, score, is_anomaly, is_off, new_mode FROM {quote_ident(view)}",
+        "INSERT INTO run_scores (run_id, asset, ts, score, is_anomaly, is_off, new_mode, lift) "
+        f"SELECT ?, asset, ts, score, is_anomaly, is_off, new_mode, lift FROM {quote_ident(view)}",
         [run_id],
     )
 
@@ -288,7 +295,7 @@ def read_run_scores(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> pd.DataFrame:
-    """Scores of a run (ts, asset, score, is_anomaly, is_off, new_mode) ordered by asset, time."""
+    """Scores of a run (`SCORE_COLUMNS`) ordered by asset, time."""
     where, params = ["run_id = ?"], [run_id]
     if asset is not None:
         where.append("asset = ?")

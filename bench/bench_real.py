@@ -233,7 +233,7 @@ def main() -> None:
     parser.add_argument("--per-fault", action="store_true")
     parser.add_argument("--no-nab", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(101, 109)))
     parser.add_argument("--train-rows", type=int, default=1440, help="short training (1 day)")
     parser.add_argument("--drift", type=float, default=0.5, help="robust spreads by the end")
     parser.add_argument("--no-drift", action="store_true", help="skip the drifting demo plants")

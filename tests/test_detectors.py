@@ -231,13 +231,16 @@ def test_score_result_keeps_row_order_and_contract(plant_model) -> None:
     data = plant.iloc[3000:3600].sample(frac=1.0, random_state=0)
     result = model.score(data)
     frame = result.frame
-    assert list(frame.columns) == ["ts", "asset", "score", "is_anomaly", "is_off", "new_mode"]
+    assert list(frame.columns) == [
+        "ts", "asset", "score", "is_anomaly", "is_off", "new_mode", "lift"
+    ]  # fmt: skip
     np.testing.assert_array_equal(frame["ts"].to_numpy(), data["ts"].to_numpy())
     assert frame["is_anomaly"].dtype == bool and frame["is_off"].dtype == bool
     assert result.thresholds == {"main": 1.0}
     assert list(result.sensor_deviation.columns) == model.sensors_
     assert len(result.sensor_deviation) == len(data)
     assert not frame["new_mode"].any()  # every speed of this data was trained on
+    assert (frame["lift"] >= 1.0).all()
     np.testing.assert_array_equal(frame["is_anomaly"], frame["score"] > 1.0)
     fs = model.transform(data)
     assert fs.values.index.equals(data.index)

@@ -2,6 +2,7 @@
 
     python bench/bench_learning_flood.py                      # seeds 101-103 and 201
     python bench/bench_learning_flood.py --seeds 201 --rounds 4 --spreads 1.0
+    python bench/bench_learning_flood.py --seeds 104 202 203 --why   # why faults are lost
 
 Protocol: a demo plant of two weeks at one-minute steps trains on its first day per asset
 (`TrainingWindow("first_rows", 1440)`) and then ages normally: every sensor drifts by up to
@@ -46,7 +47,10 @@ from bench_learning import ANALYST, label_suggestions, over_plants, unreviewed_r
 
 from core import store  # noqa: E402
 from core.detect.evaluation import label_points  # noqa: E402
+from core.detect.operating_range import NEW_MODE_LINE  # noqa: E402
 from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
+from core.labels import history as labels_mod  # noqa: E402
+from core.labels.points import CONTEXT_SAMPLES  # noqa: E402
 from core.learn import active, versions  # noqa: E402
 from core.learn import retraining as learning  # noqa: E402
 from core.learn.thresholds import ALARM_SHARE  # noqa: E402
@@ -97,17 +101,23 @@ def _amid_flood(scores: pd.DataFrame, truth: pd.DataFrame, flag: np.ndarray) -> 
 
 def found_at_rate(scores: pd.DataFrame, graded: dict, rate: float) -> int:
     """Faults the run finds with its line moved until its false-alarm rate is ``rate``."""
-    score = scores["score"].to_numpy(dtype=np.float64)
+    score = scores["score"].to_numpy(dtype=np.float64) / own_lines(scores)
     line = float(np.quantile(score[graded["normal"]], 1.0 - rate))
     hit = graded["judged"] & (graded["which"] >= 0) & (score > line)
     return len(np.unique(graded["which"][hit]))
+
+
+def own_lines(scores: pd.DataFrame) -> np.ndarray:
+    """Each row's alarm line: 1, and `NEW_MODE_LINE` in a new operating mode (as runs alarm)."""
+    return np.where(scores["new_mode"].fillna(False).to_numpy(dtype=bool), NEW_MODE_LINE, 1.0)
 
 
 def at_line(scores: pd.DataFrame, factor: float) -> pd.DataFrame:
     """A run's scores with its alarm line moved: scores times ``factor`` (1 stays the line)."""
     moved = scores.copy()
     moved["score"] = scores["score"] * factor
-    moved["is_anomaly"] = (moved["score"] > 1.0) & ~scores["is_off"].astype(bool)
+    above = moved["score"].to_numpy() > own_lines(scores)
+    moved["is_anomaly"] = above & ~scores["is_off"].to_numpy(dtype=bool)
     return moved
 
 
@@ -127,8 +137,112 @@ def measure(base: dict, base_scores: pd.DataFrame, scores: pd.DataFrame, now: di
     }
 
 
+def lost_faults(
+    con, info, truth: pd.DataFrame, base: dict, base_scores: pd.DataFrame, version, scores, now
+) -> pd.DataFrame:
+    """Why each fault the flood found is lost: its kind, its peak before and after retraining
+    (the version's score split into the retrained detector's part and the classifier's factor),
+    whether the flood raised it (``amid_flood``; ``fa_share_*``: the false-alarm rate of a line
+    at the fault's peak, as a share of the flood's), the nearest false-alarm verdict on its asset
+    (hours apart, whether the fault lies in the rows verdicts taught, how many of the asset's
+    verdicts name one of its sensors) and how much the classifier trusts itself there."""
+    lost = sorted(base["found_ids"] - now["found_ids"])
+    if not lost:
+        return pd.DataFrame()
+    model = versions.load_version(con, version.id)
+    data = store.read_readings(con, info)
+    parts = model.parts(data)
+    frame = parts.result.frame[["ts", "asset"]].copy()
+    frame["u"] = parts.u / model.threshold
+    frame["factor"] = parts.combined / np.maximum(parts.u, 1e-12)
+    if parts.p is not None:
+        X = model.classifier_input(data, parts.u)
+        trust = model.trust(X)
+        frame["p"] = parts.p
+        frame["trust"] = 1.0 if trust is None else trust
+    keys = base_scores[["ts", "asset"]].astype({"asset": str})
+    frame = keys.merge(frame.astype({"asset": str}), on=["ts", "asset"], how="left")
+    mode = scores["new_mode"].fillna(False).to_numpy(dtype=bool)
+    base_mode = base_scores["new_mode"].fillna(False).to_numpy(dtype=bool)
+    ids, rate = base["found_ids"], base["false_alarm"]
+    print(
+        "  fa ratio at the highest line keeping every flood-found fault: unsupervised "
+        f"{keep_all_fa(base_scores['score'].to_numpy(), base_mode, base, ids) / rate:.3f}, "
+        f"version {keep_all_fa(scores['score'].to_numpy(), mode, now, ids) / rate:.3f}, "
+        f"its detector alone {keep_all_fa(frame['u'].to_numpy(), mode, now, ids) / rate:.3f}"
+    )
+    labels = labels_mod.current_labels(con, info.id)
+    alarms = labels[labels["verdict"] == "false_alarm"]
+    pad = pd.Timedelta(seconds=CONTEXT_SAMPLES * float(info.interval_seconds or 60.0))
+    base_rel = base_scores["score"].to_numpy() / own_lines(base_scores)
+    rel = scores["score"].to_numpy() / own_lines(scores)
+    rows = []
+    for k in lost:
+        t = truth.iloc[k]
+        mine = np.flatnonzero(base["judged"] & (base["which"] == k))
+        peak = mine[np.argmax(base_rel[mine])]
+        after = mine[np.argmax(rel[mine])]
+        same = alarms[alarms["asset"].astype(str) == str(t.asset)]
+        gap = np.inf
+        taught = False
+        for a in same.itertuples():
+            hours = max(
+                (a.start_ts - t.end).total_seconds(), (t.start - a.end_ts).total_seconds(), 0
+            )
+            gap = min(gap, hours / 3600)
+            taught |= bool(a.start_ts - pad <= t.end and t.start <= a.end_ts + pad)
+        row = {
+            "fault": k,
+            "asset": t.asset,
+            "kind": t.kind,
+            "sensors": t.sensors,
+            "rows": len(mine),
+            "amid_flood": k in base["amid_flood"],
+            "before": float(base_rel[peak]),
+            "new_mode": bool(base_scores["new_mode"].iloc[peak]),
+            "after": float(rel[after]),
+            "fa_share_before": _fa_share(base_scores, base, peak) / rate,
+            "fa_share_after": _fa_share(scores, now, after) / rate,
+            "fa_hours": gap,
+            "in_taught": taught,
+            "fa_naming": sum(bool(set(n) & set(t.sensors)) for n in same["sensors"]),
+            "confirmed": bool(
+                (
+                    (labels["verdict"] == "confirmed")
+                    & (labels["asset"].astype(str) == str(t.asset))
+                    & (labels["start_ts"] <= t.end)
+                    & (labels["end_ts"] >= t.start)
+                ).any()
+            ),
+        }
+        row |= {c: float(frame[c].iloc[after]) for c in ("u", "factor", "p", "trust") if c in frame}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fa_share(scores: pd.DataFrame, graded: dict, row: int) -> float:
+    """The false-alarm rate of a line at ``row``'s score (relative to each row's own line)."""
+    value = scores["score"].to_numpy(dtype=np.float64) / own_lines(scores)
+    return float((value[graded["normal"]] >= value[row]).mean())
+
+
+def keep_all_fa(score: np.ndarray, new_mode: np.ndarray, graded: dict, ids: set[int]) -> float:
+    """The false-alarm rate of ``score`` at the highest line that still finds every fault in
+    ``ids`` (a new operating mode's rows count against their own, `NEW_MODE_LINE` x, line)."""
+    value = score / np.where(new_mode, NEW_MODE_LINE, 1.0)
+    peaks = [value[graded["judged"] & (graded["which"] == k)].max() for k in ids]
+    line = min(peaks) * (1 - 1e-9) if peaks else np.inf
+    return float((value[graded["normal"]] > line).mean())
+
+
 def simulate(
-    seed: int, spreads: float, rounds: int, per_round: int, share: float, folder: Path
+    seed: int,
+    spreads: float,
+    rounds: int,
+    per_round: int,
+    share: float,
+    folder: Path,
+    why: bool = False,
 ) -> list[dict]:
     """The flooded start, then `rounds` rounds of verdicts and retraining, on one plant: per
     round the version at its own line and at the line its labels alone asked for."""
@@ -178,6 +292,10 @@ def simulate(
             )
             row["seconds"] = seconds
             curve.append(row)
+            if why and line == "own" and r == rounds:
+                lost = lost_faults(con, info, truth, base, base_scores, version, scores, now)
+                if len(lost):
+                    print(f"lost at the own line, round {r}:\n{lost.round(3).to_string()}")
     con.close()
     shown = pd.DataFrame(curve).drop(columns=["_all", "_merit"])
     print(shown.round(4).to_string(index=False), flush=True)
@@ -193,12 +311,15 @@ def main() -> None:
     parser.add_argument(
         "--alarm-share", type=float, default=ALARM_SHARE, help="RetrainConfig.alarm_share"
     )
+    parser.add_argument(
+        "--why", action="store_true", help="per fault lost at the own line: what happened to it"
+    )
     args = parser.parse_args()
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 200)
     table = over_plants(
         args.seeds,
         lambda seed, folder: simulate(
-            seed, args.spreads, args.rounds, args.per_round, args.alarm_share, folder
+            seed, args.spreads, args.rounds, args.per_round, args.alarm_share, folder, args.why
         ),
     )
     at10 = table[table["verdicts"] >= 10]

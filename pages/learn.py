@@ -80,10 +80,10 @@ with retrain_tab, st.form("learn_retrain"):
         "Train on false alarms as normal data",
         key="learn_fa",
         help="For a model that floods (trained on too little, or before the plant changed): "
-        "the stretches you called false alarms become normal data, and the alarm line keeps a "
-        "quarter of the first run's alarms so weak faults stay found. On aged demo plants 10 "
-        "verdicts cut false alarms about 5x and kept every fault the flood found on 5 of 8 "
-        "plants, 0 of 8 without that share (bench/bench_learning_flood.py).",
+        "the stretches you called false alarms become normal data, the detector fitted "
+        "without them keeps its say, and the alarm line keeps 45% of the first run's alarms so "
+        "weak faults stay found. On 7 flooding aged demo plants 10 verdicts cut false alarms "
+        "to 0.37-0.46x and kept every fault the flood found on 4 (bench/bench_learning_flood.py).",
     )
     refusal = learn.retrain_refusal(labels_now, info.name)
     if refusal:

@@ -164,7 +164,7 @@ def test_the_load_data_page_appends_and_says_what_it_found(workspace, plant, tmp
     con, info, run = workspace
     path = tmp_path / "w.duckdb"
     con.close()
-    monkeypatch.setenv("VIGIL_DB", path)
+    monkeypatch.setenv("VIGIL_DB", str(path))
     app = open_app()
     data = _part(plant, False).rename(columns={TS: "timestamp"}).to_csv(index=False).encode()
     uploader = next(u for u in app.file_uploader if u.label == "Newer readings")

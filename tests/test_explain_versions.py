@@ -33,9 +33,13 @@ def workspace_file(tmp_path_factory):
         con, learning.RetrainConfig(info.id, semi_supervised=False), "tester"
     ).version
     learned = learning.retrain(con, learning.RetrainConfig(info.id), "tester").version
+    taught = learning.retrain(
+        con, learning.RetrainConfig(info.id, learn_false_alarms=True), "tester"
+    ).version
     con.close()
     assert learned.semi_supervised and not plain.semi_supervised
-    yield path, learned, plain
+    assert taught.training["n_false_alarm_rows"] > 0
+    yield path, learned, plain, taught
     clear_models()
 
 
@@ -82,6 +86,22 @@ def test_a_version_runs_event_is_explained_exactly_with_its_own_model(con, works
         assert "label_factor" not in expl.rows and "label classifier" not in text
 
 
+def test_a_version_taught_false_alarms_is_explained_through_its_geometric_mean(con, workspace_file):
+    """Its score is the geometric mean of the detector taught the false alarms and the one
+    fitted without them, times the classifier's factor: no one factor of the base model's the
+    explanation can rebuild, so the base model's values are carried through the ratio of the
+    stored score to it, and add up to the stored score."""
+    version = workspace_file[3]
+    expl = explain_event(con, version.run_id, _top_event(con, version.run_id), refresh=True)
+    assert "geometric mean" in expl.description
+    assert f"model version v{version.id}" in expl.description
+    _adds_up(expl)
+    factors = expl.rows["label_factor"].to_numpy()
+    assert (factors >= 0).all() and np.ptp(factors) > 0, "the ratio varies point by point"
+    whole = explain_run(con, version.run_id, refresh=True)
+    _adds_up(whole)
+
+
 def test_a_version_runs_whole_run_summary_adds_up(con, workspace_file):
     expl = explain_run(con, workspace_file[1].run_id, refresh=True)
     _adds_up(expl)
@@ -98,7 +118,7 @@ def test_a_run_whose_version_is_gone_says_so(con, workspace_file):
 
 
 def test_the_explain_page_explains_a_version_runs_event(workspace_file, monkeypatch, tmp_path):
-    path, learned, _ = workspace_file
+    path, learned = workspace_file[:2]
     copy = tmp_path / "page.duckdb"
     copy.write_bytes(path.read_bytes())
     monkeypatch.setenv("VIGIL_DB", str(copy))

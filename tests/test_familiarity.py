@@ -18,8 +18,9 @@ def test_trust_is_full_among_labelled_rows_and_falls_with_distance():
     assert np.all(fam.familiarity(ref, X[labelled]) == 1.0), "a labelled row is familiar"
     far = np.array([[40.0, 0.0, 0.0], [400.0, 0.0, 0.0]])
     trust = fam.familiarity(ref, far)
-    assert 0 < trust[1] < trust[0] < 0.2, "ten times further, about a tenth of the trust"
-    assert 9 < trust[0] / trust[1] < 12
+    assert 0 < trust[1] < trust[0] < 0.2, "falls with distance"
+    ratio = 10.0**fam.TRUST_POWER  # ten times further: a tenth, to the power
+    assert 0.75 * ratio < trust[0] / trust[1] < 1.35 * ratio
 
 
 def test_reference_is_a_seeded_sample_and_needs_two_rows():

@@ -405,6 +405,8 @@ class ModelExplainer:
             factor = self.factor(X[out.positions], seen)
         out.positions = order[out.positions]
         out.model_score = _run_scores(pipe, smoothed)
+        if getattr(self.factor, "from_stored", False) and stored is not None:
+            factor = _stored_factor(out.model_score, np.asarray(stored)[out.positions], lifts)
         _to_run_units(
             pipe, out, None if stored is None else np.asarray(stored)[out.positions], factor, lifts
         )
@@ -528,6 +530,20 @@ def _run_scores(pipe: AssetPipeline, smoothed: np.ndarray) -> np.ndarray:
     return np.column_stack([pipe.normalise(smoothed), pipe.normalise(smoothed, settling)])
 
 
+def _stored_factor(
+    model_score: np.ndarray, stored: np.ndarray, lift: np.ndarray | None
+) -> np.ndarray:
+    """Per point and line, the factor carrying the model's run score (n, 2, before the lift)
+    to the stored score: for a version whose score is no one factor of its base model's that
+    the explanation can rebuild (the geometric mean with its untaught detector, whose lasting
+    level reads days of history the explained stretch does not hold). 0 where the model's
+    score is not positive (the mean is 0 there too)."""
+    lifts = np.ones(len(stored)) if lift is None else np.nan_to_num(lift, nan=1.0)
+    target = (np.nan_to_num(stored.astype(np.float64)) * lifts)[:, None]
+    positive = model_score > 1e-12
+    return np.where(positive, target / np.where(positive, model_score, 1.0), 0.0)
+
+
 def _to_run_units(
     pipe: AssetPipeline,
     out: RowValues,
@@ -555,7 +571,8 @@ def _to_run_units(
     scale = (line - pipe.center) * lifts
     if factor is not None:
         out.factor = factor[np.arange(n), column]
-        scale = scale / out.factor
+        with np.errstate(divide="ignore"):  # a factor of 0 carries every value to 0
+            scale = scale / out.factor
     out.values = out.values / scale[:, None]
     out.base = (out.base - pipe.center) / scale
     out.target = out.model_score[np.arange(n), column] if n else np.zeros(0)

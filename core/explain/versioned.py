@@ -63,6 +63,9 @@ class VersionFactor:
     def __init__(self, model: Any, version_id: int):
         self.model = model
         self.version_id = int(version_id)
+        self.from_stored = getattr(model, "untaught", None) is not None
+        """A version taught false alarms scores the geometric mean of its base model and the
+        detector fitted without them: its factor is the stored score over the base model's."""
 
     @property
     def has_classifier(self) -> bool:
@@ -82,6 +85,17 @@ class VersionFactor:
     def words(self, factors: np.ndarray) -> str:
         """What the version does to its base model's score, for the explanation's description."""
         line = f"the version's alarm line ({self.model.threshold:.3g} on the base model's score)"
+        if self.from_stored:
+            span = f"x{factors.min():.3g} to x{factors.max():.3g}" if len(factors) else "none"
+            return (
+                f" This run is model version v{self.version_id}, taught false alarms as normal: "
+                "its score is the geometric mean of its base model's (which learnt from them) "
+                "and the same detector's fitted without them, times the factor its label "
+                f"classifier sets at each point, divided by {line}. The values are the base "
+                "model's, carried through the ratio of the version's score to it at each point "
+                f"(here {span}), so they add up to the version's score; the factor at each "
+                "point is shown beside it."
+            )
         if not self.has_classifier:
             return (
                 f" This run is model version v{self.version_id}: its base model's score divided "

@@ -205,7 +205,7 @@ def event_disagreement(
         X = pipe.features.transform(frame).values.to_numpy()
         votes = _member_votes(pipe.detector, X)
         if model.classifier is not None:
-            u = model.base.score(frame).frame["score"].to_numpy()
+            u = model.unsupervised(model.base.score(frame), frame)
             p = model.classifier.predict_proba(model.classifier_input(frame, u))[:, 1]
             votes.append(p > 0.5)
         if len(votes) < 2:

@@ -219,6 +219,12 @@ def retrain(
         taught=np.r_[np.zeros(len(train), dtype=bool), np.ones(len(extra), dtype=bool)],
     )
     model = LearnedModel(base, weight=CLASSIFIER_WEIGHT)
+    if len(extra):
+        report(0.38, "Fitting the detector without the taught false alarms, to keep their faults")
+        model.untaught = AnomalyModel(
+            detector=run_config.detector, params=run_config.params or None
+        )
+        model.untaught.fit(train, exclude=owner >= 0)
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
@@ -244,7 +250,7 @@ def retrain(
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
     from_labels = tune_threshold(preview, config.objective, config.budget_per_day)
     cap, keep = (
-        _alarm_cap(con, info.id, data, labels, run_config.training, interval, off, config)
+        _alarm_cap(con, info.id, data, labels, run_config.training, interval, parts, config)
         if len(extra)
         else (None, {})
     )
@@ -347,24 +353,29 @@ def _alarm_cap(
     labels: pd.DataFrame,
     window: TrainingWindow,
     interval: float,
-    off: np.ndarray,
+    parts: ScoredParts,
     config: RetrainConfig,
 ) -> tuple[Callable[[np.ndarray], float | None] | None, dict[str, Any]]:
     """The cap on the alarm line of a model taught false alarms: it keeps ``alarm_share`` of the
     latest unsupervised run's alarms on rows after the training window that no confirmed label
-    covers (None without such a run); and what it was measured on."""
+    covers (None without such a run); and what it was measured on. A row in a new operating
+    mode alarms only past `NEW_MODE_LINE` times the line, so it counts at its score over that."""
     past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
     if not past:
         return None, {}
     scores = store.read_run_scores(con, past[0].id)[[TS, ASSET, "is_anomaly"]]
     flags = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")["is_anomaly"]
+    frame = parts.result.frame
+    off = frame["is_off"].to_numpy(dtype=bool)
+    mode = frame["new_mode"].to_numpy(dtype=bool) if "new_mode" in frame else np.zeros(len(data))
+    lines = np.where(mode, NEW_MODE_LINE, 1.0)
     judged = ~training_mask(data, window) & ~off & flags.notna().to_numpy()
     rows = np.flatnonzero(judged & (confirmed_owner(data, labels, interval, 0) < 0))
     if len(rows) == 0:
         return None, {}
     rate = float(flags.to_numpy()[rows].astype(bool).mean())
     return (
-        lambda combined: share_line(combined, rows, config.alarm_share * rate),
+        lambda combined: share_line(combined, rows, config.alarm_share * rate, lines),
         {"run": f"run #{past[0].id}", "rate": rate},
     )
 

@@ -94,6 +94,10 @@ def test_a_version_taught_false_alarms_is_explained_through_its_geometric_mean(c
     version = workspace_file[3]
     expl = explain_event(con, version.run_id, _top_event(con, version.run_id), refresh=True)
     assert "geometric mean" in expl.description
+    text = method_text(expl, expl.peak)
+    assert (
+        "times its base model's at this point" in text and "label classifier multiplied" not in text
+    )
     assert f"model version v{version.id}" in expl.description
     _adds_up(expl)
     factors = expl.rows["label_factor"].to_numpy()

@@ -24,6 +24,9 @@ EXPLAIN_VERSION = 2
 RUN_SCOPE = "run"
 ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "lift", "in_scope")
 LABEL_FACTOR = "label_factor"
+TAUGHT_VERSION = "taught false alarms as normal"
+"""In the description of a version whose factor is its score over its base model's, not the
+label classifier's alone (`core.explain.versioned.VersionFactor.from_stored`)."""
 """Row column of a version run with a label classifier: the factor it set at each point."""
 
 
@@ -176,6 +179,12 @@ def method_text(explanation: Explanation, row: int) -> str:
     if LABEL_FACTOR in explanation.rows:
         factor = float(explanation.rows[LABEL_FACTOR].iloc[row])
         like = "confirmed faults" if factor > 1 else "false alarms"
+        if TAUGHT_VERSION in explanation.description:
+            return text + (
+                f" The version's score is {factor:.2f} times its base model's at this point: "
+                "the detector fitted without the taught false alarms and the label classifier "
+                "together."
+            )
         text += (
             f" Its label classifier multiplied the base model's score by {factor:.2f} at this "
             f"point (it looks like the analysts' {like})."

@@ -17,6 +17,7 @@ import numpy as np
 
 from core.detect import runs
 from core.errors import DataError
+from core.explain.result import TAUGHT_VERSION
 from core.store import models as model_store
 
 VERSION = "version"
@@ -88,7 +89,7 @@ class VersionFactor:
         if self.from_stored:
             span = f"x{factors.min():.3g} to x{factors.max():.3g}" if len(factors) else "none"
             return (
-                f" This run is model version v{self.version_id}, taught false alarms as normal: "
+                f" This run is model version v{self.version_id}, {TAUGHT_VERSION}: "
                 "its score is the geometric mean of its base model's (which learnt from them) "
                 "and the same detector's fitted without them, times the factor its label "
                 f"classifier sets at each point, divided by {line}. The values are the base "

@@ -145,7 +145,17 @@ def _frame_from_state(state: Any) -> Any:
 
 
 def _map_frames(model: Any, convert: Callable[[Any], Any]) -> Any:
-    """A copy of the model whose pipelines' DataFrame fields went through ``convert``."""
+    """A copy of the model whose pipelines' DataFrame fields went through ``convert``: an
+    `AnomalyModel`'s, or those of the ones a model holds as ``base`` and ``untaught`` (a
+    version taught false alarms keeps the detector fitted without them)."""
+    if not isinstance(model, AnomalyModel) and getattr(model, "untaught", None) is not None:
+        out = copy.copy(model)
+        out.untaught = _map_frames(model.untaught, convert)
+        return _map_frames_of_base(out, convert)
+    return _map_frames_of_base(model, convert)
+
+
+def _map_frames_of_base(model: Any, convert: Callable[[Any], Any]) -> Any:
     base = model if isinstance(model, AnomalyModel) else getattr(model, "base", None)
     if not hasattr(base, "pipelines_"):
         return model  # not fitted (or not ours): nothing to convert

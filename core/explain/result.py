@@ -24,10 +24,10 @@ EXPLAIN_VERSION = 2
 RUN_SCOPE = "run"
 ROW_COLUMNS = ("ts", "asset", "score", "is_anomaly", "is_off", "lift", "in_scope")
 LABEL_FACTOR = "label_factor"
+"""Row column of a version run with a label classifier: the factor it set at each point."""
 TAUGHT_VERSION = "taught false alarms as normal"
 """In the description of a version whose factor is its score over its base model's, not the
 label classifier's alone (`core.explain.versioned.VersionFactor.from_stored`)."""
-"""Row column of a version run with a label classifier: the factor it set at each point."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,6 @@ The file format, the format check and the trusted-types check are `core.detect.m
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from core.detect import model_file
@@ -27,17 +26,7 @@ def trusted_types() -> tuple[str, ...]:
 
 def dump_model(model: LearnedModel) -> bytes:
     """The model as skops bytes (a zip of JSON and arrays, plus ``vigil.json``; no pickle)."""
-    return model_file.dump_fitted(_untaught_frames(model, model_file._frame_state))
-
-
-def _untaught_frames(model: Any, convert: Any) -> Any:
-    """The model with its untaught detector's frames converted (skops stores no DataFrame;
-    `core.detect.model_file` converts the base model's)."""
-    if getattr(model, "untaught", None) is None:
-        return model
-    out = copy.copy(model)
-    out.untaught = model_file._map_frames(model.untaught, convert)
-    return out
+    return model_file.dump_fitted(model)
 
 
 def untrusted_types(data: bytes) -> list[str]:
@@ -47,11 +36,9 @@ def untrusted_types(data: bytes) -> list[str]:
 
 def load_model(data: bytes) -> LearnedModel:
     """Load a version's skops bytes after the format and trusted-types checks."""
-    model = model_file.load_fitted(data, (LEARNED,), (LearnedModel,))
-    return _untaught_frames(model, model_file._frame_from_state)
+    return model_file.load_fitted(data, (LEARNED,), (LearnedModel,))
 
 
 def load_any(data: bytes) -> Any:
     """A version's `LearnedModel` or a run's (or ``score --save-model``'s) `AnomalyModel`."""
-    model = model_file.load_fitted(data, (LEARNED,), (LearnedModel, AnomalyModel))
-    return _untaught_frames(model, model_file._frame_from_state)
+    return model_file.load_fitted(data, (LEARNED,), (LearnedModel, AnomalyModel))

@@ -80,7 +80,7 @@ class VersionFactor:
         for k in range(u.shape[1]):
             rows = model.classifier_rows(X, u[:, k])
             p = model.classifier.predict_proba(rows)[:, 1]
-            out[:, k] = model.combine(np.ones(len(X)), p, model.trust(rows)) / model.threshold
+            out[:, k] = model.combine(np.ones(len(X)), p, model.trust(rows, p)) / model.threshold
         return out
 
     def words(self, factors: np.ndarray) -> str:

@@ -15,14 +15,15 @@ import pandas as pd
 
 from core.detect.model import AnomalyModel, ScoreResult
 from core.detect.operating_range import NEW_MODE_LINE
-from core.learn.familiarity import familiarity
+from core.learn.familiarity import vouched_trust
 
 Progress = Callable[[float, str], None]
 
 CLASSIFIER_WEIGHT = 0.95
 """Combined score c = u * (1 - w + 2 w p'), u the unsupervised score (1 = its alarm line) and p'
 the classifier's probability that a row looks like a confirmed anomaly, pulled towards 0.5 as
-far as the row is unlike the labelled ones (p' = 0.5 + (p - 0.5) x trust, `core.learn.familiarity`):
+far as the row is unlike the labelled rows that vouch for that push (p' = 0.5 + (p - 0.5) x
+trust, `core.learn.familiarity.vouched_trust`):
 p' = 0 divides u by 20, p' = 1 raises it by 90%, p' = 0.5 leaves it. A pattern analysts called
 a false alarm needs twenty times the deviation; a kind of fault nobody labelled keeps its score.
 Measured with bench/bench_learning.py (6 plants, F1 after 10 / 20 labels): 0.8 gave 0.876 /
@@ -70,10 +71,11 @@ class LearnedModel:
         """The classifier's input from rows' features and their unsupervised scores."""
         return np.column_stack([features.astype(np.float32), u.astype(np.float32)])
 
-    def trust(self, X: np.ndarray | None) -> np.ndarray | None:
-        """The classifier's trust per row of its input (None: trusted everywhere)."""
+    def trust(self, X: np.ndarray | None, p: np.ndarray) -> np.ndarray | None:
+        """The classifier's trust per row of its input, given its probabilities ``p`` there
+        (`core.learn.familiarity.vouched_trust`; None: trusted everywhere)."""
         reference = getattr(self, "familiar", None)
-        return None if X is None or not reference else familiarity(reference, X)
+        return None if X is None or not reference else vouched_trust(reference, X, p)
 
     def combine(
         self, u: np.ndarray, p: np.ndarray | None, trust: np.ndarray | None = None
@@ -113,7 +115,7 @@ class LearnedModel:
             return ScoredParts(result, u, None, u)
         X = self.classifier_input(data, u)
         p = self.classifier.predict_proba(X)[:, 1]
-        return ScoredParts(result, u, p, self.combine(u, p, self.trust(X)))
+        return ScoredParts(result, u, p, self.combine(u, p, self.trust(X, p)))
 
     def score(self, data: pd.DataFrame, progress: Progress | None = None) -> ScoreResult:
         """Score rows like `AnomalyModel.score`, but against this version's alarm line."""

@@ -40,7 +40,7 @@ from core.labels.points import (
     row_times,
 )
 from core.learn import versions
-from core.learn.familiarity import familiarity, fit_familiarity
+from core.learn.familiarity import fit_familiarity, label_kinds, vouched_trust
 from core.learn.learned_model import CLASSIFIER_WEIGHT, LearnedModel, ScoredParts
 from core.learn.semi_supervised import (
     Comparison,
@@ -52,6 +52,7 @@ from core.learn.semi_supervised import (
 )
 from core.learn.thresholds import (
     ALARM_SHARE,
+    MAX_RAISE,
     OBJECTIVES,
     ThresholdPreview,
     share_line,
@@ -204,7 +205,14 @@ def retrain(
         train, labels if own else labels.iloc[:0], interval, config.margin_samples
     )
     extra, taught = (
-        _false_alarm_rows(data, labels, run_config.training, interval, config.margin_samples)
+        _false_alarm_rows(
+            data,
+            labels,
+            run_config.training,
+            interval,
+            config.margin_samples,
+            _alarmed(_unsupervised_flags(con, info.id, data)[1]),
+        )
         if own and config.learn_false_alarms
         else (data.iloc[:0], set())
     )
@@ -238,23 +246,26 @@ def retrain(
         notes.append(f"Semi-supervised model not trained yet: needs {labels_needed(labels)}.")
     familiar = None
     if X is not None:
-        model.familiar = fit_familiarity(X, np.flatnonzero(points.labelled))
+        kinds = label_kinds(points)
+        model.familiar = fit_familiarity(X, np.flatnonzero(points.labelled), kinds=kinds)
 
-        def familiar(train_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
-            return familiarity(fit_familiarity(X, train_rows), X[rows])
+        def familiar(train_rows: np.ndarray, rows: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return vouched_trust(fit_familiarity(X, train_rows, kinds=kinds), X[rows], p)
 
-    fitted = cross_fit(parts.u, X, points, fold, model.combine, familiar, model.trust(X))
+    fitted = cross_fit(parts.u, X, points, fold, model.combine, familiar, model.trust)
     if fitted.classifier is None:
         model.familiar = None
     report(0.8, "Tuning the threshold on the labels")
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
-    from_labels = tune_threshold(preview, config.objective, config.budget_per_day)
     cap, keep = (
         _alarm_cap(con, info.id, data, labels, run_config.training, interval, parts, config)
         if len(extra)
         else (None, {})
     )
     limit = None if cap is None else cap(fitted.combined)
+    from_labels = tune_threshold(
+        preview, config.objective, config.budget_per_day, max_raise=_raise_limit(limit)
+    )
     threshold = from_labels if limit is None else min(from_labels, limit)
     if limit is not None and limit < from_labels:
         notes.append(
@@ -318,19 +329,31 @@ def retrain(
 
 
 def _false_alarm_rows(
-    data: pd.DataFrame, labels: pd.DataFrame, window: TrainingWindow, interval: float, margin: int
+    data: pd.DataFrame,
+    labels: pd.DataFrame,
+    window: TrainingWindow,
+    interval: float,
+    margin: int,
+    alarmed: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, set[int]]:
     """Rows of false alarms outside the training window (with context), none near a confirmed
-    label; and the indices of the labels that gave rows."""
+    label; and the indices of the labels that gave rows. Context rows that ``alarmed`` (the
+    unsupervised run's flags) are an alarm of their own nobody judged: a fault beside a false
+    alarm must not be taught as normal, so they stay out."""
     if labels.empty:
         return data.iloc[:0], set()
     ts, asset = row_times(data)
     giver = np.full(len(data), -1, dtype=np.int64)
     alarms = np.flatnonzero(labels["verdict"].to_numpy() == "false_alarm")
+    judged = labels.iloc[alarms].reset_index(drop=True)
     pad = np.full(len(alarms), int(CONTEXT_SAMPLES * interval * 1e9), dtype=np.int64)
-    mark_spans(ts, asset, labels.iloc[alarms].reset_index(drop=True), pad, giver, alarms)
+    mark_spans(ts, asset, judged, pad, giver, alarms)
     keep = (giver >= 0) & ~training_mask(data, window)
     keep &= confirmed_owner(data, labels, interval, margin) < 0
+    if alarmed is not None:
+        inside = np.zeros(len(data), dtype=bool)
+        mark_spans(ts, asset, judged, np.zeros_like(pad), inside, np.ones(len(alarms), dtype=bool))
+        keep &= inside | ~alarmed
     return data[keep], set(np.unique(giver[keep]).tolist())
 
 
@@ -360,11 +383,9 @@ def _alarm_cap(
     latest unsupervised run's alarms on rows after the training window that no confirmed label
     covers (None without such a run); and what it was measured on. A row in a new operating
     mode alarms only past `NEW_MODE_LINE` times the line, so it counts at its score over that."""
-    past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
-    if not past:
+    run, flags = _unsupervised_flags(con, dataset_id, data)
+    if run is None:
         return None, {}
-    scores = store.read_run_scores(con, past[0].id)[[TS, ASSET, "is_anomaly"]]
-    flags = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")["is_anomaly"]
     frame = parts.result.frame
     off = frame["is_off"].to_numpy(dtype=bool)
     mode = frame["new_mode"].to_numpy(dtype=bool) if "new_mode" in frame else np.zeros(len(data))
@@ -376,8 +397,33 @@ def _alarm_cap(
     rate = float(flags.to_numpy()[rows].astype(bool).mean())
     return (
         lambda combined: share_line(combined, rows, config.alarm_share * rate, lines),
-        {"run": f"run #{past[0].id}", "rate": rate},
+        {"run": f"run #{run}", "rate": rate},
     )
+
+
+def _raise_limit(limit: float | None) -> float:
+    """How far the labels may raise the line: `MAX_RAISE` times, or up to the alarm-share cap
+    when there is one (it already keeps a share of the flood's alarms, so the raise limit would
+    only keep a flood the verdicts called false)."""
+    return MAX_RAISE if limit is None else np.inf
+
+
+def _unsupervised_flags(
+    con: duckdb.DuckDBPyConnection, dataset_id: int, data: pd.DataFrame
+) -> tuple[int | None, pd.Series | None]:
+    """The latest unsupervised run's id and its alarm flags on ``data``'s rows (NaN where it
+    did not score), or (None, None) without such a run."""
+    past = [r for r in list_runs(con, dataset_id) if r.detector != "version"]
+    if not past:
+        return None, None
+    scores = store.read_run_scores(con, past[0].id)[[TS, ASSET, "is_anomaly"]]
+    flags = data[[TS, ASSET]].merge(scores, on=[TS, ASSET], how="left")["is_anomaly"]
+    return past[0].id, flags
+
+
+def _alarmed(flags: pd.Series | None) -> np.ndarray | None:
+    """Flags as booleans (rows the run did not score: not alarmed)."""
+    return None if flags is None else flags.fillna(False).to_numpy(dtype=bool)
 
 
 def _check_rows(used: pd.DataFrame, assets: list[str], window: TrainingWindow) -> None:

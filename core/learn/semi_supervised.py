@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from core.labels.points import NEGATIVE, POSITIVE, LabelPoints
-from core.learn.thresholds import ThresholdPreview, tune_threshold
+from core.learn.thresholds import MAX_RAISE, ThresholdPreview, tune_threshold
 
 MIN_GAIN = 0.02
 N_FOLDS = 5
@@ -93,13 +93,14 @@ def cross_fit(
     points: LabelPoints,
     fold: np.ndarray,
     combine: Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray],
-    familiar: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-    trust: np.ndarray | None = None,
+    familiar: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    trust: Callable[[np.ndarray, np.ndarray], np.ndarray | None] | None = None,
 ) -> CrossFitted:
     """Fit on every labelled row, and once per fold without that fold's labels; the fold's rows
-    get that model's probability, and (``familiar(train_rows, rows)``) the trust a classifier
-    trained on ``train_rows`` earns on ``rows`` (`core.learn.familiarity`). ``trust`` is the final
-    model's, per row. Without input (too few labels) the score stays unsupervised."""
+    get that model's probability, and (``familiar(train_rows, rows, p_rows)``) the trust a
+    classifier trained on ``train_rows`` earns on ``rows`` where it says ``p_rows``
+    (`core.learn.familiarity`). ``trust(X, p)`` is the final model's, per row. Without input
+    (too few labels) the score stays unsupervised."""
     labelled = np.flatnonzero(points.labelled)
     y = points.y.astype(np.int64)
     folds = np.unique(fold[fold >= 0])
@@ -108,22 +109,23 @@ def cross_fit(
         return CrossFitted(None, None, u, {int(k): u for k in folds})
     with single_thread():
         p = clf.predict_proba(X)[:, 1]
+    final_trust = None if trust is None else trust(X, p)
     row_fold = np.append(fold, -1)[points.group]
     by_fold = {}
     for k in folds:
         train = labelled[row_fold[labelled] != k]
         fold_clf = _fit_classifier(X, y, train)
         p_k = p.copy()
-        t_k = None if trust is None else trust.copy()
+        t_k = None if final_trust is None else final_trust.copy()
         if fold_clf is None:
             p_k[labelled] = 0.5
         else:
             with single_thread():
                 p_k[labelled] = fold_clf.predict_proba(X[labelled])[:, 1]
             if t_k is not None and familiar is not None:
-                t_k[labelled] = familiar(train, labelled)
+                t_k[labelled] = familiar(train, labelled, p_k[labelled])
         by_fold[int(k)] = combine(u, p_k, t_k)
-    return CrossFitted(clf, p, combine(u, p, trust), by_fold)
+    return CrossFitted(clf, p, combine(u, p, final_trust), by_fold)
 
 
 def held_out_alarms(
@@ -137,8 +139,9 @@ def held_out_alarms(
     cap: Callable[[np.ndarray], float | None] | None = None,
 ) -> dict[int, bool]:
     """Per label: does it alarm under the classifier and threshold fitted without its fold?
-    ``cap(combined)`` lowers each fold's threshold as retraining lowers the version's."""
+    ``cap(combined)`` bounds each fold's threshold as retraining bounds the version's."""
     out: dict[int, bool] = {}
+    raise_limit = np.inf if cap is not None else MAX_RAISE
     for k, combined in by_fold.items():
         peaks = points.peaks(combined)
         train = peaks[fold[peaks.index] != k]
@@ -146,7 +149,7 @@ def held_out_alarms(
         preview = ThresholdPreview(
             combined, ts, asset, train[codes == POSITIVE], train[codes == NEGATIVE]
         )
-        t = tune_threshold(preview, objective, budget_per_day)
+        t = tune_threshold(preview, objective, budget_per_day, max_raise=raise_limit)
         limit = None if cap is None else cap(combined)
         t = t if limit is None else min(t, limit)
         out.update({int(i): bool(peaks[i] > t) for i in peaks.index if fold[i] == k})

@@ -482,6 +482,18 @@ def test_repeated_times_outside_the_nanosecond_range_load(workspace, tmp_path, d
     assert "1 rows repeat a timestamp of the same asset." in result.warnings
 
 
+def test_semicolons_in_column_names_do_not_make_a_comma_file_semicolon_separated(
+    workspace, tmp_path
+):
+    """The header alone splits into more fields at ';' here; the rows only at ','."""
+    header = 'time,"a""; DROP TABLE x; --",b\'); DELETE FROM datasets;--,semi;colon\n'
+    path = write(tmp_path, "sql.csv", header + "".join(
+        f"{t},{i},{2 * i},{3 * i}\n" for i, t in enumerate(minutes(5))))  # fmt: skip
+    info = ingest_file(workspace, path).dataset
+    assert info.sensors == ['a"; DROP TABLE x; --', "b'); DELETE FROM datasets;--", "semi;colon"]
+    assert rows(workspace, info)[1][2:] == (1.0, 2.0, 3.0)
+
+
 def test_a_csv_column_of_inf_is_a_sensor_out_of_range_not_text(workspace, tmp_path):
     """DuckDB's sniffer types a column of 'inf' as dates; it is a sensor with no usable value."""
     path = write(tmp_path, "inf.csv", "time,a,b\n" + "".join(

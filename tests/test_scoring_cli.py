@@ -212,3 +212,14 @@ def test_detector_parameters_reach_the_detector(files: dict[str, Path]) -> None:
     assert done.returncode == 0, done.stderr
     assert "with 'autoencoder'" in done.stderr
     assert len(pd.read_csv(out)) == len(pd.read_csv(files["data"]))
+
+
+@pytest.mark.parametrize("n_rows", [1, 2])
+def test_data_shorter_than_the_transient_lag_scores(files: dict[str, Path], n_rows: int) -> None:
+    """One or two rows of data (fewer than the 3 the setpoint-step check looks back) score."""
+    data = files["folder"] / f"rows_{n_rows}.csv"
+    pd.read_csv(files["data"]).iloc[:n_rows].to_csv(data, index=False)
+    out = files["folder"] / f"out_rows_{n_rows}.csv"
+    done = _run("--train", files["train"], "--data", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(out)) == n_rows

@@ -50,6 +50,8 @@ def test_no_labels_explains_how_many_are_needed(workspace_path):
     assert "No model version yet" in text
     retrain = next(b for b in at.button if b.label == "Retrain with labels")
     assert retrain.disabled, "nothing to learn from yet"
+    assert "No detection run yet: suggestions are chosen among a run's events" in text
+    assert not at.error, "no run yet is an empty state, not a red error on Label next"
 
 
 def test_retrain_preview_promote_and_label_next(labelled_demo):

@@ -494,6 +494,14 @@ def test_semicolons_in_column_names_do_not_make_a_comma_file_semicolon_separated
     assert rows(workspace, info)[1][2:] == (1.0, 2.0, 3.0)
 
 
+def test_a_folder_is_called_a_folder_not_a_missing_file(workspace, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"^exports is a folder: give the file of readings"):
+        ingest_file(workspace, folder)
+    assert store.list_datasets(workspace) == []
+
+
 def test_a_csv_column_of_inf_is_a_sensor_out_of_range_not_text(workspace, tmp_path):
     """DuckDB's sniffer types a column of 'inf' as dates; it is a sensor with no usable value."""
     path = write(tmp_path, "inf.csv", "time,a,b\n" + "".join(

@@ -108,6 +108,7 @@ with retrain_tab, st.form("learn_retrain"):
             status.update(
                 label=f"Saved v{done.version.id}" if done else "Retraining failed",
                 state="complete" if done else "error",
+                expanded=not done,  # a failure keeps its reason in view
             )
         if done:
             st.session_state["learn_version"] = done.version.id

@@ -92,6 +92,7 @@ if all_sets:
         column_config={"name": st.column_config.TextColumn(width="medium")},
     )
     names = {d.id: d.name for d in all_sets}
+    follow = current.id if current else 0  # keys that end here follow the sidebar's dataset
     with st.expander("Test copy with injected faults", icon=":material/science:"):
         st.caption(
             "No labels yet? Vigil copies a dataset and injects realistic faults (spikes, drifts, "
@@ -106,7 +107,7 @@ if all_sets:
             list(names),
             index=list(names).index(current.id) if current and current.id in names else 0,
             format_func=names.get,
-            key="inject_source",
+            key=f"inject_source_{follow}",
         )
         n_faults = c[1].number_input("Faults per asset", 1, MAX_FAULTS_PER_ASSET, 6, key="inject_n")
         seed = c[2].number_input("Seed", 0, 10_000, 0, key="inject_seed")
@@ -141,7 +142,7 @@ if all_sets:
             list(names),
             index=list(names).index(current.id) if current and current.id in names else 0,
             format_func=names.get,
-            key="append_target",
+            key=f"append_target_{follow}",
         )
         batch = st.file_uploader(
             "Newer readings", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="append_upload"

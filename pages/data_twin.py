@@ -62,7 +62,7 @@ def twin_expander(con: duckdb.DuckDBPyConnection, names: dict[int, str], current
             ids,
             index=ids.index(current_id) if current_id in names else 0,
             format_func=names.get,
-            key="twin_source",
+            key=f"twin_source_{current_id}",  # follows the sidebar's dataset
         )
         seed = c[1].number_input("Seed", 0, 10_000, 0, key="twin_seed")
         carry = st.checkbox("Carry the source's injected faults (ground truth)", key="twin_carry")

@@ -49,7 +49,9 @@ past = detect.list_runs(con, info.id)
 options = {d.name: d for d in detect.detector_options()}
 with st.expander(f"New run on {ui.plain(info.name)}", expanded=not past, icon=":material/tune:"):
     left, middle, right = st.columns(3)
-    assets = left.multiselect("Assets", info.assets, default=info.assets, key="detect_assets")
+    assets = left.multiselect(  # keyed by dataset: another dataset's assets are not options
+        "Assets", info.assets, default=info.assets, key=f"detect_assets_{info.id}"
+    )
     name = left.selectbox(
         "Detector", list(options), format_func=lambda n: options[n].label, key="detect_detector"
     )

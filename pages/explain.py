@@ -19,7 +19,7 @@ def obtain(run_id: int, scope: str, compute, label: str) -> explain.Explanation 
         bar = st.progress(0.0)
         expl = ui.guarded(lambda: compute(lambda f, m: bar.progress(f, text=m)))
         done = f"Explained in {expl.elapsed_s:.1f} s (cached from now on)" if expl else label
-        status.update(label=done, state="complete" if expl else "error", expanded=False)
+        status.update(label=done, state="complete" if expl else "error", expanded=not expl)
     return expl
 
 

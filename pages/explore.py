@@ -26,7 +26,7 @@ sensors = right.multiselect(
     "Sensors",
     info.sensors,
     default=info.sensors[: min(4, len(info.sensors))],
-    key="explore_sensors",
+    key=f"explore_sensors_{info.id}",  # by dataset: another one's sensors are not options
 )
 start, end = info.time_start, info.time_end
 if start is not None and end is not None and start < end:

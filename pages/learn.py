@@ -108,6 +108,7 @@ with retrain_tab, st.form("learn_retrain"):
             status.update(
                 label=f"Saved v{done.version.id}" if done else "Retraining failed",
                 state="complete" if done else "error",
+                expanded=not done,  # a failure keeps its reason in view
             )
         if done:
             st.session_state["learn_version"] = done.version.id
@@ -182,8 +183,14 @@ with threshold_tab:
 
 with next_tab:
     run_id = learn.run_in_use(con, info.id)
-    todo = ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
-    if todo is None or todo.empty:
+    todo = (
+        None
+        if run_id is None
+        else ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
+    )
+    if run_id is None:  # an empty state, not an error
+        st.info("No detection run yet: suggestions are chosen among a run's events (**Detect**).")
+    elif todo is None or todo.empty:
         st.info("Nothing to suggest: every event of the latest run is reviewed, or none exists.")
     else:
         pick = st.dataframe(

@@ -81,7 +81,9 @@ if report_col.button(
             lambda: report_files(con, info, ui.analyst_name(), progress=bar.progress)
         )
         status.update(
-            label="Report ready" if files else "No report", state="complete" if files else "error"
+            label="Report ready" if files else "No report",
+            state="complete" if files else "error",
+            expanded=not files,  # a failure keeps its reason in view
         )
     if files:
         st.session_state[ui.OVERVIEW_REPORT] = (report_key, files)

@@ -472,6 +472,36 @@ def test_nanosecond_times_that_do_not_merge_load(workspace, tmp_path):
     ]
 
 
+@pytest.mark.parametrize("day", ["1500-01-01", "2300-01-01"])
+def test_repeated_times_outside_the_nanosecond_range_load(workspace, tmp_path, day):
+    """A repeated date before 1677 or after 2262 cannot hold nanoseconds: the merge check
+    passes it instead of failing to convert it (a traceback on Load data)."""
+    path = write(tmp_path, "far.csv", f"time,a\n{day},1\n{day},2\n2024-01-01,3\n")
+    result = ingest_file(workspace, path)
+    assert result.dataset.n_rows == 3
+    assert "1 rows repeat a timestamp of the same asset." in result.warnings
+
+
+def test_semicolons_in_column_names_do_not_make_a_comma_file_semicolon_separated(
+    workspace, tmp_path
+):
+    """The header alone splits into more fields at ';' here; the rows only at ','."""
+    header = 'time,"a""; DROP TABLE x; --",b\'); DELETE FROM datasets;--,semi;colon\n'
+    path = write(tmp_path, "sql.csv", header + "".join(
+        f"{t},{i},{2 * i},{3 * i}\n" for i, t in enumerate(minutes(5))))  # fmt: skip
+    info = ingest_file(workspace, path).dataset
+    assert info.sensors == ['a"; DROP TABLE x; --', "b'); DELETE FROM datasets;--", "semi;colon"]
+    assert rows(workspace, info)[1][2:] == (1.0, 2.0, 3.0)
+
+
+def test_a_folder_is_called_a_folder_not_a_missing_file(workspace, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"^exports is a folder: give the file of readings"):
+        ingest_file(workspace, folder)
+    assert store.list_datasets(workspace) == []
+
+
 def test_a_csv_column_of_inf_is_a_sensor_out_of_range_not_text(workspace, tmp_path):
     """DuckDB's sniffer types a column of 'inf' as dates; it is a sensor with no usable value."""
     path = write(tmp_path, "inf.csv", "time,a,b\n" + "".join(

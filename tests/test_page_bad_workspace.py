@@ -158,6 +158,23 @@ def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path):
     con.close()
 
 
+def test_a_csv_given_as_the_workspace_is_refused_not_opened_in_memory(tmp_path):
+    """DuckDB opens `--db readings.csv` as an in-memory view of the CSV: a load there said
+    'Loaded' and kept nothing. The CLI refuses it in one line and leaves the file as it was."""
+    path = tmp_path / "readings.csv"
+    path.write_text("time,a\n2024-01-01 00:00:00,1\n2024-01-01 00:01:00,2\n")
+    before = _digest(path)
+    done = _cli("ingest", str(path), "--db", str(path))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line == (
+        f"error: {path} is a data file, not a Vigil workspace (DuckDB file): nothing written to "
+        "it would be kept. Nothing in it was changed; point Vigil at another file with --db or "
+        "VIGIL_DB."
+    )
+    assert _digest(path) == before
+
+
 def test_a_truncated_workspace_is_called_damaged(demo_file, tmp_path):
     cut = tmp_path / "cut.duckdb"
     shutil.copy(demo_file, cut)

@@ -118,3 +118,22 @@ def test_a_test_copy_that_would_be_mostly_faults_is_refused_on_the_page(tmp_path
     assert not app.exception
     assert any("would make" in e.value and "faulty" in e.value for e in app.error)
     assert len(_datasets(tmp_path)) == 1, "nothing written"
+
+
+def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
+    """Test copy, twin and append drew their Dataset picker once and kept it: after a switch in
+    the sidebar they still named the dataset active before, so a batch went to the wrong one."""
+    next(b for b in app.button if b.label == "Load the demo plant").click()
+    app.run()
+    app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    demo, pumps = sorted(_datasets(tmp_path), key=lambda d: d.id)
+    for active in (pumps, demo, pumps):
+        app.sidebar.selectbox(key="sidebar_dataset").set_value(active.id)
+        app.run()
+        assert not app.exception
+        pickers = [s for s in app.main.selectbox if s.label == "Dataset"]
+        assert len(pickers) == 4, "test copy, twin, append, delete"
+        assert [s.value for s in pickers[:3]] == [active.id] * 3

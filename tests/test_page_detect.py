@@ -4,6 +4,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import store
+from core.ingest import ingest_file
 from core.synth.demo import load_demo
 from tests.apptest import open_app
 
@@ -103,3 +104,27 @@ def test_deleting_a_run_another_session_is_changing_says_so(demo_workspace):
     at.run()
     assert not at.exception
     assert any("No runs yet" in i.value for i in at.info), "retrying after the other is done works"
+
+
+def test_switching_to_a_dataset_with_other_assets_selects_all_of_them(demo_workspace, tmp_path):
+    """The Assets picker kept the last dataset's choice ('main'), which the demo plant has not:
+    it showed empty and Run detector said 'Choose at least one asset'."""
+    csv = tmp_path / "one.csv"
+    csv.write_text("time,a,b\n" + "".join(
+        f"2024-01-01 {h:02d}:{m:02d}:00,{(h * m) % 7},{m % 5}\n"
+        for h in range(10) for m in range(60)))  # fmt: skip
+    con = store.open_workspace(demo_workspace)
+    ingest_file(con, csv)
+    demo = next(d for d in store.list_datasets(con) if d.layout == "demo")
+    con.close()
+    at = _open()
+    assert at.sidebar.selectbox(key="sidebar_dataset").value != demo.id
+    at.sidebar.selectbox(key="sidebar_dataset").set_value(demo.id)
+    at.run()
+    [assets] = [m for m in at.multiselect if m.label == "Assets"]
+    assert assets.value == demo.assets
+    at.button(key="detect_go").click()
+    at.run()
+    assert not at.exception
+    assert not at.error
+    assert at.selectbox(key="detect_run").value == 1

@@ -3,6 +3,7 @@
 import pytest
 
 from core import store
+from core.ingest import ingest_file
 from core.synth.demo import load_demo
 from tests.apptest import open_app
 
@@ -39,7 +40,28 @@ def test_picking_no_sensor_says_so(workspace):
     load_demo(con, seed=3, n_assets=1, rows_per_asset=2000)
     con.close()
     at = open_app("pages/explore.py")
-    at.multiselect(key="explore_sensors").set_value([])
+    [sensors] = [m for m in at.multiselect if m.label == "Sensors"]
+    sensors.set_value([])
     at.run()
     assert not at.exception
     assert any("Pick at least one sensor" in i.value for i in at.info)
+
+
+def test_switching_dataset_plots_the_new_datasets_first_sensors(workspace, tmp_path):
+    """The Sensors picker kept the last dataset's choice, which the next one has not: it
+    showed empty ('Pick at least one sensor') after every switch in the sidebar."""
+    csv = tmp_path / "one.csv"
+    csv.write_text("time,a,b\n" + "".join(
+        f"2024-01-01 00:{m:02d}:00,{m % 7},{m % 5}\n" for m in range(60)))  # fmt: skip
+    con = store.open_workspace(workspace)
+    demo = load_demo(con, seed=3, n_assets=1, rows_per_asset=2000)
+    ingest_file(con, csv)
+    con.close()
+    at = open_app("pages/explore.py")
+    assert at.sidebar.selectbox(key="sidebar_dataset").value != demo.id
+    at.sidebar.selectbox(key="sidebar_dataset").set_value(demo.id)
+    at.run()
+    assert not at.exception
+    [sensors] = [m for m in at.multiselect if m.label == "Sensors"]
+    assert sensors.value == demo.sensors[:4]
+    assert not any("Pick at least one sensor" in i.value for i in at.info)

@@ -50,6 +50,8 @@ def test_no_labels_explains_how_many_are_needed(workspace_path):
     assert "No model version yet" in text
     retrain = next(b for b in at.button if b.label == "Retrain with labels")
     assert retrain.disabled, "nothing to learn from yet"
+    assert "No detection run yet: suggestions are chosen among a run's events" in text
+    assert not at.error, "no run yet is an empty state, not a red error on Label next"
 
 
 def test_retrain_preview_promote_and_label_next(labelled_demo):
@@ -117,3 +119,14 @@ def test_verdicts_withdrawn_before_the_click_retrain_nothing(labelled_demo):
         assert versions.list_versions(con, info.id) == []
     finally:
         con.close()
+
+
+def test_a_failed_retrain_keeps_its_reason_in_view(labelled_demo):
+    """The status box collapsed on failure: 'Retraining failed' with the reason hidden in it."""
+    at = open_app("pages/learn.py")
+    at.number_input(key="learn_m").set_value(10_000)  # no training row left around the labels
+    at.button[0].click().run()  # the retrain form's submit button
+    assert not at.exception
+    [status] = [s for s in at.get("status") if s.label == "Retraining failed"]
+    assert status.proto.expanded, "the reason must not hide in a collapsed box"
+    assert any("lower the margin" in shown(e) for e in at.error)

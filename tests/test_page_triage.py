@@ -8,7 +8,7 @@ from core import store
 from core.detect import modes
 from core.labels import history as labels
 from tests.apptest import open_app, shown
-from tests.label_data import EVENTS, at, make_dataset, make_run
+from tests.label_data import EVENTS, at, make_dataset, make_run, store_frame
 
 PAGE = "pages/triage.py"
 
@@ -294,3 +294,20 @@ def test_an_event_handed_over_by_another_page_opens(prepared):
     assert any("Event" in shown(m) and "of 3" in shown(m) for m in at.markdown)
     header = next(shown(m) for m in at.markdown if "of 3" in shown(m))
     assert "p2" in header, "event 3 is the p2 event of the toy run"
+
+
+def test_label_the_chart_shows_the_new_datasets_sensors_after_a_switch(db):
+    """Its Sensors picker kept the last dataset's choice, which the next one has not: it
+    showed empty after a switch in the sidebar."""
+    con = store.open_workspace(db)
+    first = make_dataset(con)
+    renamed = {s: f"{s}_b" for s in first.sensors}
+    second = store_frame(con, store.read_readings(con, first).rename(columns=renamed), "other")
+    con.close()
+    at = _open()
+    assert at.sidebar.selectbox(key="sidebar_dataset").value == second.id
+    at.sidebar.selectbox(key="sidebar_dataset").set_value(first.id)
+    at.run()
+    assert not at.exception
+    [sensors] = [m for m in at.multiselect if m.label == "Sensors"]
+    assert sensors.value == first.sensors[:2]

@@ -212,3 +212,25 @@ def test_detector_parameters_reach_the_detector(files: dict[str, Path]) -> None:
     assert done.returncode == 0, done.stderr
     assert "with 'autoencoder'" in done.stderr
     assert len(pd.read_csv(out)) == len(pd.read_csv(files["data"]))
+
+
+@pytest.mark.parametrize("n_rows", [1, 2])
+def test_data_shorter_than_the_transient_lag_scores(files: dict[str, Path], n_rows: int) -> None:
+    """One or two rows of data (fewer than the 3 the setpoint-step check looks back) score."""
+    data = files["folder"] / f"rows_{n_rows}.csv"
+    pd.read_csv(files["data"]).iloc[:n_rows].to_csv(data, index=False)
+    out = files["folder"] / f"out_rows_{n_rows}.csv"
+    done = _run("--train", files["train"], "--data", data, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(out)) == n_rows
+
+
+def test_constant_training_scores_without_numpy_warnings(files: dict[str, Path]) -> None:
+    """Training where every sensor is constant has no variance for PCA to split: the run
+    succeeds with its summary and warning lines, not a dozen RuntimeWarnings from scikit-learn."""
+    train = files["folder"] / "constant_train.csv"
+    pd.read_csv(files["train"]).assign(**{s: 1.0 for s in SENSORS}).to_csv(train, index=False)
+    out = files["folder"] / "out_constant.csv"
+    done = _run("--train", train, "--data", files["data"], "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr, done.stderr

@@ -102,9 +102,10 @@ def check_sensors(expected: Sequence[str], found: Sequence[str], where: str) -> 
     missing = [s for s in expected if s not in found]
     extra = [s for s in found if s not in expected]
     if missing and len(missing) == len(expected):
+        mid = where[:1].lower() + where[1:]  # "The data file 'x'" within the sentence
         raise DataError(
             f"The model is for other sensors: it was trained on {', '.join(map(repr, expected))} "
-            f"and {where} has {', '.join(map(repr, found)) or 'none'}."
+            f"and {mid} has {', '.join(map(repr, found)) or 'none'}."
         )
     if missing:
         raise DataError(f"{where} lacks sensor columns the model needs: {', '.join(missing)}.")

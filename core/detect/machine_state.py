@@ -140,7 +140,8 @@ def detect_transients(
         return np.zeros(n, dtype=bool)
     z = (values - center) / scale
     z = pd.DataFrame(z).ffill().bfill().rolling(3, min_periods=1).mean().to_numpy()
-    moved = np.abs(z - np.vstack([np.repeat(z[:1], lag, axis=0), z[:-lag]])) > step
+    before = np.vstack([np.repeat(z[:1], lag, axis=0), z[:-lag]])[:n]  # fewer rows than lag too
+    moved = np.abs(z - before) > step
     starts = moved.sum(axis=1) >= max(2, int(np.ceil(min_share * p)))
     idx = np.arange(n)
     last = np.maximum.accumulate(np.where(starts, idx, -(10**12)))

@@ -124,14 +124,15 @@ def _text_lines(head: bytes, encoding: str) -> list[str]:
     return lines[:-1] if len(head) == HEAD_BYTES else lines  # the last line may be cut
 
 
-def _guess_delimiter(header: str) -> str | None:
-    """The delimiter that splits the header into the most fields (None: one column)."""
-    best, best_n = None, 1
-    for delim in (",", ";", "\t", "|"):
-        n = len(next(csv.reader([header], delimiter=delim)))
-        if n > best_n:
-            best, best_n = delim, n
-    return best
+def _guess_delimiter(header: str, rows: list[str]) -> str | None:
+    """The delimiter that splits the header into the most fields (None: one column), among
+    those that split the first rows into as many: a `;` inside a column name is no delimiter."""
+    counts = {d: len(next(csv.reader([header], delimiter=d))) for d in (",", ";", "\t", "|")}
+    split = [d for d, n in counts.items() if n > 1]
+    even = [
+        d for d in split if all(len(next(csv.reader([r], delimiter=d))) == counts[d] for r in rows)
+    ]
+    return max(even or split, key=counts.__getitem__, default=None)
 
 
 def _open_csv(con, path: Path, head: bytes, display: str, all_markers: bool) -> SourceFile:
@@ -145,7 +146,7 @@ def _open_csv(con, path: Path, head: bytes, display: str, all_markers: bool) -> 
             f"inside quotes, after {lines[0].strip()[-40:]!r}). Put each column name on the "
             "header line and load the file again."
         )
-    delim = _guess_delimiter(lines[0])
+    delim = _guess_delimiter(lines[0], lines[1:6])
     decimal_comma = delim in (";", "\t") and any(
         _DECIMAL_COMMA.match(cell.strip()) for line in lines[1:50] for cell in line.split(delim)
     )

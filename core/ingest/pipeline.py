@@ -94,6 +94,8 @@ def ingest_file(
     """
     path = Path(path)
     display = source_name or path.name
+    if path.is_dir():
+        raise DataError(f"{display} is a folder: give the file of readings to load.")
     if not path.is_file():
         raise DataError(f"{display}: there is no such file.")
     head = read_head(path)

@@ -283,7 +283,14 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
 def unknown_schema(con: duckdb.DuckDBPyConnection) -> str | None:
     """Why this DuckDB file must not be migrated, or None: it was made by a newer Vigil (its
     schema has migrations this one lacks), or it is another program's database (tables, no
-    migrations table). Migrating either would write into a file this Vigil does not know."""
+    migrations table). Migrating either would write into a file this Vigil does not know.
+    A data file (CSV, Parquet) is no database at all: DuckDB opens it in memory as a view."""
+    file = "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    if con.execute(file).fetchone()[0] is None:
+        return (
+            "is a data file, not a Vigil workspace (DuckDB file): nothing written to it would "
+            "be kept"
+        )
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "schema_migrations" not in tables:
         if not tables:

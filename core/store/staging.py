@@ -362,9 +362,7 @@ def first_sub_microsecond_merge(
     microsecond for the same `keys` (asset, tag): a TIMESTAMP keeps microseconds, so they
     would merge into one. None when there are none or the time's kind holds no finer digits."""
     c = quote_ident(spec.column)
-    if spec.kind == "native":
-        sub = f"epoch_ns({c}) % 1000"
-    elif spec.kind in ("text", "text_tz"):
+    if spec.kind in ("native", "text", "text_tz"):  # a time past 1677..2262 has no nanoseconds
         sub = f"epoch_ns(TRY_CAST({c} AS TIMESTAMP_NS)) % 1000"
     else:
         return None

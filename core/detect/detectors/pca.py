@@ -82,7 +82,8 @@ class PCADetector(BaseDetector):
             cap = min(cap, self.max_components)
         from sklearn.decomposition import PCA  # lazy: scikit-learn costs ~1 s to import
 
-        full = PCA(svd_solver="covariance_eigh").fit(Z - self.mean_)
+        with np.errstate(invalid="ignore", divide="ignore"):  # constant training: no variance
+            full = PCA(svd_solver="covariance_eigh").fit(Z - self.mean_)
         ratio = np.cumsum(full.explained_variance_ratio_)
         k = int(np.searchsorted(ratio, self.variance) + 1)
         k = int(np.clip(k, 1, cap))

@@ -14,11 +14,8 @@ def browse_and_mark(desk: Desk, run_id: int | None) -> None:
     con, info, analyst, kinds = desk.con, desk.info, desk.analyst, desk.kinds
     c = st.columns([1, 3])
     asset = c[0].selectbox("Asset", info.assets, key="triage_b_asset")
-    shown = c[
-        1
-    ].multiselect(  # keyed by dataset: another one's sensors are not options
-        "Sensors", info.sensors, info.sensors[:2], key=f"triage_b_sensors_{info.id}"
-    )
+    key = f"triage_b_sensors_{info.id}"  # by dataset: another one's sensors are not options
+    shown = c[1].multiselect("Sensors", info.sensors, info.sensors[:2], key=key)
     start, end = time_slider(desk, "Window", "triage_b_window")
     view = labels.label_view(con, info.id, asset, shown, start, end, run_id)
     selected = chart_range("triage_b_chart", view)

@@ -271,7 +271,8 @@ def retrain(
         notes.append(
             f"Alarm line lowered to {threshold / from_labels:.2g}x the labels' best line: taught "
             f"false alarms as normal, it still alarms on {config.alarm_share:.0%} of the rows "
-            f"{keep['run']} alarmed on ({keep['rate']:.1%} of rows no confirmed label covers)."
+            f"{keep['run']} alarmed on ({keep['rate']:.1%} of rows no confirmed label covers), "
+            "so faults no one has labelled yet are not silenced with the false alarms."
         )
     held = held_out_alarms(
         fitted.by_fold, points, fold, ts, asset, config.objective, config.budget_per_day, cap

@@ -3,7 +3,7 @@
 import pytest
 
 from core import store
-from tests.apptest import open_app
+from tests.apptest import open_app, shown
 from tests.workbooks import plant_workbook
 
 GOOD_CSV = b"time;pump_speed;flow\n2026-01-01 00:00;1450;20.5\n2026-01-01 00:01;1452;20.7\n" + (
@@ -68,6 +68,23 @@ def test_upload_a_workbook_with_one_sheet_per_pump(app, tmp_path):
     assert any("each is an asset" in w.value for w in app.warning)
     (info,) = _datasets(tmp_path)
     assert info.assets == ["P-101", "P-102"] and info.n_rows == 60
+
+
+def test_a_second_click_on_load_file_does_not_load_the_upload_twice(app, tmp_path):
+    """A double click on "Load file" loaded one upload twice, as "dbl" and "dbl (2)"."""
+    app.file_uploader[0].set_value(("dbl.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    for _ in range(2):
+        next(b for b in app.button if b.label == "Load file").click()
+        app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert [d.name for d in _datasets(tmp_path)] == ["dbl"]
+    assert any("already loaded as dbl" in shown(i) for i in app.info)
+    app.file_uploader[0].set_value(("dbl.csv", GOOD_CSV, "text/csv"))  # uploaded once more
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert sorted(d.name for d in _datasets(tmp_path)) == ["dbl", "dbl (2)"]
 
 
 @pytest.mark.parametrize(

@@ -187,8 +187,20 @@ if all_sets:
             st.success(ui.plain(appended[0]))
             for line in appended[1:]:
                 st.warning(ui.plain(line))
-    with st.expander("Delete a dataset"):
-        doomed = st.selectbox("Dataset", list(names), format_func=names.get, key="delete_pick")
-        if st.button("Delete", key="delete_dataset", type="secondary"):
-            ui.guarded(lambda: store.delete_dataset(con, doomed))
-            st.rerun()
+    with st.expander("Delete a dataset", icon=":material/delete:"):
+        doomed = st.selectbox(
+            "Dataset",
+            list(names),
+            index=list(names).index(current.id) if current and current.id in names else 0,
+            format_func=names.get,
+            key=f"delete_pick_{follow}",
+        )
+        with st.popover(f"Delete {ui.plain(names[doomed])}", icon=":material/delete:"):
+            st.write(  # one click deleted at once: the button is one step away, as on Detect
+                "Its readings, runs, explanations and model versions go too; its labels stay in "
+                "their history. This cannot be undone."
+            )
+            if st.button("Delete", type="primary", key="delete_dataset") and ui.guarded(
+                lambda: store.delete_dataset(con, doomed) or True
+            ):
+                st.rerun()

@@ -3,6 +3,7 @@
 import pytest
 
 from core import store
+from pages import ui
 from tests.apptest import open_app, shown
 from tests.workbooks import plant_workbook
 
@@ -153,4 +154,25 @@ def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
         assert not app.exception
         pickers = [s for s in app.main.selectbox if s.label == "Dataset"]
         assert len(pickers) == 4, "test copy, twin, append, delete"
-        assert [s.value for s in pickers[:3]] == [active.id] * 3
+        assert [s.value for s in pickers] == [active.id] * 4
+
+
+def test_deleting_a_dataset_asks_first_and_deletes_the_one_picked(app, tmp_path):
+    """Delete removed a dataset on one click, with no confirmation step."""
+    next(b for b in app.button if b.label == "Load the demo plant").click()
+    app.run()
+    app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    demo, pumps = sorted(_datasets(tmp_path), key=lambda d: d.id)
+    app.sidebar.selectbox(key="sidebar_dataset").set_value(demo.id)
+    app.run()
+    (popover,) = [n for n in app.main if getattr(n, "type", None) == "popover"]
+    assert popover.proto.popover.label == f"Delete {ui.plain(demo.name)}"
+    assert "cannot be undone" in popover.markdown[0].value
+    assert [b.key for b in popover.button] == ["delete_dataset"], "Delete only inside it"
+    popover.button[0].click()
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert [d.name for d in _datasets(tmp_path)] == ["pumps"]

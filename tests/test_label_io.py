@@ -93,12 +93,39 @@ def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
             "x.csv",
             "^x.csv has more than one column named 'verdict' \\(ignoring case\\)",
         ),
-        (b"", "x.csv", "cannot be read as a label file"),
     ],
 )
 def test_unreadable_label_files(con, info, content, name, message):
     with pytest.raises(DataError, match=message):
         label_io.import_labels(con, info.id, content, name, "ana")
+
+
+EMPTY = "^{} is empty: a label file has a header row \\(asset, start, end, verdict\\)"
+NOT_TEXT = "^{} is not a text CSV file \\(it is binary or not UTF-8\\): save it as CSV UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "x.csv", EMPTY),
+        (b"\xef\xbb\xbf\r\n \n", "x.csv", EMPTY),
+        (b"", "x.parquet", EMPTY),
+        (bytes(range(256)) * 8, "x.csv", NOT_TEXT),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "x.csv", NOT_TEXT),
+        (
+            "asset,start,end,verdict\nPumpe-\xc4,1,2,confirmed\n".encode("latin-1"),
+            "x.csv",
+            NOT_TEXT,
+        ),
+    ],
+    ids=["empty", "bom-and-blanks", "empty-parquet", "binary", "png", "latin-1"],
+)
+def test_an_empty_or_binary_label_file_is_named_in_one_sentence(con, info, content, name, message):
+    """pandas' own words came through: 'No columns to parse from file', "'utf-8' codec can't
+    decode byte 0x89", 'Error tokenizing data'."""
+    with pytest.raises(DataError, match=message.format(name)) as caught:
+        label_io.import_labels(con, info.id, content, name, "ana")
+    assert str(caught.value).count(". ") == 0 and "codec" not in str(caught.value)
 
 
 def test_csv_export_joins_sensors_with_semicolons(con, info):

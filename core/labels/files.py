@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,8 +111,30 @@ def export_labels(con: duckdb.DuckDBPyConnection, dataset_id: int, fmt: str = "c
     return buffer.getvalue()
 
 
+def _not_csv_text(data: bytes) -> bool:
+    """Binary (a NUL byte) or not UTF-8: pandas' own words for it ('codec can't decode byte
+    0x89', 'Error tokenizing data') do not tell a user that the file is the wrong kind."""
+    if b"\x00" in data:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
     suffix = filename.lower().rsplit(".", 1)[-1]
+    if suffix in ("csv", "parquet", "pq") and not data.removeprefix(codecs.BOM_UTF8).strip():
+        raise DataError(
+            f"{filename} is empty: a label file has a header row (asset, start, end, verdict) "
+            "and one row per label."
+        )
+    if suffix == "csv" and _not_csv_text(data):
+        raise DataError(
+            f"{filename} is not a text CSV file (it is binary or not UTF-8): save it as CSV "
+            "UTF-8 and import it again."
+        )
     try:
         if suffix == "csv":
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)

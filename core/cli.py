@@ -1,6 +1,7 @@
 """Command line: `python -m core {ingest,append,demo,datasets,inject,twin,score,export-model,retrain,report}`.
 
 Every user error is one line on stderr and exit code 2; nothing half-written stays behind.
+Only ingest and demo create a workspace: the other commands refuse a --db file that is missing.
 `twin --report` exits 1 when the twin fails a check of its fidelity and privacy report.
 """
 
@@ -72,7 +73,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from core import store
 
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         for info in store.list_datasets(con):
             print(
@@ -138,7 +139,7 @@ def _cmd_export_model(args: argparse.Namespace) -> int:
     from core.detect.scoring import write_bytes_atomic
     from core.learn.versions import export_model
 
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
         data, what = export_model(con, info.id, args.version)
@@ -153,7 +154,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
     from core import store
     from core.learn import RetrainConfig, promote, retrain
 
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         info = store.get_dataset(con, _dataset_key(args.dataset))
         objective = "budget" if args.budget_per_day is not None else "f1"
@@ -188,7 +189,7 @@ def _cmd_inject(args: argparse.Namespace) -> int:
     from core import store
     from core.synth import inject_into_dataset, transplant_confirmed
 
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         info = store.get_dataset(con, _dataset_key(args.dataset))
         if args.transplant:
@@ -207,7 +208,7 @@ def _cmd_append(args: argparse.Namespace) -> int:
     from core import store
     from core.learn import append_batch, describe_batch
 
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         done = append_batch(con, store.get_dataset(con, _dataset_key(args.dataset)).id, args.file)
     finally:
@@ -224,7 +225,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from core.share import build_report, report_bytes, report_format, write_report
 
     fmt = report_format(args.out)  # a wrong name or folder fails before any work
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         info = store.get_dataset(con, _dataset_key(args.dataset))
         report = build_report(con, info, generated_by=args.analyst, top_events=args.events)
@@ -254,7 +255,7 @@ def _cmd_twin(args: argparse.Namespace) -> int:
         raise ConfigError("Say where the twin goes: --out FILE.parquet, --store, or both.")
     if args.out is not None:
         check_twin_path(args.out)
-    con = store.open_workspace(args.db)
+    con = store.open_workspace(args.db, create=False)
     try:
         info = store.get_dataset(con, int(args.dataset) if args.dataset.isdigit() else args.dataset)
         twin = twin_of_dataset(con, info.id, args.seed, args.with_faults)

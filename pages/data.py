@@ -12,6 +12,41 @@ from pages.data_twin import transplant_controls, twin_expander
 LOADED = "data_loaded"  # (dataset name, warnings) shown after the rerun that follows a load
 COPIED = "data_copied"  # what the test copy holds, shown after the rerun that follows it
 APPENDED = "data_appended"  # what appending a batch did, shown after the rerun that follows it
+UPLOADS = "data_uploads"  # {upload's file_id: dataset id} of the uploads this session loaded
+
+
+def load_upload(upload, name: str, label_text: str) -> None:
+    """Load an upload once: a second click on "Load file" (a double click) names the dataset it
+    already made instead of loading the same upload again as "name (2)"."""
+    loaded = st.session_state.setdefault(UPLOADS, {})
+    earlier = {d.id: d.name for d in ui.datasets(con)}.get(loaded.get(upload.file_id))
+    if earlier is not None:
+        st.info(
+            f"{ui.plain(upload.name)} was already loaded as {ui.plain(earlier)}: nothing loaded "
+            "again. To load the file once more, upload it again."
+        )
+        return
+
+    def ingest():
+        result = ingest_upload(
+            con, upload.getvalue(), upload.name, name or None, label_choice(label_text)
+        )
+        # noted before any Streamlit call: a click during the load stops this run at the next one
+        loaded[upload.file_id] = result.dataset.id
+        return result
+
+    with st.status(f"Loading {ui.plain(upload.name)}…") as status:
+        result = ui.guarded(ingest)
+        if result is None:
+            status.update(
+                label=f"{ui.plain(upload.name)} was not loaded", state="error", expanded=True
+            )
+        else:
+            ui.set_active_dataset(result.dataset.id)
+            status.update(label=f"Loaded {ui.plain(result.dataset.name)}", state="complete")
+            st.session_state[LOADED] = (result.dataset.name, result.warnings)
+            st.rerun()  # the sidebar and the empty-workspace note must see the new dataset
+
 
 con = ui.workspace()
 current = ui.sidebar(con)
@@ -62,21 +97,7 @@ with upload_col:
         f"comma-separated, or type '{NO_LABELS}' to load every column as a sensor.",
     )
     if upload is not None and st.button("Load file", icon=":material/upload:"):
-        with st.status(f"Loading {ui.plain(upload.name)}…") as status:
-            result = ui.guarded(
-                lambda: ingest_upload(
-                    con, upload.getvalue(), upload.name, name or None, label_choice(label_text)
-                )
-            )
-            if result is None:
-                status.update(
-                    label=f"{ui.plain(upload.name)} was not loaded", state="error", expanded=True
-                )
-            else:
-                ui.set_active_dataset(result.dataset.id)
-                status.update(label=f"Loaded {ui.plain(result.dataset.name)}", state="complete")
-                st.session_state[LOADED] = (result.dataset.name, result.warnings)
-                st.rerun()  # the sidebar and the empty-workspace note must see the new dataset
+        load_upload(upload, name, label_text)
     if loaded := st.session_state.pop(LOADED, None):
         st.success(f"Loaded {ui.plain(loaded[0])}.")
         for warning in loaded[1]:
@@ -166,8 +187,20 @@ if all_sets:
             st.success(ui.plain(appended[0]))
             for line in appended[1:]:
                 st.warning(ui.plain(line))
-    with st.expander("Delete a dataset"):
-        doomed = st.selectbox("Dataset", list(names), format_func=names.get, key="delete_pick")
-        if st.button("Delete", key="delete_dataset", type="secondary"):
-            ui.guarded(lambda: store.delete_dataset(con, doomed))
-            st.rerun()
+    with st.expander("Delete a dataset", icon=":material/delete:"):
+        doomed = st.selectbox(
+            "Dataset",
+            list(names),
+            index=list(names).index(current.id) if current and current.id in names else 0,
+            format_func=names.get,
+            key=f"delete_pick_{follow}",
+        )
+        with st.popover(f"Delete {ui.plain(names[doomed])}", icon=":material/delete:"):
+            st.write(  # one click deleted at once: the button is one step away, as on Detect
+                "Its readings, runs, explanations and model versions go too; its labels stay in "
+                "their history. This cannot be undone."
+            )
+            if st.button("Delete", type="primary", key="delete_dataset") and ui.guarded(
+                lambda: store.delete_dataset(con, doomed) or True
+            ):
+                st.rerun()

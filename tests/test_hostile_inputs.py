@@ -93,3 +93,43 @@ def test_score_out_naming_a_folder_is_refused_and_leaves_no_temporary_file(tmp_p
     _refused(done, f"The output {str(out)!r} is a folder: name the CSV file to write.")
     assert list(out.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "train.csv"]
+
+
+READERS = [
+    ("datasets",),
+    ("append", "new.csv", "--dataset", "toy"),
+    ("inject", "--dataset", "toy"),
+    ("twin", "--dataset", "toy", "--store"),
+    ("export-model", "--dataset", "toy", "--out", "m.skops"),
+    ("retrain", "--dataset", "toy"),
+    ("report", "--dataset", "toy", "--out", "r.html"),
+]
+
+
+@pytest.mark.parametrize("args", READERS, ids=[a[0] for a in READERS])
+def test_a_command_that_reads_a_workspace_refuses_a_missing_one_and_creates_nothing(
+    tmp_path, monkeypatch, capsys, args
+):
+    """`datasets --db /nope/x.duckdb` made the folder and an empty workspace, then said that it
+    held no dataset."""
+    from core.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "nope" / "x.duckdb"
+    assert main([*args, "--db", str(missing)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: No workspace at {missing}: "), err
+    assert list(tmp_path.iterdir()) == [], "nothing created"
+
+
+def test_ingest_still_makes_the_workspace_datasets_refused(tmp_path, capsys):
+    from core.cli import main
+
+    fresh = tmp_path / "new" / "w.duckdb"
+    assert main(["datasets", "--db", str(fresh)]) == 2
+    assert not fresh.parent.exists()
+    data = tmp_path / "toy.csv"
+    data.write_text("time,a\n" + "".join(f"2026-01-01 00:{m:02d},{m}\n" for m in range(60)))
+    assert main(["ingest", str(data), "--db", str(fresh)]) == 0
+    assert main(["datasets", "--db", str(fresh)]) == 0
+    assert "\ttoy\t60 rows" in capsys.readouterr().out

@@ -93,12 +93,39 @@ def test_the_good_rows_of_the_bad_file_import_once_fixed(con, info):
             "x.csv",
             "^x.csv has more than one column named 'verdict' \\(ignoring case\\)",
         ),
-        (b"", "x.csv", "cannot be read as a label file"),
     ],
 )
 def test_unreadable_label_files(con, info, content, name, message):
     with pytest.raises(DataError, match=message):
         label_io.import_labels(con, info.id, content, name, "ana")
+
+
+EMPTY = "^{} is empty: a label file has a header row \\(asset, start, end, verdict\\)"
+NOT_TEXT = "^{} is not a text CSV file \\(it is binary or not UTF-8\\): save it as CSV UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (b"", "x.csv", EMPTY),
+        (b"\xef\xbb\xbf\r\n \n", "x.csv", EMPTY),
+        (b"", "x.parquet", EMPTY),
+        (bytes(range(256)) * 8, "x.csv", NOT_TEXT),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "x.csv", NOT_TEXT),
+        (
+            "asset,start,end,verdict\nPumpe-\xc4,1,2,confirmed\n".encode("latin-1"),
+            "x.csv",
+            NOT_TEXT,
+        ),
+    ],
+    ids=["empty", "bom-and-blanks", "empty-parquet", "binary", "png", "latin-1"],
+)
+def test_an_empty_or_binary_label_file_is_named_in_one_sentence(con, info, content, name, message):
+    """pandas' own words came through: 'No columns to parse from file', "'utf-8' codec can't
+    decode byte 0x89", 'Error tokenizing data'."""
+    with pytest.raises(DataError, match=message.format(name)) as caught:
+        label_io.import_labels(con, info.id, content, name, "ana")
+    assert str(caught.value).count(". ") == 0 and "codec" not in str(caught.value)
 
 
 def test_csv_export_joins_sensors_with_semicolons(con, info):
@@ -108,16 +135,38 @@ def test_csv_export_joins_sensors_with_semicolons(con, info):
     assert frame.iloc[0]["sensors"] == "temp;vib"
 
 
-HOSTILE = ['=HYPERLINK("http://x.example","click")', "=cmd|' /C calc'!A0", "+1+1", "-2", "@SUM(A1)"]
+HOSTILE = [
+    '=HYPERLINK("http://x.example","click")',
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    "'=quoted by the analyst",
+    "''@twice",
+]
+PLAIN = ["it's fine", "'quoted, no formula", "a - b = c", " spaced"]
 
 
 def test_formulas_in_comments_go_out_defused_and_come_back_unchanged(con, info):
-    drafts = [draft(start=at(10 * i), end=at(10 * i + 5), comment=c) for i, c in enumerate(HOSTILE)]
+    comments = HOSTILE + PLAIN
+    drafts = [
+        draft(start=at(10 * i), end=at(10 * i + 5), comment=c) for i, c in enumerate(comments)
+    ]
     labels.create_labels(con, info.id, drafts, "ana")
     data = label_io.export_labels(con, info.id, "csv")
     cells = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)["comment"]
-    assert sorted(cells) == sorted(f"'{c}" for c in HOSTILE), "every cell opens as text"
+    assert sorted(cells) == sorted([f"'{c}" for c in HOSTILE] + PLAIN), "formulas open as text"
     other = make_dataset(con)
     label_io.import_labels(con, other.id, data, "labels.csv", "bob")
     back = label_io.export_frame(con, other.id)["comment"]
-    assert sorted(back) == sorted(HOSTILE)
+    assert sorted(back) == sorted(comments), "the round trip is exact"
+
+
+def test_csv_export_quotes_text_cells_only_and_keeps_a_carriage_return_in_its_cell():
+    """A carriage return inside a comment was written bare, and read back as a new row."""
+    frame = pd.DataFrame({"severity": [-1.5, 2.0], "event": [-3, 4], "comment": ["-1", "a\rb"]})
+    back = pd.read_csv(io.BytesIO(label_io.csv_bytes(frame)), keep_default_na=False)
+    expected = frame.assign(comment=["'-1", "a\rb"])
+    pd.testing.assert_frame_equal(back, expected)  # numbers unquoted, still numbers

@@ -3,7 +3,8 @@
 import pytest
 
 from core import store
-from tests.apptest import open_app
+from pages import ui
+from tests.apptest import open_app, shown
 from tests.workbooks import plant_workbook
 
 GOOD_CSV = b"time;pump_speed;flow\n2026-01-01 00:00;1450;20.5\n2026-01-01 00:01;1452;20.7\n" + (
@@ -68,6 +69,23 @@ def test_upload_a_workbook_with_one_sheet_per_pump(app, tmp_path):
     assert any("each is an asset" in w.value for w in app.warning)
     (info,) = _datasets(tmp_path)
     assert info.assets == ["P-101", "P-102"] and info.n_rows == 60
+
+
+def test_a_second_click_on_load_file_does_not_load_the_upload_twice(app, tmp_path):
+    """A double click on "Load file" loaded one upload twice, as "dbl" and "dbl (2)"."""
+    app.file_uploader[0].set_value(("dbl.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    for _ in range(2):
+        next(b for b in app.button if b.label == "Load file").click()
+        app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert [d.name for d in _datasets(tmp_path)] == ["dbl"]
+    assert any("already loaded as dbl" in shown(i) for i in app.info)
+    app.file_uploader[0].set_value(("dbl.csv", GOOD_CSV, "text/csv"))  # uploaded once more
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    assert sorted(d.name for d in _datasets(tmp_path)) == ["dbl", "dbl (2)"]
 
 
 @pytest.mark.parametrize(
@@ -136,4 +154,25 @@ def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
         assert not app.exception
         pickers = [s for s in app.main.selectbox if s.label == "Dataset"]
         assert len(pickers) == 4, "test copy, twin, append, delete"
-        assert [s.value for s in pickers[:3]] == [active.id] * 3
+        assert [s.value for s in pickers] == [active.id] * 4
+
+
+def test_deleting_a_dataset_asks_first_and_deletes_the_one_picked(app, tmp_path):
+    """Delete removed a dataset on one click, with no confirmation step."""
+    next(b for b in app.button if b.label == "Load the demo plant").click()
+    app.run()
+    app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Load file").click()
+    app.run()
+    demo, pumps = sorted(_datasets(tmp_path), key=lambda d: d.id)
+    app.sidebar.selectbox(key="sidebar_dataset").set_value(demo.id)
+    app.run()
+    (popover,) = [n for n in app.main if getattr(n, "type", None) == "popover"]
+    assert popover.proto.popover.label == f"Delete {ui.plain(demo.name)}"
+    assert "cannot be undone" in popover.markdown[0].value
+    assert [b.key for b in popover.button] == ["delete_dataset"], "Delete only inside it"
+    popover.button[0].click()
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert [d.name for d in _datasets(tmp_path)] == ["pumps"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -66,27 +67,34 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A spreadsheet runs a cell starting with one of these as a formula (CSV injection, OWASP)."""
 
 
+def _runs_as_formula(text: str) -> bool:
+    """Whether a spreadsheet would run the text, or our quoted form of it were the quote not
+    ours: a text that already starts with ``'=`` is quoted once more, so import gives it back."""
+    return text.lstrip("'").startswith(FORMULA_STARTS)
+
+
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's advice),
-    so a comment like ``=HYPERLINK(...)`` opens as text; `from_spreadsheet_safe` undoes it."""
+    so a comment like ``=HYPERLINK(...)`` opens as text; `from_spreadsheet_safe` undoes it.
+    Numbers stay numbers: only text cells are looked at."""
     out = frame.copy()
     for column in out.columns:
         if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
             out[column] = [
-                f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
-                for v in out[column]
+                f"'{v}" if isinstance(v, str) and _runs_as_formula(v) else v for v in out[column]
             ]
     return out
 
 
 def from_spreadsheet_safe(text: str) -> str:
-    """The text as written before `spreadsheet_safe` quoted it."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+    """The text as written before `spreadsheet_safe` quoted it (only a quote it added goes)."""
+    return text[1:] if text.startswith("'") and _runs_as_formula(text[1:]) else text
 
 
 def csv_bytes(frame: pd.DataFrame, **kwargs: Any) -> bytes:
-    """A frame as CSV that is safe to open in a spreadsheet."""
-    return spreadsheet_safe(frame).to_csv(index=False, **kwargs).encode()
+    """A frame as CSV that is safe to open in a spreadsheet. Lines end in CRLF (RFC 4180), so a
+    carriage return inside a cell is quoted and reads back as part of the cell, not a new row."""
+    return spreadsheet_safe(frame).to_csv(index=False, lineterminator="\r\n", **kwargs).encode()
 
 
 def export_labels(con: duckdb.DuckDBPyConnection, dataset_id: int, fmt: str = "csv") -> bytes:
@@ -103,8 +111,30 @@ def export_labels(con: duckdb.DuckDBPyConnection, dataset_id: int, fmt: str = "c
     return buffer.getvalue()
 
 
+def _not_csv_text(data: bytes) -> bool:
+    """Binary (a NUL byte) or not UTF-8: pandas' own words for it ('codec can't decode byte
+    0x89', 'Error tokenizing data') do not tell a user that the file is the wrong kind."""
+    if b"\x00" in data:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
     suffix = filename.lower().rsplit(".", 1)[-1]
+    if suffix in ("csv", "parquet", "pq") and not data.removeprefix(codecs.BOM_UTF8).strip():
+        raise DataError(
+            f"{filename} is empty: a label file has a header row (asset, start, end, verdict) "
+            "and one row per label."
+        )
+    if suffix == "csv" and _not_csv_text(data):
+        raise DataError(
+            f"{filename} is not a text CSV file (it is binary or not UTF-8): save it as CSV "
+            "UTF-8 and import it again."
+        )
     try:
         if suffix == "csv":
             frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
@@ -139,6 +169,12 @@ def _read_label_file(data: bytes, filename: str) -> pd.DataFrame:
 def _text(value: Any) -> str:
     value = as_plain(value)
     return "" if value is None else str(value).strip()
+
+
+def _comment(value: Any) -> str:
+    """A comment as written, leading tab or spaces included: an export imports back unchanged."""
+    value = as_plain(value)
+    return "" if value is None else str(value)
 
 
 def _sensor_list(value: Any) -> list[str]:
@@ -212,7 +248,7 @@ def validate_label_file(
                 verdict=verdict,
                 kind=known_kinds.get(kind.lower()) if kind else None,
                 sensors=tuple(names),
-                comment=_text(row.get("comment")),
+                comment=_comment(row.get("comment")),
                 source="import",
             )
         )

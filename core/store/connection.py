@@ -27,14 +27,24 @@ def default_workspace_path() -> Path:
     return Path(env).expanduser() if env else DEFAULT_PATH
 
 
-def open_workspace(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def open_workspace(
+    path: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) and migrate the workspace; this process becomes its writer.
+
+    With ``create=False`` a missing file is a `WorkspaceError` and nothing is made: a command
+    that reads a workspace, given a mistyped path, would otherwise make an empty one there.
 
     DuckDB lets one process hold a file read-write; a second one gets a lock error, which is
     turned into a `WorkspaceError` that says which file is busy. A new file that cannot be
     written (a full disk) is removed again, so nothing half-made stays behind.
     """
     target = Path(path) if path is not None else default_workspace_path()
+    if not create and not target.exists():
+        raise WorkspaceError(
+            f"No workspace at {target}: there is no such file. Give --db the file of an existing "
+            "workspace, or make one with the ingest or demo command."
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -13,6 +13,8 @@ from core.labels import labels_needed
 from core.learn import THRESHOLD_MULTIPLIERS, ThresholdPreview
 from pages import ui
 
+RETRAINED = "learn_retrained"  # what the retrain made, shown after the rerun that follows it
+
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
 def cached_preview(_con, version_id: int, watermark: int) -> ThresholdPreview:
@@ -70,6 +72,8 @@ elif need:
 retrain_tab, threshold_tab, versions_tab, next_tab, drift_tab = st.tabs(
     ["Retrain", "Threshold", "Versions", "Label next", "Drift"]
 )
+if saved := st.session_state.pop(RETRAINED, None):  # what the retrain that just ran made
+    retrain_tab.success(ui.plain(saved))
 with retrain_tab, st.form("learn_retrain"):
     left, right = st.columns(2)
     budget_on = left.toggle("Alert budget instead of best F1", key="learn_budget_on")
@@ -81,9 +85,9 @@ with retrain_tab, st.form("learn_retrain"):
         key="learn_fa",
         help="For a model that floods (trained on too little, or before the plant changed): "
         "the stretches you called false alarms become normal data, the detector fitted "
-        "without them keeps its say, and the alarm line keeps 45% of the first run's alarms so "
-        "weak faults stay found. On 7 flooding aged demo plants 10 verdicts cut false alarms "
-        "to 0.37-0.46x and kept every fault the flood found on 4 (bench/bench_learning_flood.py).",
+        "without them keeps its say, and the alarm line keeps half of the first run's alarms so "
+        "weak faults stay found. On 14 flooding aged demo plants 10 verdicts cut false alarms "
+        "to 0.38-0.52x and kept every fault the flood found on 9 (bench/bench_learning_flood.py).",
     )
     refusal = learn.retrain_refusal(labels_now, info.name)
     if refusal:
@@ -112,6 +116,7 @@ with retrain_tab, st.form("learn_retrain"):
             )
         if done:
             st.session_state["learn_version"] = done.version.id
+            st.session_state[RETRAINED] = learn.retrain_summary(done)
             st.rerun()
 
 if not all_versions:

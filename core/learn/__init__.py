@@ -21,6 +21,7 @@ from core.learn.retraining import (
     label_snapshot,
     retrain,
     retrain_refusal,
+    retrain_summary,
     save_threshold,
     version_preview,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "promote",
     "retrain",
     "retrain_refusal",
+    "retrain_summary",
     "run_in_use",
     "save_threshold",
     "suggest",

@@ -329,6 +329,18 @@ def retrain(
     return RetrainResult(version, comparison, notes)
 
 
+def retrain_summary(result: RetrainResult) -> str:
+    """What a retrain made, in a few sentences for the analyst who pressed the button: the new
+    version, how it did against the model in use, what to do next, and its notes."""
+    comparison = result.comparison
+    step = (
+        "Promote it on the Versions tab to put it in use."
+        if comparison.proposed
+        else "The model in use stays; compare it on the Versions tab."
+    )
+    return " ".join([f"Saved v{result.version.id}.", comparison.reason, step, *result.notes])
+
+
 def _false_alarm_rows(
     data: pd.DataFrame,
     labels: pd.DataFrame,

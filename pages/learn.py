@@ -116,7 +116,7 @@ with retrain_tab, st.form("learn_retrain"):
             )
         if done:
             st.session_state["learn_version"] = done.version.id
-            st.session_state[RETRAINED] = learn.retrain_summary(done)
+            st.session_state[RETRAINED] = learn.retrain_summary(con, done)
             st.rerun()
 
 if not all_versions:

@@ -69,6 +69,7 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
     assert metrics["Versions"] == "1"
     said = [shown(m) for m in at.success if shown(m).startswith("Saved v")]
     assert len(said) == 1 and "F1 0.67 vs 0.67" in said[0] and "model in use stays" in said[0]
+    assert f"the run in use (#{run.id}) has {run.n_events}" in said[0], said
     verdicts = [shown(m) for m in [*at.info, *at.success]]
     assert any(f"run #{run.id} (unsupervised)" in v for v in verdicts), verdicts
     assert {"Precision", "Recall", "F1", "Alarms a day"} <= set(metrics)

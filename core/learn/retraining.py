@@ -22,6 +22,7 @@ from core.detect.runs import (
     MIN_TRAINING_ROWS,
     RunConfig,
     TrainingWindow,
+    get_run,
     list_runs,
     prepare,
     training_mask,
@@ -329,16 +330,24 @@ def retrain(
     return RetrainResult(version, comparison, notes)
 
 
-def retrain_summary(result: RetrainResult) -> str:
+def retrain_summary(con: duckdb.DuckDBPyConnection, result: RetrainResult) -> str:
     """What a retrain made, in a few sentences for the analyst who pressed the button: the new
-    version, how it did against the model in use, what to do next, and its notes."""
-    comparison = result.comparison
+    version, its events beside those of the run in use (held-out labels cannot show a flood
+    cut), how it did against the model in use, what to do next, and its notes."""
+    version, comparison = result.version, result.comparison
+    said = [f"Saved v{version.id}."]
+    in_use = versions.run_in_use(con, version.dataset_id)
+    if version.run_id is not None and in_use is not None and in_use != version.run_id:
+        said.append(
+            f"Its run has {get_run(con, version.run_id).n_events} events; the run in use "
+            f"(#{in_use}) has {get_run(con, in_use).n_events}."
+        )
     step = (
         "Promote it on the Versions tab to put it in use."
         if comparison.proposed
         else "The model in use stays; compare it on the Versions tab."
     )
-    return " ".join([f"Saved v{result.version.id}.", comparison.reason, step, *result.notes])
+    return " ".join([*said, comparison.reason, step, *result.notes])
 
 
 def _false_alarm_rows(

@@ -260,6 +260,9 @@ def test_threshold_figure_draws_the_curve_and_both_lines():
     assert names == ["precision", "recall", "F1", "alarms a day"]
     assert list(fig.data[2].y) == list(curve["f1"])
     assert sorted(s.x0 for s in fig.layout.shapes) == [1.0, 1.5]
+    far = threshold_figure(curve, chosen=40.0)  # a line an alert budget of 10,000 a day set
+    low, high = far.layout.xaxis.range
+    assert low <= np.log10(0.25) and high > np.log10(40.0), "the chosen line stays in view"
 
 
 def test_false_alarms_can_join_the_training_data(workspace, monkeypatch):

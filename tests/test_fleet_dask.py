@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from dask.distributed import LocalCluster
 
-from core.detect.fleet import score_with_model
+from core.detect.fleet import environment_kept, score_with_model
 from core.detect.model_file import dump_fitted
 from core.errors import DataError
 from tests.fleet_data import fitted, plant_frame, read_folder, write_layouts
@@ -21,11 +22,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    ) as running:  # fmt: skip
+    with environment_kept():  # the nannies' thread settings stay theirs (see below)
+        running = LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )  # fmt: skip
+    with running:
         yield running
+
+
+def test_scoring_on_a_local_cluster_leaves_this_processs_environment_alone(fleet, tmp_path):
+    """Dask's nannies leave OMP/OPENBLAS_NUM_THREADS=1 in the parent's environment: a `score`
+    started afterwards from this process drew scores 2.6e-7 off the same model's here."""
+    folder, frame, model, paths = fleet
+    before = dict(os.environ)
+    score_with_model(model, paths["days"], tmp_path / "out", workers=1)
+    assert dict(os.environ) == before
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -391,11 +392,27 @@ def _client(workers: int | None, scheduler: str | None):
             raise ConfigError(
                 f"Could not reach the Dask scheduler at {scheduler!r}: {exc}"
             ) from exc
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )  # fmt: skip
+    with environment_kept():
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )  # fmt: skip
     return Client(cluster), cluster
+
+
+@contextmanager
+def environment_kept() -> Iterator[None]:
+    """This process's environment as it was before the block. Dask's nannies set
+    OMP/OPENBLAS/MKL_NUM_THREADS=1 (and PYTHONHASHSEED) in the *parent's* environment to spawn
+    workers and leave them there: every program started afterwards (a CLI `score` from the app's
+    process, a test's subprocess) then ran its linear algebra on one thread and drew scores
+    2.6e-7 away from the same model's in this process. The workers are spawned by then."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 def _run_dask(model: Any, sources, partitions, folder: str, progress: Progress, workers,

@@ -205,6 +205,8 @@ def retrain(
     owner = confirmed_owner(
         train, labels if own else labels.iloc[:0], interval, config.margin_samples
     )
+    teach = own and config.learn_false_alarms
+    flood_run, flood_flags = _unsupervised_flags(con, info.id, data) if teach else (None, None)
     extra, taught = (
         _false_alarm_rows(
             data,
@@ -212,9 +214,9 @@ def retrain(
             run_config.training,
             interval,
             config.margin_samples,
-            _alarmed(_unsupervised_flags(con, info.id, data)[1]),
+            _alarmed(flood_flags),
         )
-        if own and config.learn_false_alarms
+        if teach
         else (data.iloc[:0], set())
     )
     used = pd.concat([train[owner < 0], extra], ignore_index=True)
@@ -259,7 +261,9 @@ def retrain(
     report(0.8, "Tuning the threshold on the labels")
     preview = ThresholdPreview.from_points(fitted.combined, ts, asset, points)
     cap, keep = (
-        _alarm_cap(con, info.id, data, labels, run_config.training, interval, parts, config)
+        _alarm_cap(
+            flood_run, flood_flags, data, labels, run_config.training, interval, parts, config
+        )
         if len(extra)
         else (None, {})
     )
@@ -392,8 +396,8 @@ def retrain_refusal(labels: pd.DataFrame, name: str) -> str | None:
 
 
 def _alarm_cap(
-    con: duckdb.DuckDBPyConnection,
-    dataset_id: int,
+    run: int | None,
+    flags: pd.Series | None,
     data: pd.DataFrame,
     labels: pd.DataFrame,
     window: TrainingWindow,
@@ -404,9 +408,9 @@ def _alarm_cap(
     """The cap on the alarm line of a model taught false alarms: it keeps ``alarm_share`` of the
     latest unsupervised run's alarms on rows after the training window that no confirmed label
     covers (None without such a run); and what it was measured on. A row in a new operating
-    mode alarms only past `NEW_MODE_LINE` times the line, so it counts at its score over that."""
-    run, flags = _unsupervised_flags(con, dataset_id, data)
-    if run is None:
+    mode alarms only past `NEW_MODE_LINE` times the line, so it counts at its score over that.
+    ``run`` and ``flags``: the latest unsupervised run's id and flags (`_unsupervised_flags`)."""
+    if run is None or flags is None:
         return None, {}
     frame = parts.result.frame
     off = frame["is_off"].to_numpy(dtype=bool)

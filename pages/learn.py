@@ -159,7 +159,7 @@ with threshold_tab:
             by_budget = st.toggle("Set by alert budget", key="learn_th_budget")
             if by_budget:
                 per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
-                m = preview.budget_threshold(per_day)
+                m = learn.tune_threshold(preview, "budget", per_day)  # F1-best within it
             else:
                 m = st.select_slider("Threshold", THRESHOLD_MULTIPLIERS, 1.0, key="learn_th")
             point = preview.at(m)

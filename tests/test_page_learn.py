@@ -78,6 +78,13 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
     assert not at.exception
     assert at.button(key="learn_th_save").label.startswith("Save x2")
 
+    at.toggle(key="learn_th_budget").set_value(True).run()
+    at.number_input(key="learn_pd").set_value(10_000.0).run()  # a budget that limits nothing
+    assert not at.exception
+    saves = [b.label for b in at.button if b.label.startswith("Save x")]
+    assert all(not label.startswith("Save x0 ") for label in saves), saves  # not a line at 0
+    at.toggle(key="learn_th_budget").set_value(False).run()
+
     promote = next(b for b in at.button if b.label.startswith("Promote v"))
     promote.click().run()
     assert not at.exception

@@ -42,7 +42,8 @@ def threshold_figure(curve: pd.DataFrame, chosen: float, alarm_line: float = 1.0
     fig.add_vline(x=alarm_line, line={"color": "#9ca3af", "dash": "dash"})
     fig.add_vline(x=chosen, line={"color": "#111827", "width": 2})
     ticks = [0.25, 0.5, 1, 2, 4]
-    span = [min(ticks[0], chosen, alarm_line) / 1.15, max(ticks[-1], chosen, alarm_line) * 1.15]
+    shown = [t for t in (chosen, alarm_line) if t > 0]  # a log axis has no 0
+    span = [min(ticks[0], *shown) / 1.15, max(ticks[-1], *shown) * 1.15]
     fig.update_xaxes(
         type="log",
         range=np.log10(span).tolist(),  # a line set by an alert budget may lie past the curve

@@ -28,6 +28,7 @@ from core.learn.retraining import (
 from core.learn.thresholds import (
     THRESHOLD_MULTIPLIERS,
     ThresholdPreview,
+    tune_threshold,
 )
 from core.learn.versions import (
     compare_versions,
@@ -62,5 +63,6 @@ __all__ = [
     "run_in_use",
     "save_threshold",
     "suggest",
+    "tune_threshold",
     "version_preview",
 ]

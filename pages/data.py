@@ -48,6 +48,19 @@ def load_upload(upload, name: str, label_text: str) -> None:
             st.rerun()  # the sidebar and the empty-workspace note must see the new dataset
 
 
+def dataset_picker(where, names: dict[int, str], current, key: str) -> int:
+    """A Dataset picker that starts on the sidebar's dataset and follows it: keyed by it, as a
+    keyed picker kept its first choice after a switch (a batch went to the wrong dataset)."""
+    ids = list(names)
+    return where.selectbox(
+        "Dataset",
+        ids,
+        index=ids.index(current.id) if current and current.id in names else 0,
+        format_func=names.get,
+        key=f"{key}_{current.id if current else 0}",
+    )
+
+
 con = ui.workspace()
 current = ui.sidebar(con)
 st.title("Load data")
@@ -113,7 +126,6 @@ if all_sets:
         column_config={"name": st.column_config.TextColumn(width="medium")},
     )
     names = {d.id: d.name for d in all_sets}
-    follow = current.id if current else 0  # keys that end here follow the sidebar's dataset
     with st.expander("Test copy with injected faults", icon=":material/science:"):
         st.caption(
             "No labels yet? Vigil copies a dataset and injects realistic faults (spikes, drifts, "
@@ -123,13 +135,7 @@ if all_sets:
             "The source dataset is not changed."
         )
         c = st.columns([3, 1, 1], vertical_alignment="bottom")
-        source = c[0].selectbox(
-            "Dataset",
-            list(names),
-            index=list(names).index(current.id) if current and current.id in names else 0,
-            format_func=names.get,
-            key=f"inject_source_{follow}",
-        )
+        source = dataset_picker(c[0], names, current, "inject_source")
         n_faults = c[1].number_input("Faults per asset", 1, MAX_FAULTS_PER_ASSET, 6, key="inject_n")
         seed = c[2].number_input("Seed", 0, 10_000, 0, key="inject_seed")
         kinds = st.multiselect("Fault kinds", FAULT_KINDS, FAULT_KINDS, key="inject_kinds")
@@ -158,13 +164,7 @@ if all_sets:
             "version, else the latest run), adds its events to the review queue on **Triage** "
             "and says whether it drifted from what the model learned. A bad file changes nothing."
         )
-        target = st.selectbox(
-            "Dataset",
-            list(names),
-            index=list(names).index(current.id) if current and current.id in names else 0,
-            format_func=names.get,
-            key=f"append_target_{follow}",
-        )
+        target = dataset_picker(st, names, current, "append_target")
         batch = st.file_uploader(
             "Newer readings", type=["csv", "txt", "tsv", "parquet", "xlsx"], key="append_upload"
         )
@@ -188,13 +188,7 @@ if all_sets:
             for line in appended[1:]:
                 st.warning(ui.plain(line))
     with st.expander("Delete a dataset", icon=":material/delete:"):
-        doomed = st.selectbox(
-            "Dataset",
-            list(names),
-            index=list(names).index(current.id) if current and current.id in names else 0,
-            format_func=names.get,
-            key=f"delete_pick_{follow}",
-        )
+        doomed = dataset_picker(st, names, current, "delete_pick")
         with st.popover(f"Delete {ui.plain(names[doomed])}", icon=":material/delete:"):
             st.write(  # one click deleted at once: the button is one step away, as on Detect
                 "Its readings, runs, explanations and model versions go too; its labels stay in "

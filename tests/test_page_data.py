@@ -138,16 +138,21 @@ def test_a_test_copy_that_would_be_mostly_faults_is_refused_on_the_page(tmp_path
     assert len(_datasets(tmp_path)) == 1, "nothing written"
 
 
-def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
-    """Test copy, twin and append drew their Dataset picker once and kept it: after a switch in
-    the sidebar they still named the dataset active before, so a batch went to the wrong one."""
+def _demo_and_pumps(app, tmp_path):
+    """Two datasets loaded through the page: the demo plant, then an uploaded pumps.csv."""
     next(b for b in app.button if b.label == "Load the demo plant").click()
     app.run()
     app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
     app.run()
     next(b for b in app.button if b.label == "Load file").click()
     app.run()
-    demo, pumps = sorted(_datasets(tmp_path), key=lambda d: d.id)
+    return sorted(_datasets(tmp_path), key=lambda d: d.id)
+
+
+def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
+    """Test copy, twin and append drew their Dataset picker once and kept it: after a switch in
+    the sidebar they still named the dataset active before, so a batch went to the wrong one."""
+    demo, pumps = _demo_and_pumps(app, tmp_path)
     for active in (pumps, demo, pumps):
         app.sidebar.selectbox(key="sidebar_dataset").set_value(active.id)
         app.run()
@@ -159,13 +164,7 @@ def test_the_dataset_pickers_follow_the_sidebar(app, tmp_path):
 
 def test_deleting_a_dataset_asks_first_and_deletes_the_one_picked(app, tmp_path):
     """Delete removed a dataset on one click, with no confirmation step."""
-    next(b for b in app.button if b.label == "Load the demo plant").click()
-    app.run()
-    app.file_uploader[0].set_value(("pumps.csv", GOOD_CSV, "text/csv"))
-    app.run()
-    next(b for b in app.button if b.label == "Load file").click()
-    app.run()
-    demo, pumps = sorted(_datasets(tmp_path), key=lambda d: d.id)
+    demo, pumps = _demo_and_pumps(app, tmp_path)
     app.sidebar.selectbox(key="sidebar_dataset").set_value(demo.id)
     app.run()
     (popover,) = [n for n in app.main if getattr(n, "type", None) == "popover"]

@@ -138,13 +138,20 @@ with versions_tab:
         if not version.active and st.button(f"Promote v{version.id}", type="primary"):
             ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name()))
             st.rerun()
-        st.dataframe(learn.compare_versions(con, list(names)), hide_index=True)
-        st.download_button(
-            f"Download v{version.id} (.skops)",
-            learn.export_version(con, version.id),
-            f"vigil_v{version.id}.skops",
-            key="learn_export",
+        # guarded: another session may have deleted the dataset, versions and all, since the
+        # top of this run (a retrain takes a while)
+        found = ui.guarded(
+            lambda: (learn.compare_versions(con, list(names)), learn.export_version(con, chosen))
         )
+        if found is not None:
+            table, model_file = found
+            st.dataframe(table, hide_index=True)
+            st.download_button(
+                f"Download v{version.id} (.skops)",
+                model_file,
+                f"vigil_v{version.id}.skops",
+                key="learn_export",
+            )
 
 with threshold_tab:
     if newest is not None:

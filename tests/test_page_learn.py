@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
+
 import pytest
 
 from core import store
@@ -9,6 +13,8 @@ from core.detect.runs import RunConfig, execute_run
 from core.labels import history as labels
 from core.labels import triage
 from core.learn import versions
+from core.learn.retraining import RetrainConfig, retrain
+from core.store.turns import dataset_turn
 from core.synth.demo import load_demo
 from tests.apptest import open_app, shown
 
@@ -140,3 +146,42 @@ def test_a_failed_retrain_keeps_its_reason_in_view(labelled_demo):
     [status] = [s for s in at.get("status") if s.label == "Retraining failed"]
     assert status.proto.expanded, "the reason must not hide in a collapsed box"
     assert any("lower the margin" in shown(e) for e in at.error)
+
+
+def _waiting_for_turn() -> bool:
+    """Whether another thread (the app's script runner) waits to enter a dataset's turn."""
+    for ident, frame in sys._current_frames().items():
+        while ident != threading.get_ident() and frame is not None:
+            if frame.f_code.co_name == "dataset_turn":
+                return True
+            frame = frame.f_back
+    return False
+
+
+def test_a_dataset_deleted_during_a_retrain_leaves_no_traceback(labelled_demo):
+    """Another session deletes the dataset while this one retrains: the retrain says nothing
+    was stored, and the Versions tab, drawn from the versions read at the top of the run, says
+    they are gone instead of raising."""
+    path, info, run = labelled_demo
+    con = store.open_workspace(path)
+    retrain(con, RetrainConfig(info.id), "ann")  # a version for the Versions tab to show
+    con.close()
+    at = open_app("pages/learn.py")
+    assert not at.exception and len(at.dataframe) >= 1
+    clicked = threading.Thread(target=lambda: at.button[0].click().run())
+    con = store.open_workspace(path)
+    try:
+        with dataset_turn(con, info.id):  # the retrain waits here to save its version
+            clicked.start()
+            deadline = time.monotonic() + 120
+            while not _waiting_for_turn() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _waiting_for_turn(), "the retrain never reached its save"
+            store.delete_dataset(con, info.id)
+        clicked.join(120)
+    finally:
+        con.close()
+    assert not at.exception, at.exception
+    errors = [shown(e) for e in at.error]
+    assert any("was deleted by another session meanwhile: nothing was stored" in e for e in errors)
+    assert any("There is no model version v" in e for e in errors), errors

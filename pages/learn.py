@@ -14,20 +14,23 @@ from core.learn import THRESHOLD_MULTIPLIERS, ThresholdPreview
 from pages import ui
 
 RETRAINED = "learn_retrained"  # what the retrain made, shown after the rerun that follows it
+# The caches below are keyed by the label watermark and the dataset's row count: a batch
+# appended on Load data adds rows and scores to the run in use, so its drift, preview and
+# suggestions change although no label or version did.
 
 
 @st.cache_resource(max_entries=4, show_spinner="Preparing the preview…")
-def cached_preview(_con, version_id: int, watermark: int) -> ThresholdPreview:
+def cached_preview(_con, version_id: int, watermark: int, n_rows: int) -> ThresholdPreview:
     return learn.version_preview(_con, version_id)
 
 
 @st.cache_data(max_entries=4, show_spinner="Ranking unreviewed events…")
-def cached_suggestions(_con, dataset_id: int, run_id: int | None, watermark: int):
+def cached_suggestions(_con, dataset_id: int, run_id: int | None, watermark: int, n_rows: int):
     return learn.suggest(_con, dataset_id, run_id)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Comparing new data with the training window…")
-def cached_drift(_con, dataset_id: int, version_id: int) -> learn.DriftReport:
+def cached_drift(_con, dataset_id: int, version_id: int, n_rows: int) -> learn.DriftReport:
     return learn.drift_report(_con, dataset_id, version_id)
 
 
@@ -156,7 +159,7 @@ with versions_tab:
 with threshold_tab:
     if newest is not None:
         version_id = st.session_state.get("learn_version", newest.id)
-        preview = ui.guarded(lambda: cached_preview(con, version_id, watermark))
+        preview = ui.guarded(lambda: cached_preview(con, version_id, watermark, info.n_rows))
         if preview is not None:
             st.caption(
                 f"v{version_id} (pick another on the Versions tab): move its alarm line; 1 is "
@@ -198,7 +201,7 @@ with next_tab:
     todo = (
         None
         if run_id is None
-        else ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark))
+        else ui.guarded(lambda: cached_suggestions(con, info.id, run_id, watermark, info.n_rows))
     )
     if run_id is None:  # an empty state, not an error
         st.info("No detection run yet: suggestions are chosen among a run's events (**Detect**).")
@@ -230,7 +233,7 @@ with drift_tab:
     if champion is None and all_versions:
         st.info("Promote a version first: drift compares new data with its training window.")
     elif champion is not None:
-        report = ui.guarded(lambda: cached_drift(con, info.id, champion.id))
+        report = ui.guarded(lambda: cached_drift(con, info.id, champion.id, info.n_rows))
         if report is not None:
             if report.retrain_suggested:
                 st.warning(ui.plain("Retraining suggested: " + "; ".join(report.reasons) + "."))

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 
+import pandas as pd
 import pytest
 
 from core import store
@@ -13,9 +14,12 @@ from core.detect.runs import RunConfig, execute_run
 from core.labels import history as labels
 from core.labels import triage
 from core.learn import versions
-from core.learn.retraining import RetrainConfig, retrain
+from core.learn.batches import append_batch
+from core.learn.drift import drift_report
+from core.learn.retraining import RetrainConfig, retrain, version_preview
 from core.store.turns import dataset_turn
-from core.synth.demo import load_demo
+from core.synth.demo import DemoPlant, generate_plant, load_demo, store_plant
+from core.types import TS
 from tests.apptest import open_app, shown
 
 
@@ -185,3 +189,47 @@ def test_a_dataset_deleted_during_a_retrain_leaves_no_traceback(labelled_demo):
     errors = [shown(e) for e in at.error]
     assert any("was deleted by another session meanwhile: nothing was stored" in e for e in errors)
     assert any("There is no model version v" in e for e in errors), errors
+
+
+def _drift_table(at):
+    """The Drift tab's table, PSI by name."""
+    [table] = [d.value for d in at.dataframe if "psi" in d.value.columns]
+    return table.set_index("name")["psi"]
+
+
+def test_drift_and_preview_follow_a_batch_appended_after_the_page_was_drawn(
+    workspace_path, tmp_path
+):
+    """Learn's caches were keyed by labels and versions only: after a batch whose suction
+    pressure had jumped was appended, the Drift tab kept the report from before it and the
+    Threshold tab kept the alarms a day of the rows it had seen."""
+    plant = generate_plant(seed=11, n_assets=1, rows_per_asset=4_200)
+    head, tail = plant.readings.iloc[:3_200], plant.readings.iloc[3_200:].copy()
+    con = store.open_workspace(workspace_path)
+    info = store_plant(con, DemoPlant(head, plant.faults.iloc[:0], plant.machine_off), "pumps", 11)
+    run = execute_run(con, RunConfig(info.id))
+    queue = triage.review_queue(con, run.id)
+    labels.label_events(con, info.id, queue.head(2), "confirmed", "tester", kind="spike")
+    labels.label_events(con, info.id, queue.iloc[2:4], "false_alarm", "tester")
+    version = retrain(con, RetrainConfig(info.id), "tester").version
+    versions.promote(con, version.id, "tester")
+    con.close()
+    at = open_app("pages/learn.py")
+    assert not at.exception
+    before = _drift_table(at)
+
+    tail["suction_pressure_bar"] += 5.0
+    batch = tmp_path / "tomorrow.csv"
+    tail.rename(columns={TS: "timestamp"}).to_csv(batch, index=False)
+    con = store.open_workspace(workspace_path)
+    try:
+        assert append_batch(con, info.id, batch).n_rows == 1_000
+        per_day = version_preview(con, version.id).at(1.0).alarms_per_day
+        fresh = drift_report(con, info.id, version.id).table.round(3).set_index("name")["psi"]
+    finally:
+        con.close()
+    at.run()
+    assert not at.exception
+    assert fresh["suction_pressure_bar"] > before["suction_pressure_bar"] + 0.3, "it drifted"
+    pd.testing.assert_series_equal(_drift_table(at), fresh)
+    assert {m.label: shown(m) for m in at.metric}["Alarms a day"] == f"{per_day:.1f}"

@@ -25,6 +25,7 @@ OVERVIEW_REPORT = "overview_report"  # ((dataset id, run id), {format: bytes}) p
 """(run_id, event_id) another page hands to Triage to open that event."""
 _SEEN = "_vigil_session_seen"
 _PICK = "_vigil_pick_dataset"  # a dataset to show in the sidebar picker on the next run
+_SHOWN = "_vigil_shown_dataset"  # (id, name) of the dataset this session last worked on
 
 
 def _usable(con: duckdb.DuckDBPyConnection) -> bool:
@@ -158,7 +159,22 @@ def sidebar(con: duckdb.DuckDBPyConnection) -> DatasetInfo | None:
             "Analyst", key=_ANALYST_FIELD, placeholder="your name", on_change=_keep_analyst
         )
         access_notice(str(st.get_option("server.address") or ""), _logged_in())
+    _say_if_gone(all_sets, chosen)  # in the page, above its title
+    st.session_state[_SHOWN] = None if chosen is None else (chosen.id, chosen.name)
     return chosen
+
+
+def _say_if_gone(all_sets: list[DatasetInfo], chosen: DatasetInfo | None) -> None:
+    """The dataset this session was working on is gone (deleted here or in another session):
+    say so, since the page now shows another one and the click that found out did nothing."""
+    shown = st.session_state.get(_SHOWN)
+    if shown is None or any(d.id == shown[0] for d in all_sets):
+        return
+    now = f" Now showing {plain(repr(chosen.name))}." if chosen is not None else ""
+    st.warning(
+        f"Dataset {plain(repr(shown[1]))} was deleted.{now}",
+        icon=":material/delete:",
+    )
 
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -109,6 +109,25 @@ def test_drift_figure_colours_by_status():
     assert colours["b"] == "#dc2626" and colours["a"] == "#16a34a"
 
 
+@pytest.mark.parametrize(
+    ("period", "labels"),
+    [("1D", ["2026-03-01"]), ("1D", ["2026-03-01", "2026-03-02"]), ("2h", ["2026-03-01 02:00"])],
+)
+def test_drift_timeline_names_its_periods_even_when_there_is_one(period, labels):
+    """New data within one day made a heatmap of one cell on a date axis: 1 ms wide, its
+    ticks reading '23:59:59.9996 Feb 28, 2026'."""
+    from core.charts.learning import drift_timeline_figure
+
+    rng = np.random.default_rng(2)
+    ts = pd.to_datetime(labels).repeat(200) + pd.Timedelta("5min")
+    current = pd.DataFrame({"ts": ts, "a": rng.normal(size=len(ts))})
+    timeline = drift.psi_timeline({"a": rng.normal(size=2000)}, current, period)
+    report = drift.DriftReport(1, 1, 2000, len(ts), None, None, pd.DataFrame(), timeline, False, [])
+    fig = drift_timeline_figure(report)
+    assert list(fig.data[0].x) == labels
+    assert fig.layout.xaxis.type == "category"
+
+
 def test_short_blips_rank_below_longer_events_equally_close_to_the_line():
     frame = events([1.05, 1.05, 1.05]).assign(duration_s=[0.0, 1800.0, 300.0])
     ranked = active.rank_events(frame, {frozenset({"temp", "flow"})})

@@ -109,10 +109,14 @@ def drift_figure(report: DriftReport) -> go.Figure:
 def drift_timeline_figure(report: DriftReport) -> go.Figure:
     """PSI of every sensor (and the score) per period: when did the data start to move?"""
     wide = report.timeline.pivot(index="name", columns="period", values="psi")
+    # periods as category labels: on a date axis a single period (new data within one day) is
+    # a cell 1 ms wide, its ticks reading '23:59:59.9996'
+    periods = pd.DatetimeIndex(wide.columns)
+    daily = bool((periods == periods.normalize()).all())
     fig = go.Figure(
         go.Heatmap(
             z=wide.to_numpy(),
-            x=list(wide.columns),
+            x=list(periods.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M")),
             y=list(wide.index),
             zmin=0,
             zmax=max(2 * PSI_DRIFT, float(np.nanmax(wide.to_numpy())) if wide.size else 0),
@@ -120,5 +124,5 @@ def drift_timeline_figure(report: DriftReport) -> go.Figure:
             colorbar={"title": "PSI"},
         )
     )
-    fig.update_layout(hovermode="closest")
+    fig.update_layout(hovermode="closest", xaxis={"type": "category"})
     return house_layout(fig, max(220, 24 * len(wide) + 80))

@@ -14,6 +14,8 @@ from core.learn import THRESHOLD_MULTIPLIERS, ThresholdPreview
 from pages import ui
 
 RETRAINED = "learn_retrained"  # what the retrain made, shown after the rerun that follows it
+SHOW_VERSION = "learn_show_version"  # the version the Versions tab picks on the next run
+THRESHOLD_SAVED = "learn_threshold_saved"  # what Save on the Threshold tab made, after the rerun
 # The caches below are keyed by the label watermark and the dataset's row count: a batch
 # appended on Load data adds rows and scores to the run in use, so its drift, preview and
 # suggestions change although no label or version did.
@@ -118,7 +120,7 @@ with retrain_tab, st.form("learn_retrain"):
                 expanded=not done,  # a failure keeps its reason in view
             )
         if done:
-            st.session_state["learn_version"] = done.version.id
+            st.session_state[SHOW_VERSION] = done.version.id
             st.session_state[RETRAINED] = learn.retrain_summary(con, done)
             st.rerun()
 
@@ -129,6 +131,8 @@ names = {v.id: v.label for v in all_versions}
 newest = all_versions[0] if all_versions else None
 with versions_tab:
     if newest is not None:
+        if (shown := st.session_state.pop(SHOW_VERSION, None)) in names:  # before the picker
+            st.session_state["learn_version"] = shown
         if st.session_state.get("learn_version") not in names:
             st.session_state["learn_version"] = newest.id
         chosen = st.selectbox("Version", list(names), format_func=names.get, key="learn_version")
@@ -157,6 +161,9 @@ with versions_tab:
             )
 
 with threshold_tab:
+    if note := st.session_state.pop(THRESHOLD_SAVED, None):  # the new version is shown at 1
+        st.success(ui.plain(note))
+        st.session_state["learn_th"] = 1.0
     if newest is not None:
         version_id = st.session_state.get("learn_version", newest.id)
         preview = ui.guarded(lambda: cached_preview(con, version_id, watermark, info.n_rows))
@@ -192,8 +199,9 @@ with threshold_tab:
                     saved = ui.guarded(
                         lambda: learn.save_threshold(con, version_id, m, ui.analyst_name())
                     )
-                if saved:
-                    st.session_state["learn_version"] = saved.id
+                if saved:  # the picker is drawn already: it follows on the next run
+                    st.session_state[SHOW_VERSION] = saved.id
+                    st.session_state[THRESHOLD_SAVED] = f"Saved v{saved.id}: {saved.notes}"
                     st.rerun()
 
 with next_tab:

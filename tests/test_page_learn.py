@@ -233,3 +233,28 @@ def test_drift_and_preview_follow_a_batch_appended_after_the_page_was_drawn(
     assert fresh["suction_pressure_bar"] > before["suction_pressure_bar"] + 0.3, "it drifted"
     pd.testing.assert_series_equal(_drift_table(at), fresh)
     assert {m.label: shown(m) for m in at.metric}["Alarms a day"] == f"{per_day:.1f}"
+
+
+def test_saving_a_threshold_shows_the_new_version_without_a_traceback(labelled_demo):
+    """'Save x2 as a new version' stored the version, then set the Versions tab's picker after
+    it was drawn: StreamlitWidgetAlreadyInstantiatedError in place of the page."""
+    path, info, run = labelled_demo
+    con = store.open_workspace(path)
+    first = retrain(con, RetrainConfig(info.id), "ann").version
+    con.close()
+    at = open_app("pages/learn.py")
+    at.select_slider(key="learn_th").set_value(2.0).run()
+    at.button(key="learn_th_save").click().run()
+    assert not at.exception, at.exception
+    con = store.open_workspace(path)
+    try:
+        [saved, _] = versions.list_versions(con, info.id)
+    finally:
+        con.close()
+    assert saved.parent_id == first.id and saved.threshold == pytest.approx(2 * first.threshold)
+    assert [shown(s) for s in at.success if shown(s).startswith("Saved v")] == [
+        f"Saved v{saved.id}: Threshold of v{first.id} x 2."
+    ]
+    assert at.selectbox(key="learn_version").value == saved.id, "the new version is shown"
+    assert at.select_slider(key="learn_th").value == 1.0, "at its own line"
+    assert not [b for b in at.button if b.key == "learn_th_save"]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.errors import CoreError
+from core.wording import counted
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
@@ -170,7 +171,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         held = v.metrics["held_out"]
         print(
             f"v{v.id} on {info.name!r}: threshold {v.threshold:.4g} ({objective}), "
-            f"{len(v.label_ids)} labels, classifier {'yes' if v.semi_supervised else 'no'}; "
+            f"{counted(len(v.label_ids), 'label')}, classifier {'yes' if v.semi_supervised else 'no'}; "
             f"held-out precision {held['precision']:.3f} recall {held['recall']:.3f} "
             f"F1 {held['f1']:.3f}"
         )
@@ -234,7 +235,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         con.close()
     write_report(args.out, content)
     print(
-        f"Report on {info.name!r} ({fmt.upper()}, {len(report.events)} events explained, "
+        f"Report on {info.name!r} ({fmt.upper()}, {counted(len(report.events), 'event')} explained, "
         f"{len(content):,} bytes) written to {args.out}"
     )
     return 0

@@ -13,7 +13,7 @@ from core.labels import points as lp
 from core.labels.history import LabelDraft
 from core.learn import retraining as learning
 from core.learn import semi_supervised as semi
-from core.learn.thresholds import ThresholdPreview, tune_threshold
+from core.learn.thresholds import MAX_RAISE, ThresholdPreview, tune_threshold
 from tests.label_data import SENSORS, T0, at
 from tests.label_data import store_frame as make_dataset
 
@@ -201,6 +201,20 @@ def test_alert_budget_sets_the_lowest_threshold_within_it():
         tune_threshold(preview, "budget")
     with pytest.raises(ConfigError, match="Unknown objective"):
         tune_threshold(preview, "recall")
+
+
+def test_an_alert_budget_with_false_alarms_only_does_not_silence_the_model():
+    """No confirmed label: the line rises at most MAX_RAISE past the budget's own line, not
+    above every false alarm (a walk's budget retrain on three false alarms made a version with
+    no event at all)."""
+    scores = np.zeros(1440 * 4 + 1)
+    for i, peak in enumerate([1.2, 1.5, 2.0, 3.0, 4.0, 5.0]):
+        scores[500 + 900 * i : 510 + 900 * i] = peak
+    only_false = preview_of(scores, false_alarms=[5.0])
+    line = tune_threshold(only_false, "budget", budget_per_day=10.0)
+    assert line <= MAX_RAISE and only_false.at(line).alarms > 0
+    floor = only_false.budget_threshold(per_day=1.0)
+    assert tune_threshold(only_false, "budget", budget_per_day=1.0) <= floor * MAX_RAISE
 
 
 @pytest.mark.parametrize("budget", [-1.0, 0.0, float("nan"), float("inf")])

@@ -14,6 +14,7 @@ from core.detect.detectors.registry import DETECTORS, make_detector
 from core.detect.model import THRESHOLD_QUANTILE
 from core.detect.runs import RunSummary
 from core.types import DatasetInfo
+from core.wording import counted
 
 TRAINING_LABELS = {
     "first_fraction": "First share of each asset",
@@ -175,4 +176,4 @@ def describe_run(run: RunSummary) -> str:
 
 def run_outcome(run: RunSummary | None) -> str:
     """The status line a finished run attempt ends with (None: the run failed)."""
-    return f"Run #{run.id}: {run.n_events} events" if run else "The run failed"
+    return f"Run #{run.id}: {counted(run.n_events, 'event')}" if run else "The run failed"

@@ -29,6 +29,7 @@ from core.detect.model import AnomalyModel, check_threshold_quantile
 from core.detect.model_file import dump_fitted, library_versions, load_fitted
 from core.errors import ConfigError, DataError
 from core.types import ASSET, TS, DatasetInfo
+from core.wording import counted
 
 Progress = Callable[[float, str], None]
 
@@ -109,9 +110,7 @@ class RunSummary:
     def label(self) -> str:
         """A one-line name for pickers: '#3 · iforest · 12 events · 2024-05-01 10:22'."""
         detector = self.detector_used or self.detector
-        return (
-            f"#{self.id} · {detector} · {self.n_events} events · {self.created_at:%Y-%m-%d %H:%M}"
-        )
+        return f"#{self.id} · {detector} · {counted(self.n_events, 'event')} · {self.created_at:%Y-%m-%d %H:%M}"
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> RunSummary:
@@ -358,7 +357,7 @@ def execute_run(
         evaluation=evaluation,
     )
     store.save_run(con, summary.to_record(), result.frame, events, dump_fitted(model))
-    report(1.0, f"Done: {len(events)} events in {duration:.1f} s")
+    report(1.0, f"Done: {counted(len(events), 'event')} in {duration:.1f} s")
     return summary
 
 

@@ -230,7 +230,10 @@ def tune_threshold(
     max_raise: float = MAX_RAISE,
 ) -> float:
     """The threshold the labels ask for: F1-best (raised at most ``max_raise`` times), or
-    F1-best within the alert budget (the analyst's explicit limit: no cap)."""
+    F1-best within the alert budget (the analyst's explicit limit: no cap). Without a confirmed
+    label there is no F1 to trade false alarms against: within a budget the line then rises at
+    most ``max_raise`` times past the budget's own line (clearing every false-alarm peak made
+    versions that never alarmed)."""
     if objective not in OBJECTIVES:
         raise ConfigError(
             f"Unknown objective {objective!r}. Choose one of: {', '.join(OBJECTIVES)}."
@@ -240,4 +243,7 @@ def tune_threshold(
     if budget_per_day is None:
         raise ConfigError("The 'budget' objective needs an alert budget (alarms per day).")
     floor = preview.budget_threshold(budget_per_day)
-    return preview.best_threshold(current=current, floor=floor)
+    best = preview.best_threshold(current=current, floor=floor)
+    if len(preview.pos_) == 0:
+        return min(best, max(floor, current * max_raise))
+    return best

@@ -28,6 +28,7 @@ from core.learn.learned_model import LearnedModel
 from core.learn.model_files import dump_model, load_model
 from core.store import models as model_store
 from core.types import ASSET, DatasetInfo
+from core.wording import counted
 
 Progress = Callable[[float, str], None]
 
@@ -71,7 +72,7 @@ class VersionSummary:
         kind = f"{self.detector}{' + classifier' if self.semi_supervised else ''}"
         when = f"{pd.Timestamp(self.created_at):%Y-%m-%d %H:%M}"
         tail = " (active)" if self.active else ""
-        return f"v{self.id} · {kind} · {len(self.label_ids)} labels · {when}{tail}"
+        return f"v{self.id} · {kind} · {counted(len(self.label_ids), 'label')} · {when}{tail}"
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], active_id: int | None) -> VersionSummary:

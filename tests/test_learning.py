@@ -77,6 +77,27 @@ def test_label_points_context_is_normal_confirmed_wins_unsure_is_ignored():
     assert list(points.verdict) == [1, 0, -1]
 
 
+def test_an_alarm_of_its_own_in_a_labels_context_is_not_taken_as_normal():
+    """A long false alarm reviews as much context on each side; an alarm there that does not
+    reach the label is one nobody judged (a fault hours later was divided away as "normal").
+    The alarm the label was cut from, running on past it, stays reviewed normal context."""
+    frame = toy_frame(assets=("p1", "p2"), n=600)
+    spans = [("p1", 100, 299, "false_alarm"), ("p2", 100, 299, "confirmed")]
+    points = lp.label_points(frame, label_frame(spans), 60.0)
+    alarmed = np.zeros(len(frame), dtype=bool)
+    alarmed[290:320] = True  # p1: the false alarm's tail runs on past the label's end
+    alarmed[450:470] = True  # p1: an alarm of its own, 150 min later, in the 200 min of context
+    alarmed[600 + 300 : 600 + 330] = True  # p2: the fault's tail right after the confirmed label
+    alarmed[600 + 30 : 600 + 40] = True  # p2: a separate alarm before it, in its context
+    unjudged = lp.unjudged_alarms(frame, points, alarmed)
+    assert np.flatnonzero(unjudged).tolist() == [*range(450, 470), *range(630, 640)]
+    kept = points.without_context(unjudged)
+    assert (kept.y[450:470] == -1).all() and (kept.group[450:470] == -1).all()
+    assert (kept.y[300:320] == 0).all() and (kept.y[600 + 300 : 600 + 330] == 0).all()
+    assert (kept.y[100:300] == 0).all() and (kept.y[700:900] == 1).all(), "labels keep theirs"
+    assert (points.y[450:470] == 0).all(), "the points it came from are left as they were"
+
+
 def test_off_rows_are_never_labelled_points():
     frame = toy_frame(assets=("p1",), n=300)
     off = np.zeros(len(frame), dtype=bool)

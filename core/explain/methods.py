@@ -535,7 +535,7 @@ def _stored_factor(
 ) -> np.ndarray:
     """Per point and line, the factor carrying the model's run score (n, 2, before the lift)
     to the stored score: for a version whose score is no one factor of its base model's that
-    the explanation can rebuild (the geometric mean with its untaught detector, whose lasting
+    the explanation can rebuild (the weighted geometric mean with its untaught detector, whose lasting
     level reads days of history the explained stretch does not hold). 0 where the model's
     score is not positive (the mean is 0 there too)."""
     lifts = np.ones(len(stored)) if lift is None else np.nan_to_num(lift, nan=1.0)

@@ -65,7 +65,7 @@ class VersionFactor:
         self.model = model
         self.version_id = int(version_id)
         self.from_stored = getattr(model, "untaught", None) is not None
-        """A version taught false alarms scores the geometric mean of its base model and the
+        """A version taught false alarms scores a weighted geometric mean of its base model and the
         detector fitted without them: its factor is the stored score over the base model's."""
 
     @property
@@ -90,7 +90,7 @@ class VersionFactor:
             span = f"x{factors.min():.3g} to x{factors.max():.3g}" if len(factors) else "none"
             return (
                 f" This run is model version v{self.version_id}, {TAUGHT_VERSION}: "
-                "its score is the geometric mean of its base model's (which learnt from them) "
+                "its score is a weighted geometric mean of its base model's (which learnt from them) "
                 "and the same detector's fitted without them, times the factor its label "
                 f"classifier sets at each point, divided by {line}. The values are the base "
                 "model's, carried through the ratio of the version's score to it at each point "

@@ -10,6 +10,10 @@ the training data, and whether there are enough for a semi-supervised model.
   the detector had not seen. Off by default, as those labels can no longer be graded; on, the
   retrained line keeps a share of the unsupervised run's alarms (`learn.thresholds.ALARM_SHARE`)
   so weak faults taught rows look like are not lost.
+- **Reviewed context.** The rows around a label (as long as the label, at least
+  `CONTEXT_SAMPLES` each side) are normal points for the semi-supervised model, except an alarm
+  there that neither overlaps nor touches the label (`unjudged_alarms`): the analyst judged the
+  event the label came from, not that one.
 """
 
 from __future__ import annotations
@@ -56,6 +60,14 @@ class LabelPoints:
     def labelled(self) -> np.ndarray:
         return self.y >= 0
 
+    def without_context(self, rows: np.ndarray) -> LabelPoints:
+        """These points with the reviewed-context rows among ``rows`` (a per-row mask) no longer
+        labelled: rows inside a label keep their verdict."""
+        drop = np.asarray(rows, dtype=bool) & ~self.inside
+        y, group = self.y.copy(), self.group.copy()
+        y[drop], group[drop] = IGNORED, -1
+        return LabelPoints(y, group, self.inside, self.verdict)
+
     def peaks(self, score: np.ndarray) -> pd.Series:
         """Each decisive label's peak score (inside the label, machine-off rows left out)."""
         rows = self.inside & (self.y >= 0)
@@ -82,6 +94,24 @@ def mark_spans(ts, asset, labels: pd.DataFrame, pad, out: np.ndarray, value) -> 
 def row_times(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     ts = pd.to_datetime(frame[TS]).to_numpy("datetime64[ns]").astype(np.int64)
     return ts, frame[ASSET].astype(str).to_numpy()
+
+
+def unjudged_alarms(frame: pd.DataFrame, points: LabelPoints, alarmed: np.ndarray) -> np.ndarray:
+    """Per row: reviewed context that ``alarmed`` in a stretch of its own, one that neither
+    overlaps nor touches a label. The analyst judged the event the label was cut from, not
+    that alarm: it is no evidence of normal (a stuck sensor hours after a long false alarm,
+    inside its context, was taught as normal and divided away)."""
+    ts, asset = row_times(frame)
+    order = np.lexsort((ts, asset))
+    a, same = np.asarray(alarmed, dtype=bool)[order], asset[order][1:] == asset[order][:-1]
+    inside = points.inside[order]
+    near = inside | np.r_[False, inside[:-1] & same] | np.r_[inside[1:] & same, False]
+    start = a & ~np.r_[False, a[:-1] & same]
+    run = np.where(a, np.cumsum(start), 0)
+    reached = np.unique(run[a & near])
+    out = np.zeros(len(a), dtype=bool)
+    out[order] = a & ~np.isin(run, reached) & (points.y[order] >= 0) & ~inside
+    return out
 
 
 def label_points(

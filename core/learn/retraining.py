@@ -39,6 +39,7 @@ from core.labels.points import (
     labels_needed,
     mark_spans,
     row_times,
+    unjudged_alarms,
 )
 from core.learn import versions
 from core.learn.familiarity import fit_familiarity, label_kinds, vouched_trust
@@ -61,6 +62,7 @@ from core.learn.thresholds import (
 )
 from core.store import labels as label_store
 from core.types import ASSET, TS
+from core.wording import counted
 
 Progress = Callable[[float, str], None]
 
@@ -239,6 +241,9 @@ def retrain(
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
+    latest = (flood_run, flood_flags) if teach else _unsupervised_flags(con, info.id, data)
+    if latest[1] is not None:  # alarms nobody judged in a label's context are not normal
+        points = points.without_context(unjudged_alarms(data, points, _alarmed(latest[1])))
     fold = label_folds(points)
     ts, asset = data[TS].to_numpy(), data[ASSET].astype(str).to_numpy()
     notes, X = [], None
@@ -268,8 +273,13 @@ def retrain(
         else (None, {})
     )
     limit = None if cap is None else cap(fitted.combined)
+    # the labels decide where they can; among lines they find equally good, the share line
     from_labels = tune_threshold(
-        preview, config.objective, config.budget_per_day, max_raise=_raise_limit(limit)
+        preview,
+        config.objective,
+        config.budget_per_day,
+        current=1.0 if limit is None else limit,
+        max_raise=_raise_limit(limit),
     )
     threshold = from_labels if limit is None else min(from_labels, limit)
     if limit is not None and limit < from_labels:
@@ -343,7 +353,7 @@ def retrain_summary(con: duckdb.DuckDBPyConnection, result: RetrainResult) -> st
     in_use = versions.run_in_use(con, version.dataset_id)
     if version.run_id is not None and in_use is not None and in_use != version.run_id:
         said.append(
-            f"Its run has {get_run(con, version.run_id).n_events} events; the run in use "
+            f"Its run has {counted(get_run(con, version.run_id).n_events, 'event')}; the run in use "
             f"(#{in_use}) has {get_run(con, in_use).n_events}."
         )
     step = (

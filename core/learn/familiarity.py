@@ -13,7 +13,8 @@ bench/bench_learning.py (6 plants, 10 labels): F1 gain +0.032 -> +0.057, recall 
 
 Which labelled rows count depends on the way the classifier pushes (`vouched_trust`): it may
 raise a score only near rows inside a confirmed label, lower one near rows analysts called
-normal (false alarms and the reviewed context around every label). Measured with
+normal (false alarms and the reviewed context around every label, less alarms there that do
+not reach the label: `core.labels.points.unjudged_alarms`). Measured with
 bench/bench_learning.py (6 plants, F1 after 10 / 20 labels), same run: 0.853 / 0.922 trusting
 every labelled row both ways, 0.853 / 0.927 now; letting only false-alarm rows vouch for
 lowering too gave 0.846 / 0.906 (it kept one more of 14 flooding plants' faults in

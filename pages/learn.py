@@ -91,8 +91,8 @@ with retrain_tab, st.form("learn_retrain"):
         help="For a model that floods (trained on too little, or before the plant changed): "
         "the stretches you called false alarms become normal data, the detector fitted "
         "without them keeps its say, and the alarm line keeps half of the first run's alarms so "
-        "weak faults stay found. On 14 flooding aged demo plants 10 verdicts cut false alarms "
-        "to 0.38-0.52x and kept every fault the flood found on 9 (bench/bench_learning_flood.py).",
+        "weak faults stay found. On 25 flooding aged demo plants 10 verdicts cut false alarms "
+        "to 0.32-0.47x and kept every fault the flood found on 19 (bench/bench_learning_flood.py).",
     )
     refusal = learn.retrain_refusal(labels_now, info.name)
     if refusal:

@@ -18,8 +18,8 @@ import core
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "core"
 
-SHARED = {"errors", "types"}
-"""Modules every stage may import."""
+SHARED = {"errors", "types", "wording"}
+"""Modules every stage may import (wording: counts in sentences, used by detect, learn and the CLI)."""
 ALLOWED = {
     "store": set(),
     "ingest": {"store"},

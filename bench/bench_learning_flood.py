@@ -1,6 +1,8 @@
 """Labels that fix false alarms: a plant that floods its analysts, and 10 verdicts later.
 
     python bench/bench_learning_flood.py                      # seeds 101-103 and 201
+    python bench/bench_learning_flood.py --seeds 101 102 103 201 104 105 202 203 $(seq 301 322)
+                                            # the README's 30 plants (311-322 held out), ~12 min
     python bench/bench_learning_flood.py --seeds 201 --rounds 4 --spreads 1.0
     python bench/bench_learning_flood.py --seeds 104 202 203 --why   # why faults are lost
 

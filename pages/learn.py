@@ -142,8 +142,9 @@ with versions_tab:
         st.caption(
             f"{ui.plain(version.notes)} Training: {version.training.get('description', '–')}."
         )
-        if not version.active and st.button(f"Promote v{version.id}", type="primary"):
-            ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name()))
+        promote = not version.active and st.button(f"Promote v{version.id}", type="primary")
+        # a refusal stays in view: only a promotion done reruns the page
+        if promote and ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name())):
             st.rerun()
         # guarded: another session may have deleted the dataset, versions and all, since the
         # top of this run (a retrain takes a while)

@@ -149,7 +149,8 @@ def test_a_failed_retrain_keeps_its_reason_in_view(labelled_demo):
     assert not at.exception
     [status] = [s for s in at.get("status") if s.label == "Retraining failed"]
     assert status.proto.expanded, "the reason must not hide in a collapsed box"
-    assert any("lower the margin" in shown(e) for e in at.error)
+    assert any("Lower the margin" in shown(e) for e in at.error)
+    assert any("run detection with a longer training window" in shown(e) for e in at.error)
 
 
 def _waiting_for_turn() -> bool:

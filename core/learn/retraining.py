@@ -470,7 +470,8 @@ def _check_rows(used: pd.DataFrame, assets: list[str], window: TrainingWindow) -
         raise DataError(
             f"After removing confirmed anomalies, the training window ({window.describe()}) keeps "
             f"{int(few.iloc[0])} rows of {few.index[0]!r}; it needs {MIN_TRAINING_ROWS}. "
-            "Widen the window or lower the margin."
+            "Lower the margin around confirmed labels, or run detection with a longer training "
+            "window first: retraining uses the window of the model in use."
         )
 
 

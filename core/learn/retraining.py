@@ -241,9 +241,9 @@ def retrain(
     parts = model.parts(data, progress=lambda f, m: report(0.4 + 0.2 * f, m))
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
     points = label_points(data, labels, interval, is_off=off)
-    latest = (flood_run, flood_flags) if teach else _unsupervised_flags(con, info.id, data)
-    if latest[1] is not None:  # alarms nobody judged in a label's context are not normal
-        points = points.without_context(unjudged_alarms(data, points, _alarmed(latest[1])))
+    flags = flood_flags if teach else _unsupervised_flags(con, info.id, data)[1]
+    if flags is not None:  # alarms nobody judged in a label's context are not normal
+        points = points.without_context(unjudged_alarms(data, points, _alarmed(flags)))
     fold = label_folds(points)
     ts, asset = data[TS].to_numpy(), data[ASSET].astype(str).to_numpy()
     notes, X = [], None

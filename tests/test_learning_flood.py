@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from core import store
-from core.detect.operating_range import NEW_MODE_LINE
+from core.detect.operating_range import NEW_MODE_LINE, row_lines
 from core.detect.runs import RunConfig, TrainingWindow, execute_run, list_runs
 from core.errors import ConfigError, DataError
 from core.learn import retraining as learning
@@ -202,3 +202,41 @@ def test_among_lines_the_labels_find_equally_good_a_taught_retrain_takes_the_sha
     peak = scores["score"].to_numpy()[STRONG[0] : STRONG[1] + 1].max() * version.threshold
     assert cap is not None and 1.0 < cap < peak, "the share line lies inside the plateau"
     assert version.threshold == pytest.approx(cap) and line["from_labels"] == pytest.approx(cap)
+
+
+def test_the_untaught_detectors_new_operating_mode_counts_against_its_own_line(workspace):
+    """A speed the training day never ran is a new operating mode (alarms only past
+    NEW_MODE_LINE) to the untaught detector, but known to the one taught its false alarm. The
+    geometric mean takes each score relative to its own line: mixing the untaught detector's
+    raw new-mode score into the taught one's line made its later visits alarm (on aged demo
+    plants this hid faults: a flow noise burst fell from 0.19x to 0.62x of the flood's false
+    alarms)."""
+    sensors = ["speed", "temp", "flow"]
+    frame = toy_frame(assets=("p1",), n=1500, walk=0.0, sensors=sensors)
+    visits = [(600, 700), (1000, 1100)]
+    for a, b in visits:
+        frame.loc[a:b, sensors] *= 1.5  # a faster setpoint: temperature and flow follow
+    info = make_dataset(workspace, frame)
+    run = execute_run(workspace, RunConfig(info.id, training=WINDOW))
+    assert store.read_run_scores(workspace, run.id)["new_mode"][1000:1101].all()
+    add_labels(
+        workspace, info, [("p1", *visits[0], "false_alarm"), ("p1", 300, 310, "false_alarm")]
+    )
+    config = learning.RetrainConfig(info.id, learn_false_alarms=True)
+    version = learning.retrain(workspace, config, "tester").version
+    model = versions.load_version(workspace, version.id)
+    data = store.read_readings(workspace, info)
+    taught, untaught = model.base.score(data).frame, model.untaught.score(data).frame
+    second = slice(1000, 1101)
+    assert not taught["new_mode"][second].any() and untaught["new_mode"][second].all()
+
+    w, t, p = model.taught_weight, taught["score"].to_numpy(), untaught["score"].to_numpy()
+    lines_t, lines_p = row_lines(taught), row_lines(untaught)
+    u = model.parts(data).u
+    np.testing.assert_allclose(u, (t / lines_t) ** w * (p / lines_p) ** (1 - w) * lines_t)
+    del model.own_mode_lines  # a version saved before: both raw scores, as it scored then
+    mixed = model.parts(data).u
+    np.testing.assert_allclose(mixed, t**w * p ** (1 - w))
+    line = model.threshold
+    assert (mixed[second] > line).mean() == 1.0, "mixed, every row of the second visit alarmed"
+    assert (u[second] > line).mean() < 0.75 * (mixed[second] > line).mean()

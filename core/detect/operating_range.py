@@ -69,3 +69,12 @@ def new_mode_rows(
         last = np.maximum.accumulate(np.where(rows, idx, -settle - 1))
         rows = idx - last <= settle
     return rows
+
+
+def row_lines(frame) -> np.ndarray:
+    """Each scored row's alarm line in multiples of its model's: `NEW_MODE_LINE` in a new
+    operating mode, 1 elsewhere (and everywhere for a frame without a ``new_mode`` column)."""
+    if "new_mode" not in frame:
+        return np.ones(len(frame))
+    mode = frame["new_mode"].fillna(False).to_numpy(dtype=bool)
+    return np.where(mode, NEW_MODE_LINE, 1.0)

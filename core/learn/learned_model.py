@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from core.detect.model import AnomalyModel, ScoreResult
-from core.detect.operating_range import NEW_MODE_LINE
+from core.detect.operating_range import row_lines
 from core.learn.familiarity import vouched_trust
 
 Progress = Callable[[float, str], None]
@@ -68,6 +68,7 @@ class LearnedModel:
         self.familiar: dict[str, np.ndarray] | None = None
         self.untaught: AnomalyModel | None = None
         self.taught_weight = TAUGHT_WEIGHT
+        self.own_mode_lines = True
 
     @property
     def sensors(self) -> list[str]:
@@ -110,13 +111,19 @@ class LearnedModel:
         ranks such faults above the flood; what the verdicts taught as normal stays divided down
         by the taught one. Each detector's score is lifted by its own lasting level: lifted by
         the taught one's, the untaught detector's flood alarms doubled the false alarms (0.38x to
-        0.88x the flood's on one plant).
+        0.88x the flood's on one plant). Each score is also taken against its own line in a new
+        operating mode (`NEW_MODE_LINE`): a speed the taught rows made known is still new to the
+        untaught detector, and its raw score there, mixed into the taught line, put normal rows
+        above faults (a flow noise burst went from 0.19x to 0.62x of the flood's false alarms).
         """
         u = result.frame["score"].to_numpy(dtype=np.float64)
         untaught = getattr(self, "untaught", None)  # versions saved before it have none
         if untaught is None:
             return u
-        plain = untaught.score(data).frame["score"].to_numpy(dtype=np.float64)
+        other = untaught.score(data).frame
+        plain = other["score"].to_numpy(dtype=np.float64)
+        if getattr(self, "own_mode_lines", False):  # versions saved before it mixed the lines
+            plain = plain / row_lines(other) * row_lines(result.frame)
         w = getattr(self, "taught_weight", 0.5)  # versions saved before it: the plain mean
         return np.clip(u, 0.0, None) ** w * np.clip(plain, 0.0, None) ** (1.0 - w)
 
@@ -149,7 +156,7 @@ class ScoredParts:
         off = frame["is_off"].to_numpy(dtype=bool)
         score = np.where(off, 0.0, self.combined / threshold)
         frame["score"] = score
-        line = np.where(frame["new_mode"], NEW_MODE_LINE, 1.0) if "new_mode" in frame else 1.0
+        line = row_lines(frame)
         frame["is_anomaly"] = (score > line) & ~off  # a new operating mode: gross departures only
         r = self.result
         thresholds = {a: threshold for a in r.thresholds}

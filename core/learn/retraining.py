@@ -17,7 +17,7 @@ import pandas as pd
 
 from core import store
 from core.detect.model import AnomalyModel
-from core.detect.operating_range import NEW_MODE_LINE
+from core.detect.operating_range import row_lines
 from core.detect.runs import (
     MIN_TRAINING_ROWS,
     RunConfig,
@@ -424,8 +424,7 @@ def _alarm_cap(
         return None, {}
     frame = parts.result.frame
     off = frame["is_off"].to_numpy(dtype=bool)
-    mode = frame["new_mode"].to_numpy(dtype=bool) if "new_mode" in frame else np.zeros(len(data))
-    lines = np.where(mode, NEW_MODE_LINE, 1.0)
+    lines = row_lines(frame)
     judged = ~training_mask(data, window) & ~off & flags.notna().to_numpy()
     rows = np.flatnonzero(judged & (confirmed_owner(data, labels, interval, 0) < 0))
     if len(rows) == 0:
@@ -487,8 +486,7 @@ def version_preview(con: duckdb.DuckDBPyConnection, version_id: int) -> Threshol
     info = store.get_dataset(con, version.dataset_id)
     scores = store.read_run_scores(con, version.run_id)
     # in multiples of each row's own line: a new operating mode alarms only past NEW_MODE_LINE
-    line = np.where(scores["new_mode"].fillna(False).to_numpy(dtype=bool), NEW_MODE_LINE, 1.0)
-    score = scores["score"].to_numpy(dtype=np.float64) / line
+    score = scores["score"].to_numpy(dtype=np.float64) / row_lines(scores)
     labels = labels_mod.current_labels(con, version.dataset_id)
     off = scores["is_off"].to_numpy(dtype=bool)
     points = label_points(scores, labels, float(info.interval_seconds or 60.0), is_off=off)

@@ -82,7 +82,9 @@ if saved := st.session_state.pop(RETRAINED, None):  # what the retrain that just
 with retrain_tab, st.form("learn_retrain"):
     left, right = st.columns(2)
     budget_on = left.toggle("Alert budget instead of best F1", key="learn_budget_on")
-    budget = left.number_input("At most alarms a day", 0.1, 1000.0, 5.0, 0.5, key="learn_budget")
+    # no min/max: Streamlit keeps an out-of-range entry red and the form's button then does
+    # nothing, silently; core refuses a bad budget in words
+    budget = left.number_input("At most alarms a day", value=5.0, step=0.5, key="learn_budget")
     semi = right.toggle("Semi-supervised model when enough labels", True, key="learn_semi")
     margin = right.number_input("Margin around confirmed (samples)", 0, 10_000, 60, key="learn_m")
     taught = left.toggle(
@@ -176,8 +178,10 @@ with threshold_tab:
             )
             by_budget = st.toggle("Set by alert budget", key="learn_th_budget")
             if by_budget:
-                per_day = st.number_input("At most alarms a day", 0.1, 1e4, 5.0, key="learn_pd")
-                m = learn.tune_threshold(preview, "budget", per_day)  # F1-best within it
+                per_day = st.number_input("At most alarms a day", value=5.0, key="learn_pd")
+                # F1-best within it; a budget that is no positive number is refused in words
+                m = ui.guarded(lambda: learn.tune_threshold(preview, "budget", per_day))
+                m = 1.0 if m is None else m  # refused: the saved line stays in view
             else:
                 m = st.select_slider("Threshold", THRESHOLD_MULTIPLIERS, 1.0, key="learn_th")
             point = preview.at(m)

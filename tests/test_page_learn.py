@@ -259,3 +259,30 @@ def test_saving_a_threshold_shows_the_new_version_without_a_traceback(labelled_d
     assert at.selectbox(key="learn_version").value == saved.id, "the new version is shown"
     assert at.select_slider(key="learn_th").value == 1.0, "at its own line"
     assert not [b for b in at.button if b.key == "learn_th_save"]
+
+
+@pytest.mark.parametrize("budget", [0.0, -3.0])
+def test_an_alert_budget_that_is_no_positive_number_is_refused_in_words(labelled_demo, budget):
+    """With min and max on the field, Streamlit kept an out-of-range entry red and the form's
+    button did nothing, silently; now core refuses it before any fitting, in one sentence."""
+    path, info, _ = labelled_demo
+    at = open_app("pages/learn.py")
+    at.toggle(key="learn_budget_on").set_value(True)
+    at.number_input(key="learn_budget").set_value(budget)
+    at.button[0].click().run()  # the retrain form's submit button
+    assert not at.exception
+    assert any("alert budget must be a positive number" in shown(e) for e in at.error)
+    con = store.open_workspace(path)
+    try:
+        assert versions.list_versions(con, info.id) == [], "nothing saved"
+    finally:
+        con.close()
+
+    at.number_input(key="learn_budget").set_value(5.0)  # a good budget: a version to preview
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    at.toggle(key="learn_th_budget").set_value(True).run()
+    at.number_input(key="learn_pd").set_value(budget).run()
+    assert not at.exception
+    assert any("alert budget must be a positive number" in shown(e) for e in at.error)
+    assert any(m.label == "Alarms a day" for m in at.metric), "the saved line stays in view"

@@ -57,6 +57,7 @@ from core.learn.thresholds import (
     MAX_RAISE,
     OBJECTIVES,
     ThresholdPreview,
+    check_budget,
     share_line,
     tune_threshold,
 )
@@ -190,6 +191,8 @@ def retrain(
     report = progress or (lambda f, m: None)
     if config.objective not in OBJECTIVES:
         raise ConfigError(f"Unknown objective {config.objective!r}; use {' or '.join(OBJECTIVES)}.")
+    if config.budget_per_day is not None:
+        check_budget(config.budget_per_day)  # before minutes of fitting, not after
     if not 0 <= config.alarm_share <= 1:
         raise ConfigError(
             f"The alarm share must be in [0, 1] (0: no cap). Got {config.alarm_share} instead."

@@ -157,10 +157,7 @@ class ThresholdPreview:
 
     def budget_threshold(self, per_day: float) -> float:
         """The lowest threshold above which there are never more than ``per_day`` alarms a day."""
-        if not 0 < per_day < math.inf:  # an infinite budget is no budget, not the lowest line
-            raise ConfigError(
-                f"The alert budget must be a positive number of alarms a day. Got {per_day} instead."
-            )
+        check_budget(per_day)
         cand = np.unique(np.concatenate([self.start_lo_, self.start_hi_]))
         cand = cand[np.isfinite(cand)]
         if len(cand) == 0:
@@ -220,6 +217,15 @@ def share_line(
         return None
     line = float(np.quantile(values, 1.0 - rate))
     return line if line > 0 else None
+
+
+def check_budget(per_day: float) -> None:
+    """Refuse in words an alert budget that is not a positive, finite number of alarms a day
+    (an infinite budget is no budget, not the lowest line)."""
+    if not 0 < per_day < math.inf:
+        raise ConfigError(
+            f"The alert budget must be a positive number of alarms a day. Got {per_day} instead."
+        )
 
 
 def tune_threshold(

@@ -27,7 +27,9 @@ many of those it found by their own merit (``kept_merit``: not amid a flood, whe
 half of the `FLOOD_HOURS` before the fault alarmed too, so the flood, not the fault, raised the
 alarm), the faults the unsupervised run finds with its line raised to the same false-alarm rate
 (``knob``: what turning the threshold knob alone buys), and the faults the model finds with
-its line moved to half the unsupervised run's false-alarm rate (``half_fa_found``). Target
+its line moved to half the unsupervised run's false-alarm rate (``half_fa_found``), and the
+false-alarm ratio at the highest line that still finds every fault the flood found (``keep_all``:
+how well the model ranks, whatever its line; under 0.5 a line meeting both targets exists). Target
 after 10 verdicts: false-alarm rate at most half the unsupervised run's, every fault it found
 still found (both counts are judged; faults are found by the event rule of `grade`).
 """
@@ -53,7 +55,7 @@ from core.detect.operating_range import NEW_MODE_LINE  # noqa: E402
 from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
 from core.labels import history as labels_mod  # noqa: E402
 from core.labels.points import CONTEXT_SAMPLES  # noqa: E402
-from core.learn import active, versions  # noqa: E402
+from core.learn import active, learned_model, versions  # noqa: E402
 from core.learn import retraining as learning  # noqa: E402
 from core.learn.thresholds import ALARM_SHARE  # noqa: E402
 from core.synth.ageing import aged  # noqa: E402
@@ -137,6 +139,13 @@ def measure(base: dict, base_scores: pd.DataFrame, scores: pd.DataFrame, now: di
         "kept": f"{len(base['found_ids'] & now['found_ids'])}/{len(base['found_ids'])}",
         "kept_merit": f"{len(merit & now['found_ids'])}/{len(merit)}",
         "knob": f"{found_at_rate(base_scores, base, now['false_alarm'])}/{base['faults']}",
+        "keep_all": keep_all_fa(
+            scores["score"].to_numpy(),
+            scores["new_mode"].fillna(False).to_numpy(dtype=bool),
+            now,
+            base["found_ids"],
+        )
+        / base["false_alarm"],
         "_all": base["found_ids"] <= now["found_ids"],
         "_merit": merit <= now["found_ids"],
     }
@@ -248,9 +257,11 @@ def simulate(
     share: float,
     folder: Path,
     why: bool = False,
+    paired: tuple[tuple[float, float], ...] = (),
 ) -> list[dict]:
     """The flooded start, then `rounds` rounds of verdicts and retraining, on one plant: per
-    round the version at its own line and at the line its labels alone asked for."""
+    round the version at its own line and at the line its labels alone asked for; then the last
+    round's labels retrained once per ``paired`` (taught weight, taught floor) setting."""
     con = store.open_workspace(folder / f"flood_{seed}.duckdb")
     plant = aged(generate_plant(seed=seed, rows_per_asset=ROWS), TRAIN_ROWS, spreads)
     info = store_plant(con, plant, f"Aged demo plant (seed {seed})", seed)
@@ -301,10 +312,29 @@ def simulate(
                 lost = lost_faults(con, info, truth, base, base_scores, version, scores, now)
                 if len(lost):
                     print(f"lost at the own line, round {r}:\n{lost.round(3).to_string()}")
+    for weight, floor in paired:
+        curve.append(same_labels(con, info, truth, base, base_scores, window, weight, floor))
+        curve[-1] |= {"seed": seed, "round": r, "verdicts": verdicts}
     con.close()
     shown = pd.DataFrame(curve).drop(columns=["_all", "_merit"])
     print(shown.round(4).to_string(index=False), flush=True)
     return curve
+
+
+def same_labels(con, info, truth, base, base_scores, window, weight: float, floor: float) -> dict:
+    """The dataset's labels retrained with another taught weight and floor, graded at the new
+    version's own line: settings compared on the same verdicts, not on the verdicts each one's
+    earlier rounds happened to suggest."""
+    saved = learned_model.TAUGHT_WEIGHT, learned_model.TAUGHT_FLOOR
+    learned_model.TAUGHT_WEIGHT, learned_model.TAUGHT_FLOOR = weight, floor
+    try:
+        config = learning.RetrainConfig(info.id, learn_false_alarms=True)
+        version = learning.retrain(con, config, ANALYST).version
+    finally:
+        learned_model.TAUGHT_WEIGHT, learned_model.TAUGHT_FLOOR = saved
+    scores = store.read_run_scores(con, version.run_id)
+    row = {"line": f"same labels, weight {weight:g} floor {floor:g}"}
+    return row | measure(base, base_scores, scores, grade(scores, truth, window))
 
 
 def main() -> None:
@@ -325,12 +355,41 @@ def main() -> None:
         default=FLOOD_RATE,
         help="a plant floods when its unsupervised run alarms on at least this share of normal rows",
     )
+    parser.add_argument(
+        "--taught-weight",
+        type=float,
+        default=learned_model.TAUGHT_WEIGHT,
+        help="the taught detector's weight in the geometric mean (learned_model.TAUGHT_WEIGHT)",
+    )
+    parser.add_argument(
+        "--taught-floor",
+        type=float,
+        default=learned_model.TAUGHT_FLOOR,
+        help="the least taught score the geometric mean takes (learned_model.TAUGHT_FLOOR)",
+    )
+    parser.add_argument(
+        "--paired",
+        nargs="+",
+        default=[],
+        metavar="WEIGHT:FLOOR",
+        help="also retrain each plant's last labels with these taught weights and floors",
+    )
     args = parser.parse_args()
+    paired = tuple(tuple(float(x) for x in p.split(":")) for p in args.paired)
+    learned_model.TAUGHT_WEIGHT = args.taught_weight  # read when each version's model is made
+    learned_model.TAUGHT_FLOOR = args.taught_floor
     pd.set_option("display.width", 200)
     table = over_plants(
         args.seeds,
         lambda seed, folder: simulate(
-            seed, args.spreads, args.rounds, args.per_round, args.alarm_share, folder, args.why
+            seed,
+            args.spreads,
+            args.rounds,
+            args.per_round,
+            args.alarm_share,
+            folder,
+            args.why,
+            paired,
         ),
     )
     first = table[table["round"] == 0].set_index("seed")["fa"]
@@ -355,6 +414,7 @@ def main() -> None:
         "kept",
         "kept_merit",
         "knob",
+        "keep_all",
         "half_fa_found",
     ]
     print(at10.set_index("seed")[shown].round(4).to_string())
@@ -370,6 +430,14 @@ def main() -> None:
             f"({int(rows['_all'].sum())}/{len(rows)} plants); every fault it found by merit kept:"
             f" {'yes' if merit else 'no'} ({int(rows['_merit'].sum())}/{len(rows)}) -> "
             f"{'MET' if halved and kept else 'NOT MET'}"
+        )
+    print("\nRanking (keep_all: the false-alarm ratio of the highest line keeping every fault the")
+    print("flood found; under 0.5 a line meeting both targets exists):")
+    for line, rows in at10.groupby("line", sort=False):
+        ratio = rows["keep_all"].clip(lower=1e-4)
+        print(
+            f"  {line}: geometric mean {np.exp(np.log(ratio).mean()):.3f} over {len(rows)} "
+            f"plants; under 0.5 on {int((ratio <= 0.5).sum())}"
         )
 
 

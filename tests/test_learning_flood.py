@@ -16,7 +16,7 @@ from core.detect.runs import RunConfig, TrainingWindow, execute_run, list_runs
 from core.errors import ConfigError, DataError
 from core.learn import retraining as learning
 from core.learn import versions
-from core.learn.learned_model import TAUGHT_WEIGHT
+from core.learn.learned_model import TAUGHT_FLOOR, TAUGHT_WEIGHT
 from core.learn.thresholds import share_line
 from tests.label_data import SENSORS
 from tests.test_learning import add_labels, make_dataset, toy_frame
@@ -122,10 +122,14 @@ def test_a_model_taught_false_alarms_keeps_the_untaught_detectors_opinion(worksp
     parts = model.parts(data)
     taught = model.base.score(data).frame["score"].to_numpy()
     untaught = model.untaught.score(data).frame["score"].to_numpy()
-    w = TAUGHT_WEIGHT
+    w, floor = TAUGHT_WEIGHT, TAUGHT_FLOOR
     assert model.taught_weight == w, "the weight is kept in the model file"
-    np.testing.assert_allclose(parts.u, taught**w * untaught ** (1 - w))
-    del model.taught_weight  # a version saved before the weight: the plain geometric mean
+    assert model.taught_floor == floor, "and so is the floor"
+    assert (taught < floor).any(), "rows the floor lifts"
+    np.testing.assert_allclose(parts.u, np.maximum(taught, floor) ** w * untaught ** (1 - w))
+    typical = (taught == 0) & (untaught > 1)  # at or under the taught median, over the line
+    assert typical.any() and (parts.u[typical] >= floor**w).all(), "no veto by the taught"
+    del model.taught_weight, model.taught_floor  # a version saved before both: the plain mean
     np.testing.assert_allclose(model.parts(data).u, np.sqrt(taught * untaught))
     stored = store.read_run_scores(workspace, version.run_id)["score"].to_numpy()
     off = parts.result.frame["is_off"].to_numpy(dtype=bool)
@@ -233,8 +237,10 @@ def test_the_untaught_detectors_new_operating_mode_counts_against_its_own_line(w
     w, t, p = model.taught_weight, taught["score"].to_numpy(), untaught["score"].to_numpy()
     lines_t, lines_p = row_lines(taught), row_lines(untaught)
     u = model.parts(data).u
+    t = np.maximum(t / lines_t, model.taught_floor) * lines_t
     np.testing.assert_allclose(u, (t / lines_t) ** w * (p / lines_p) ** (1 - w) * lines_t)
-    del model.own_mode_lines  # a version saved before: both raw scores, as it scored then
+    del model.own_mode_lines, model.taught_floor  # a version saved before: raw scores, no floor
+    t = taught["score"].to_numpy()
     mixed = model.parts(data).u
     np.testing.assert_allclose(mixed, t**w * p ** (1 - w))
     line = model.threshold

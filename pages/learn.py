@@ -129,7 +129,7 @@ with retrain_tab, st.form("learn_retrain"):
 if not all_versions:
     for tab in (threshold_tab, versions_tab, drift_tab):
         tab.info("No model version yet: press **Retrain with labels** on the Retrain tab.")
-names = {v.id: v.label for v in all_versions}
+names = {v.id: v.title for v in all_versions}  # "(active)" is said beside the picker
 newest = all_versions[0] if all_versions else None
 with versions_tab:
     if newest is not None:
@@ -144,6 +144,8 @@ with versions_tab:
         st.caption(
             f"{ui.plain(version.notes)} Training: {version.training.get('description', '–')}."
         )
+        if version.active:
+            st.badge("Active model", icon=":material/check_circle:", color="green")
         promote = not version.active and st.button(f"Promote v{version.id}", type="primary")
         # a refusal stays in view: only a promotion done reruns the page
         if promote and ui.guarded(lambda: learn.promote(con, version.id, ui.analyst_name())):

@@ -95,9 +95,13 @@ def test_retrain_preview_promote_and_label_next(labelled_demo):
     assert all(not label.startswith("Save x0 ") for label in saves), saves  # not a line at 0
     at.toggle(key="learn_th_budget").set_value(False).run()
 
+    assert not [m for m in at.markdown if "Active model" in m.value], "nothing active yet"
     promote = next(b for b in at.button if b.label.startswith("Promote v"))
     promote.click().run()
     assert not at.exception
+    # the picker's options never change (a browser kept a promoted version's old text in it)
+    assert all("(active)" not in o for o in at.selectbox(key="learn_version").options)
+    assert [m for m in at.markdown if "Active model" in m.value], "said beside it"
     con = store.open_workspace(path)
     try:
         assert versions.active_version(con, info.id) is not None

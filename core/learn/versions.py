@@ -67,12 +67,17 @@ class VersionSummary:
     active: bool = field(default=False, compare=False)
 
     @property
-    def label(self) -> str:
-        """'v3 · auto + classifier · 12 labels · 2026-05-01 10:22 (active)'."""
+    def title(self) -> str:
+        """'v3 · auto + classifier · 12 labels · 2026-05-01 10:22': what never changes (a
+        picker's options must not: a browser kept showing a promoted version's old text)."""
         kind = f"{self.detector}{' + classifier' if self.semi_supervised else ''}"
         when = f"{pd.Timestamp(self.created_at):%Y-%m-%d %H:%M}"
-        tail = " (active)" if self.active else ""
-        return f"v{self.id} · {kind} · {counted(len(self.label_ids), 'label')} · {when}{tail}"
+        return f"v{self.id} · {kind} · {counted(len(self.label_ids), 'label')} · {when}"
+
+    @property
+    def label(self) -> str:
+        """The title, and ' (active)' on the active version."""
+        return f"{self.title}{' (active)' if self.active else ''}"
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any], active_id: int | None) -> VersionSummary:

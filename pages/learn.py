@@ -94,7 +94,7 @@ with retrain_tab, st.form("learn_retrain"):
         "the stretches you called false alarms become normal data, the detector fitted "
         "without them keeps its say, and the alarm line keeps half of the first run's alarms so "
         "weak faults stay found. On 25 flooding aged demo plants 10 verdicts cut false alarms "
-        "to 0.32-0.47x and kept every fault the flood found on 19 (bench/bench_learning_flood.py).",
+        "to 0.31-0.47x and kept every fault the flood found on 20 (bench/bench_learning_flood.py).",
     )
     refusal = learn.retrain_refusal(labels_now, info.name)
     if refusal:

@@ -96,7 +96,8 @@ def test_a_version_taught_false_alarms_is_explained_through_its_geometric_mean(c
     assert "geometric mean" in expl.description
     text = method_text(expl, expl.peak)
     assert (
-        "times its base model's at this point" in text and "label classifier multiplied" not in text
+        "times that of the detector fitted without the taught false alarms at this point" in text
+        and "label classifier multiplied" not in text
     )
     assert f"model version v{version.id}" in expl.description
     _adds_up(expl)

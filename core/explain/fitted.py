@@ -154,7 +154,7 @@ def _version_fitted(
     factor = versioned.VersionFactor(learned, int(record["id"]))
     config = versioned.base_config(run, record)
     train = lambda: runs.prepare(con, config)[2]  # noqa: E731
-    explainer = ModelExplainer(learned.base, train, limits, factor=factor)
+    explainer = ModelExplainer(factor.explained, train, limits, factor=factor)
     return FittedRun(run, info, explainer, round(time.perf_counter() - started, 3), version=factor)
 
 

@@ -181,9 +181,9 @@ def method_text(explanation: Explanation, row: int) -> str:
         like = "confirmed faults" if factor > 1 else "false alarms"
         if TAUGHT_VERSION in explanation.description:
             return text + (
-                f" The version's score is {factor:.2f} times its base model's at this point: "
-                "the detector fitted without the taught false alarms and the label classifier "
-                "together."
+                f" The version's score is {factor:.2f} times that of the detector fitted "
+                "without the taught false alarms at this point: the detector taught them and "
+                "the label classifier together."
             )
         text += (
             f" Its label classifier multiplied the base model's score by {factor:.2f} at this "

@@ -6,6 +6,8 @@ score of its unsupervised base model, ``p'`` its label classifier's probability 
 times one factor, so the base model's contributions (exact where its detector allows) carried
 through that factor add up to the version's score, as TreeSHAP is carried through the forest's
 score. The factor itself is what the analysts' labels did at that point, and is shown as such.
+A version taught false alarms is carried through the detector fitted without them instead
+(`VersionFactor.explained`): its score is no one factor of either detector's.
 """
 
 from __future__ import annotations
@@ -66,7 +68,16 @@ class VersionFactor:
         self.version_id = int(version_id)
         self.from_stored = getattr(model, "untaught", None) is not None
         """A version taught false alarms scores a weighted geometric mean of its base model and the
-        detector fitted without them: its factor is the stored score over the base model's."""
+        detector fitted without them: it is explained through the latter (`explained`), and its
+        factor is the stored score over that detector's."""
+
+    @property
+    def explained(self) -> Any:
+        """The detector whose values the explanation carries: for a version taught false alarms
+        the one fitted without them, whose score is positive wherever the version's is (the
+        taught one may sit at 0 there: `core.learn.learned_model.TAUGHT_FLOOR`), so the ratio
+        carries its values to the version's score; otherwise the base model."""
+        return self.model.untaught if self.from_stored else self.model.base
 
     @property
     def has_classifier(self) -> bool:
@@ -92,9 +103,10 @@ class VersionFactor:
                 f" This run is model version v{self.version_id}, {TAUGHT_VERSION}: "
                 "its score is a weighted geometric mean of its base model's (which learnt from them) "
                 "and the same detector's fitted without them, times the factor its label "
-                f"classifier sets at each point, divided by {line}. The values are the base "
-                "model's, carried through the ratio of the version's score to it at each point "
-                f"(here {span}), so they add up to the version's score; the factor at each "
+                f"classifier sets at each point, divided by {line}. The values are those of the "
+                "detector fitted without them (the one that still sees faults far from every "
+                "verdict), carried through the ratio of the version's score to its score at each "
+                f"point (here {span}), so they add up to the version's score; the factor at each "
                 "point is shown beside it."
             )
         if not self.has_classifier:

@@ -10,6 +10,7 @@ each such stretch as a new operating mode, and alarms there only past `NEW_MODE_
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 TAIL = 0.005
 """Training ranges run from this quantile to its mirror, so a few odd training rows do not
@@ -71,7 +72,7 @@ def new_mode_rows(
     return rows
 
 
-def row_lines(frame) -> np.ndarray:
+def row_lines(frame: pd.DataFrame) -> np.ndarray:
     """Each scored row's alarm line in multiples of its model's: `NEW_MODE_LINE` in a new
     operating mode, 1 elsewhere (and everywhere for a frame without a ``new_mode`` column)."""
     if "new_mode" not in frame:

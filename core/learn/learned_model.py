@@ -128,6 +128,7 @@ class LearnedModel:
         operating mode (`NEW_MODE_LINE`): a speed the taught rows made known is still new to the
         untaught detector, and its raw score there, mixed into the taught line, put normal rows
         above faults (a flow noise burst went from 0.19x to 0.62x of the flood's false alarms).
+        The taught score counts at least `TAUGHT_FLOOR` of its line, so it cannot veto a row alone.
         """
         u = result.frame["score"].to_numpy(dtype=np.float64)
         untaught = getattr(self, "untaught", None)  # versions saved before it have none

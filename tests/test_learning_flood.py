@@ -246,3 +246,24 @@ def test_the_untaught_detectors_new_operating_mode_counts_against_its_own_line(w
     line = model.threshold
     assert (mixed[second] > line).mean() == 1.0, "mixed, every row of the second visit alarmed"
     assert (u[second] > line).mean() < 0.75 * (mixed[second] > line).mean()
+
+
+def test_cli_retrain_with_a_budget_that_is_no_positive_number_exits_2_in_one_line(tmp_path):
+    path = tmp_path / "workspace.duckdb"
+    con = store.open_workspace(path)
+    info = make_dataset(con, toy_frame(n=900))
+    add_labels(con, info, [("p1", 500, 520, "confirmed"), ("p1", 600, 620, "false_alarm")])
+    con.close()
+    args = ["retrain", "--db", str(path), "--dataset", info.name, "--budget-per-day", "0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "error: The alert budget must be a positive number of alarms a day. Got 0.0 instead.\n"
+    )
+    con = store.open_workspace(path)
+    try:
+        assert versions.list_versions(con, info.id) == []
+    finally:
+        con.close()

@@ -51,7 +51,7 @@ from bench_learning import ANALYST, label_suggestions, over_plants, unreviewed_r
 
 from core import store  # noqa: E402
 from core.detect.evaluation import label_points  # noqa: E402
-from core.detect.operating_range import NEW_MODE_LINE  # noqa: E402
+from core.detect.operating_range import NEW_MODE_LINE, row_lines  # noqa: E402
 from core.detect.runs import RunConfig, TrainingWindow, execute_run, training_mask  # noqa: E402
 from core.labels import history as labels_mod  # noqa: E402
 from core.labels.points import CONTEXT_SAMPLES  # noqa: E402
@@ -108,22 +108,17 @@ def _amid_flood(scores: pd.DataFrame, truth: pd.DataFrame, flag: np.ndarray) -> 
 
 def found_at_rate(scores: pd.DataFrame, graded: dict, rate: float) -> int:
     """Faults the run finds with its line moved until its false-alarm rate is ``rate``."""
-    score = scores["score"].to_numpy(dtype=np.float64) / own_lines(scores)
+    score = scores["score"].to_numpy(dtype=np.float64) / row_lines(scores)
     line = float(np.quantile(score[graded["normal"]], 1.0 - rate))
     hit = graded["judged"] & (graded["which"] >= 0) & (score > line)
     return len(np.unique(graded["which"][hit]))
-
-
-def own_lines(scores: pd.DataFrame) -> np.ndarray:
-    """Each row's alarm line: 1, and `NEW_MODE_LINE` in a new operating mode (as runs alarm)."""
-    return np.where(scores["new_mode"].fillna(False).to_numpy(dtype=bool), NEW_MODE_LINE, 1.0)
 
 
 def at_line(scores: pd.DataFrame, factor: float) -> pd.DataFrame:
     """A run's scores with its alarm line moved: scores times ``factor`` (1 stays the line)."""
     moved = scores.copy()
     moved["score"] = scores["score"] * factor
-    above = moved["score"].to_numpy() > own_lines(scores)
+    above = moved["score"].to_numpy() > row_lines(scores)
     moved["is_anomaly"] = above & ~scores["is_off"].to_numpy(dtype=bool)
     return moved
 
@@ -188,8 +183,8 @@ def lost_faults(
     labels = labels_mod.current_labels(con, info.id)
     alarms = labels[labels["verdict"] == "false_alarm"]
     pad = pd.Timedelta(seconds=CONTEXT_SAMPLES * float(info.interval_seconds or 60.0))
-    base_rel = base_scores["score"].to_numpy() / own_lines(base_scores)
-    rel = scores["score"].to_numpy() / own_lines(scores)
+    base_rel = base_scores["score"].to_numpy() / row_lines(base_scores)
+    rel = scores["score"].to_numpy() / row_lines(scores)
     rows = []
     for k in lost:
         t = truth.iloc[k]
@@ -236,7 +231,7 @@ def lost_faults(
 
 def _fa_share(scores: pd.DataFrame, graded: dict, row: int) -> float:
     """The false-alarm rate of a line at ``row``'s score (relative to each row's own line)."""
-    value = scores["score"].to_numpy(dtype=np.float64) / own_lines(scores)
+    value = scores["score"].to_numpy(dtype=np.float64) / row_lines(scores)
     return float((value[graded["normal"]] >= value[row]).mean())
 
 
